@@ -1,0 +1,52 @@
+//! MS-RDPELE 2.2.2.4 Server Platform Challenge (SERVER_PLATFORM_CHALLENGE).
+
+use bytes::BufMut;
+
+use super::blob::LicenseBinaryBlob;
+use super::codec::{take_array, u32_le, Wire};
+use super::error::{EncodeError, PResult};
+
+/// The server challenges the client with an RC4-encrypted random. The specification says
+/// `wBlobType` is ignored; real Windows servers put junk there, so it is kept as sent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ServerPlatformChallenge<'a> {
+    /// Reserved; zero from every server seen.
+    pub connect_flags: u32,
+    pub encrypted_platform_challenge: LicenseBinaryBlob<'a>,
+    pub mac_data: [u8; 16],
+}
+
+impl<'a> Wire<'a> for ServerPlatformChallenge<'a> {
+    const NAME: &'static str = "SERVER_PLATFORM_CHALLENGE";
+
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, connect_flags) = u32_le(input, Self::NAME, "ConnectFlags")?;
+        let (rest, encrypted_platform_challenge) =
+            LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedPlatformChallenge")(rest)?;
+        let (rest, mac_data) = take_array(rest, Self::NAME, "MACData")?;
+        Ok((
+            rest,
+            Self {
+                connect_flags,
+                encrypted_platform_challenge,
+                mac_data,
+            },
+        ))
+    }
+
+    fn encoded_len(&self) -> usize {
+        4 + self.encrypted_platform_challenge.encoded_len() + 16
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.connect_flags);
+        self.encrypted_platform_challenge.encode_as(
+            buf,
+            Self::NAME,
+            "EncryptedPlatformChallenge",
+        )?;
+        buf.put_slice(&self.mac_data);
+        Ok(())
+    }
+}
