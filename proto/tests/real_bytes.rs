@@ -142,3 +142,90 @@ fn xfreerdp_client_messages() {
     assert_eq!(info.license_info.blob_type, BlobType::BB_DATA_BLOB);
     assert_eq!(info.encrypted_hwid.data.len(), 20);
 }
+
+/// Decodes `bytes[at..at + len]` as `T` and checks it re-encodes to exactly that slice.
+fn sub_structure<'a, T: Wire<'a> + core::fmt::Debug>(bytes: &'a [u8], at: usize, len: usize) -> T {
+    let slice = &bytes[at..at + len];
+    let value = T::decode(slice).unwrap_or_else(|e| panic!("{}: {e}", T::NAME));
+    assert_eq!(
+        value.to_vec().unwrap(),
+        slice,
+        "{} does not round-trip",
+        T::NAME
+    );
+    value
+}
+
+#[test]
+fn windows_license_request_sub_structures_round_trip_on_their_own() {
+    let body = &LICENSE_REQUEST[4..];
+    let product = sub_structure::<ProductInfo>(body, 32, 12 + 0x2c + 8);
+    assert_eq!(product.product_id.to_string_lossy(), "A02");
+    let at = 32 + product.encoded_len();
+    let keys = sub_structure::<KeyExchangeList>(body, at, 8);
+    let at = at + keys.encoded_len();
+    let cert_blob = sub_structure::<ServerCertificateBlob>(body, at, 4 + 0x812);
+    let certificate = sub_structure::<ServerCertificate>(body, at + 4, 0x812);
+    assert_eq!(cert_blob.certificate.as_ref(), Some(&certificate));
+    let chain = sub_structure::<X509CertificateChain>(body, at + 8, 0x812 - 4);
+    let first = sub_structure::<CertBlob>(body, at + 12, 4 + 0x2f5);
+    assert_eq!(chain.certificates.iter().next(), Some(first));
+    let at = at + cert_blob.encoded_len();
+    let scopes = sub_structure::<ScopeList>(body, at, body.len() - at);
+    let scope = sub_structure::<Scope>(body, at + 4, body.len() - at - 4);
+    assert_eq!(scopes.scopes.iter().collect::<Vec<_>>(), [scope]);
+}
+
+#[test]
+fn xrdp_proprietary_certificate_round_trips_on_its_own() {
+    let body = after_security_header(XRDP_REQUEST);
+    // preamble 4, random 32, product info 12 + 0x2c + 8, key exchange list 8, blob header 4,
+    // dwVersion 4.
+    let at = 4 + 32 + 12 + 0x2c + 8 + 8 + 4 + 4;
+    let cert = sub_structure::<ProprietaryCertificate>(body, at, 0xb8 - 4);
+    let key = sub_structure::<RsaPublicKey>(body, at + 12, 0x5c);
+    assert_eq!(cert.public_key, key);
+    assert_eq!(cert.sig_alg_id, 1);
+    assert_eq!(cert.public_key_blob_type, BlobType::BB_RSA_KEY_BLOB);
+    assert_eq!(cert.signature_blob_type, BlobType::BB_RSA_SIGNATURE_BLOB);
+}
+
+#[test]
+fn xfreerdp_blobs_round_trip_on_their_own() {
+    let body = after_security_header(XF_NLR);
+    let premaster = sub_structure::<LicenseBinaryBlob>(body, 4 + 40, 4 + 72);
+    assert_eq!(premaster.blob_type, BlobType::BB_RANDOM_BLOB);
+    let user = sub_structure::<LicenseBinaryBlob>(body, 4 + 40 + 76, 4 + 5);
+    assert_eq!(
+        (user.blob_type, user.data),
+        (BlobType::BB_CLIENT_USER_NAME_BLOB, &b"test\0"[..])
+    );
+}
+
+/// xfreerdp's clear-text HWID for client hostname "vm": LE32(0x04010000) then MD5("vm")
+/// (FreeRDP's license.c; DESIGN §6).
+#[test]
+fn xfreerdp_hardware_id_layout() {
+    let bytes = hex::decode("00000104686c821a80914aef822465b48019cd34").unwrap();
+    let hwid = ClientHardwareId::decode(&bytes).unwrap();
+    assert_eq!(hwid.platform_id, 0x0401_0000);
+    assert_eq!(hex::encode(hwid.data), "686c821a80914aef822465b48019cd34");
+    assert_eq!(hwid.to_vec().unwrap(), bytes);
+}
+
+/// xfreerdp's clear-text challenge response: wVersion 0x0100, wClientType 0xFF00,
+/// wLicenseDetailLevel 0x0003, then the challenge it decrypted (FreeRDP's license.c; the
+/// challenge bytes here are illustrative, the layout is not).
+#[test]
+fn xfreerdp_challenge_response_data_layout() {
+    let bytes = hex::decode("000100ff03000a0054455354000000000000").unwrap();
+    let data = PlatformChallengeResponseData::decode(&bytes).unwrap();
+    assert_eq!(data.version, 0x0100);
+    assert_eq!(data.client_type, ClientType::OTHER_PLATFORMCHALLENGE_TYPE);
+    assert_eq!(
+        data.license_detail_level,
+        LicenseDetailLevel::LICENSE_DETAIL_DETAIL
+    );
+    assert_eq!(data.challenge, b"TEST\0\0\0\0\0\0");
+    assert_eq!(data.to_vec().unwrap(), bytes);
+}
