@@ -2,6 +2,14 @@
 //! value or a typed error (never a panic), allocates nothing, and anything it accepts
 //! re-encodes to exactly the bytes it was given.
 
+// Test code: a failed unwrap or index is the test failing, with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use rdpele_proto::wire::{LicensingPdu, NewLicenseInfo, Wire, WireError};
 
 /// Captures paired with how many framing bytes (the basic security header) precede the

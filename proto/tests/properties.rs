@@ -1,6 +1,14 @@
 //! Property tests: every wire structure, generated with `arbitrary`, encodes to bytes that
 //! decode to the same value and re-encode to the same bytes.
 
+// Test code: a failed unwrap or index is the test failing, with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use rdpele_proto::wire::*;
 
 /// The only acceptable encoder failure for a generated value is a length or count that really

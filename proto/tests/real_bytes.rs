@@ -1,6 +1,14 @@
 //! Every real capture decodes and re-encodes byte for byte, and its fields say what the capture
 //! is known to hold.
 
+// Test code: a failed unwrap or index is the test failing, with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use rdpele_proto::wire::*;
 
 const LICENSE_REQUEST: &[u8] = include_bytes!("../../captures/server_license_request.bin");

@@ -1,7 +1,26 @@
-//! Subcommands.
+//! The `rdpele` command line: one module per subcommand.
+
+mod decode;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// RDP licensing (MS-RDPELE) test harness and emulator.
+#[derive(Debug, Parser)]
+#[command(name = "rdpele", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Decode(decode::DecodeArgs),
+}
+
 pub fn run() -> ExitCode {
-    ExitCode::SUCCESS
+    match Cli::parse().command {
+        Command::Decode(args) => decode::run(&args),
+    }
 }

@@ -1,1 +1,26 @@
-//! Placeholder replaced by the envelope implementation.
+//! The framing around licensing PDUs, enough to pull licensing messages out of a raw RDP byte
+//! stream and to wrap them back, byte for byte: TPKT (T.123), X.224 class 0, MCS Send Data
+//! (T.125, PER), the security headers (MS-RDPBCGR 2.2.8.1.1.2) and fast-path framing, one module
+//! per structure like [`crate::wire`]. [`LicensingFrame`] is a whole licensing PDU on the wire;
+//! [`walk`] goes through a captured stream PDU by PDU.
+
+pub mod fast_path;
+pub mod licensing_frame;
+pub mod mcs;
+pub mod secured_licensing_pdu;
+pub mod security_header;
+pub mod stream;
+pub mod tpkt;
+pub mod x224;
+
+pub use fast_path::FastPathPdu;
+pub use licensing_frame::LicensingFrame;
+pub use mcs::{ConnectPdu, DomainMcsPdu, McsPduType, McsSendData, SendDataDirection};
+pub use secured_licensing_pdu::SecuredLicensingPdu;
+pub use security_header::{
+    AnySecurityHeader, FipsSecurityHeader, NonFipsSecurityHeader, SecurityFlags, SecurityHeader,
+    SecurityHeaderKind,
+};
+pub use stream::{walk, StreamItem, StreamPdu, Walk};
+pub use tpkt::Tpkt;
+pub use x224::{TpduCode, X224Data};

@@ -27,7 +27,7 @@ impl<'a> KeyExchangeList<'a> {
     /// Views `algorithms` (little-endian dwords) as a list; `None` if it is not a whole number of
     /// dwords.
     pub fn new(blob_type: BlobType, algorithms: &'a [u8]) -> Option<Self> {
-        (algorithms.len() % 4 == 0).then_some(Self {
+        algorithms.len().is_multiple_of(4).then_some(Self {
             blob_type,
             algorithms,
         })

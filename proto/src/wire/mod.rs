@@ -2,7 +2,7 @@
 //! module per structure. Parsers borrow from the input and never allocate; encoders append to a
 //! caller-provided [`bytes::BufMut`].
 
-mod open_enum;
+pub(crate) mod open_enum;
 
 pub mod blob;
 pub mod challenge_response;

@@ -1,0 +1,301 @@
+//! Looking inside captured licensing traffic: framing detection, pcap reassembly, and the
+//! description `rdpele decode` prints.
+
+pub mod describe;
+pub mod pcap;
+pub mod render;
+
+use rdpele_proto::envelope::{self, SecuredLicensingPdu, StreamPdu};
+use rdpele_proto::wire::{LicensingPdu, MessageType, NewLicenseInfo, Wire, WireError};
+use serde_json::{json, Map, Value};
+
+/// How the licensing messages in an input are wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// LICENSE_PREAMBLE and message, nothing around it.
+    Bare,
+    /// A basic security header (SEC_LICENSE_PKT), then the preamble.
+    SecurityHeader,
+    /// TPKT frames: X.224 Data, MCS Send Data, security header, licensing PDU.
+    Tpkt,
+    /// A pcap/pcapng capture of an RDP connection.
+    Pcap,
+    /// A decrypted NEW_LICENSE_INFO.
+    NewLicenseInfo,
+}
+
+impl Framing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::SecurityHeader => "security_header",
+            Self::Tpkt => "tpkt",
+            Self::Pcap => "pcap",
+            Self::NewLicenseInfo => "new_license_info",
+        }
+    }
+}
+
+impl std::fmt::Display for Framing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One decoded licensing message.
+#[derive(Debug)]
+pub struct Message {
+    /// The description printed for it (JSON, or rendered as a tree).
+    pub document: Value,
+    /// Whether re-encoding the parsed value (with its framing) gave back the input bytes.
+    pub roundtrip_identical: bool,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Complete,
+    /// Decoding stopped here; the messages before it were decoded.
+    Malformed(String),
+}
+
+#[derive(Debug)]
+pub struct Decoded {
+    pub messages: Vec<Message>,
+    /// Things the reader should know that are not errors (TLS took over, a TCP gap, ...).
+    pub notes: Vec<String>,
+    pub outcome: Outcome,
+}
+
+fn known_message_type(byte: Option<&u8>) -> bool {
+    byte.is_some_and(|b| MessageType(*b).name().is_some())
+}
+
+fn u16_le_at(data: &[u8], at: usize) -> Option<usize> {
+    let bytes = data.get(at..at.checked_add(2)?)?;
+    Some(usize::from(u16::from_le_bytes([
+        *bytes.first()?,
+        *bytes.get(1)?,
+    ])))
+}
+
+/// Guesses the framing from the first bytes. A preamble whose wMsgSize matches the input
+/// length decides between a bare message and one behind a security header (the first byte of
+/// an ERROR_ALERT, 0xFF, also looks like security flags with SEC_LICENSE_PKT).
+pub fn detect_framing(data: &[u8]) -> Framing {
+    if pcap::is_capture_file(data) {
+        return Framing::Pcap;
+    }
+    if data.starts_with(&[0x03, 0x00]) {
+        return Framing::Tpkt;
+    }
+    let bare = known_message_type(data.first()) && u16_le_at(data, 2) == Some(data.len());
+    let secured = u16_le_at(data, 0).is_some_and(|flags| flags & 0x0080 != 0)
+        && known_message_type(data.get(4))
+        && u16_le_at(data, 6).map(|size| size + 4) == Some(data.len());
+    match (bare, secured) {
+        (true, _) => Framing::Bare,
+        (false, true) => Framing::SecurityHeader,
+        (false, false) if NewLicenseInfo::decode(data).is_ok() => Framing::NewLicenseInfo,
+        (false, false)
+            if u16_le_at(data, 0).is_some_and(|flags| flags & 0x0080 != 0)
+                && known_message_type(data.get(4)) =>
+        {
+            Framing::SecurityHeader
+        }
+        (false, false) => Framing::Bare,
+    }
+}
+
+/// Decodes every licensing message in `data`, framed as `framing`.
+pub fn decode(data: &[u8], framing: Framing, with_raw: bool) -> Decoded {
+    let mut decoded = Decoded {
+        messages: Vec::new(),
+        notes: Vec::new(),
+        outcome: Outcome::Complete,
+    };
+    let context = Context {
+        framing,
+        with_raw,
+        stream: None,
+    };
+    if framing == Framing::Bare && matches!(data, [0x30, 0x81..=0x84, ..]) {
+        decoded.outcome = Outcome::Malformed(
+            "the input is DER-encoded (a certificate or a CAL), not a licensing message".into(),
+        );
+        return decoded;
+    }
+    match framing {
+        Framing::Bare => single(&mut decoded, data, &context, |bytes| {
+            LicensingPdu::decode(bytes).map(|pdu| {
+                let document = describe::licensing_pdu(&pdu, bytes.len());
+                (document, pdu.to_vec().ok())
+            })
+        }),
+        Framing::SecurityHeader => single(&mut decoded, data, &context, |bytes| {
+            SecuredLicensingPdu::decode(bytes).map(|secured| {
+                let mut document = describe::licensing_pdu(&secured.pdu, secured.pdu.encoded_len());
+                insert(
+                    &mut document,
+                    "security_header",
+                    describe::security_header(&secured.security),
+                );
+                (document, secured.to_vec().ok())
+            })
+        }),
+        Framing::NewLicenseInfo => single(&mut decoded, data, &context, |bytes| {
+            NewLicenseInfo::decode(bytes)
+                .map(|info| (describe::new_license_info(&info), info.to_vec().ok()))
+        }),
+        Framing::Tpkt => stream(&mut decoded, data, &context, None),
+        Framing::Pcap => match pcap::tcp_streams(data) {
+            Ok(streams) => {
+                for (index, tcp) in streams.iter().enumerate() {
+                    if tcp.bytes_after_gap > 0 {
+                        decoded.notes.push(format!(
+                            "TCP {} -> {}: a gap that never fills; {} byte(s) after it are not decoded",
+                            tcp.src, tcp.dst, tcp.bytes_after_gap
+                        ));
+                    }
+                    let context = Context {
+                        stream: Some(index),
+                        ..context
+                    };
+                    stream(&mut decoded, &tcp.bytes, &context, Some(tcp));
+                    if matches!(decoded.outcome, Outcome::Malformed(_)) {
+                        break;
+                    }
+                }
+                decoded.messages.sort_by_key(|m| {
+                    m.document
+                        .get("packet")
+                        .and_then(Value::as_u64)
+                        .unwrap_or_default()
+                });
+            }
+            Err(error) => decoded.outcome = Outcome::Malformed(format!("{error:#}")),
+        },
+    }
+    decoded
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Context {
+    framing: Framing,
+    with_raw: bool,
+    stream: Option<usize>,
+}
+
+/// Decodes an input holding exactly one message.
+fn single(
+    decoded: &mut Decoded,
+    data: &[u8],
+    context: &Context,
+    parse: impl FnOnce(&[u8]) -> Result<(Value, Option<Vec<u8>>), WireError>,
+) {
+    match parse(data) {
+        Ok((document, reencoded)) => decoded
+            .messages
+            .push(finish(document, data, 0, context, reencoded)),
+        Err(error) => decoded.outcome = Outcome::Malformed(error.to_string()),
+    }
+}
+
+/// Adds the framing facts every document carries and checks the round trip.
+fn finish(
+    mut document: Value,
+    raw: &[u8],
+    offset: usize,
+    context: &Context,
+    reencoded: Option<Vec<u8>>,
+) -> Message {
+    let roundtrip_identical = reencoded.as_deref() == Some(raw);
+    if let Value::Object(map) = &mut document {
+        let mut ordered = Map::new();
+        ordered.insert(
+            "message_type".into(),
+            map.remove("message_type").unwrap_or(Value::Null),
+        );
+        ordered.insert("framing".into(), context.framing.name().into());
+        ordered.insert("offset".into(), offset.into());
+        ordered.insert("length".into(), raw.len().into());
+        ordered.append(map);
+        if context.with_raw {
+            ordered.insert("raw".into(), describe::bytes(raw));
+        }
+        *map = ordered;
+    }
+    Message {
+        document,
+        roundtrip_identical,
+    }
+}
+
+fn insert(document: &mut Value, key: &str, value: Value) {
+    if let Value::Object(map) = document {
+        map.insert(key.into(), value);
+    }
+}
+
+/// Walks a one-direction RDP byte stream and decodes its licensing frames.
+fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&pcap::TcpStream>) {
+    for item in envelope::walk(bytes) {
+        let item = match item {
+            Ok(item) => item,
+            Err(error) => {
+                let place = tcp
+                    .map(|t| format!("TCP {} -> {}: ", t.src, t.dst))
+                    .unwrap_or_default();
+                decoded.outcome = Outcome::Malformed(format!("{place}{error}"));
+                return;
+            }
+        };
+        let (offset, raw) = (item.offset, item.bytes);
+        let document = match &item.pdu {
+            StreamPdu::Licensing(frame) => {
+                let secured = &frame.secured;
+                let mut document = describe::licensing_pdu(&secured.pdu, secured.pdu.encoded_len());
+                insert(
+                    &mut document,
+                    "security_header",
+                    describe::security_header(&secured.security),
+                );
+                insert(&mut document, "frame", describe::frame_layers(frame));
+                Some((document, frame.to_vec().ok()))
+            }
+            StreamPdu::EncryptedLicensing(_) => {
+                decoded.notes.push(format!(
+                    "offset {offset}: an encrypted licensing PDU (SEC_ENCRYPT); its session keys are not known"
+                ));
+                None
+            }
+            StreamPdu::Tls => {
+                decoded.notes.push(format!(
+                    "offset {offset}: the connection switches to TLS; licensing inside TLS cannot be decoded from a capture"
+                ));
+                None
+            }
+            StreamPdu::SendData(_)
+            | StreamPdu::Mcs(_)
+            | StreamPdu::X224(_)
+            | StreamPdu::FastPath(_) => None,
+        };
+        if let Some((mut document, reencoded)) = document {
+            if let Some(tcp) = tcp {
+                insert(&mut document, "packet", tcp.packet_at(offset).into());
+                insert(
+                    &mut document,
+                    "stream",
+                    json!({
+                        "src": tcp.src.to_string(),
+                        "dst": tcp.dst.to_string(),
+                        "index": context.stream,
+                        "opened_connection": tcp.opened_connection,
+                    }),
+                );
+            }
+            decoded
+                .messages
+                .push(finish(document, raw, offset, context, reencoded));
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! A licensing PDU as it travels on the wire (MS-RDPELE 2.2.2 TS_LICENSING_PDU): TPKT, X.224
+//! Data, MCS Send Data, security header, preamble and message.
+
+use bytes::BufMut;
+
+use super::mcs::{McsSendData, SendDataDirection};
+use super::secured_licensing_pdu::SecuredLicensingPdu;
+use super::tpkt::Tpkt;
+use super::x224::X224Data;
+use crate::wire::codec::{parse_within, Wire};
+use crate::wire::error::{EncodeError, PResult, ParseError};
+use crate::wire::LicensingPdu;
+
+/// MS-RDPELE 2.2.2 TS_LICENSING_PDU (MS-RDPBCGR 2.2.1.12 for the Valid Client case): a licensing
+/// PDU in its TPKT packet, X.224 Data TPDU and MCS Send Data Request (client to server) or
+/// Indication (server to client). Every length is derived when encoding; every other header
+/// byte is kept as seen, so whatever parses re-encodes byte for byte.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct LicensingFrame<'a> {
+    /// [`Tpkt::reserved`].
+    pub tpkt_reserved: u8,
+    /// [`X224Data::eot`].
+    pub x224_eot: u8,
+    pub direction: SendDataDirection,
+    /// [`McsSendData::initiator`]: the user id minus 1001.
+    pub initiator: u16,
+    pub channel_id: u16,
+    /// [`McsSendData::flags`].
+    pub mcs_flags: u8,
+    /// [`McsSendData::long_length`].
+    pub long_length: bool,
+    pub secured: SecuredLicensingPdu<'a>,
+}
+
+impl<'a> LicensingFrame<'a> {
+    /// The MCS I/O channel every known server announces in its Server Network Data (what
+    /// FreeRDP and xrdp call MCS_GLOBAL_CHANNEL).
+    pub const IO_CHANNEL_ID: u16 = 1003;
+
+    /// A frame as Windows builds one: TPKT reserved 0, EOT, dataPriority high with
+    /// segmentation begin | end, the shortest PER length, and a basic security header with
+    /// only SEC_LICENSE_PKT. A server sends an Indication with the initiator it uses for its
+    /// own channel (1002, wire value 1); a client sends a Request with its user channel.
+    /// `initiator` is the wire value (user id minus 1001).
+    pub fn new(
+        direction: SendDataDirection,
+        initiator: u16,
+        channel_id: u16,
+        pdu: LicensingPdu<'a>,
+    ) -> Self {
+        Self {
+            tpkt_reserved: 0,
+            x224_eot: X224Data::EOT,
+            direction,
+            initiator,
+            channel_id,
+            mcs_flags: McsSendData::HIGH_PRIORITY_BEGIN_END,
+            long_length: false,
+            secured: SecuredLicensingPdu::new(pdu),
+        }
+    }
+
+    /// Completes a frame whose outer layers are parsed by reading the Send Data's userData as
+    /// a secured licensing PDU, all of it.
+    pub(super) fn from_layers(
+        tpkt: Tpkt<'a>,
+        x224: X224Data<'a>,
+        send_data: McsSendData<'a>,
+    ) -> Result<Self, nom::Err<ParseError<'a>>> {
+        let secured = parse_within(
+            send_data.user_data,
+            SecuredLicensingPdu::NAME,
+            SecuredLicensingPdu::parse,
+        )?;
+        Ok(Self {
+            tpkt_reserved: tpkt.reserved,
+            x224_eot: x224.eot,
+            direction: send_data.direction,
+            initiator: send_data.initiator,
+            channel_id: send_data.channel_id,
+            mcs_flags: send_data.flags,
+            long_length: send_data.long_length,
+            secured,
+        })
+    }
+
+    /// The Send Data header fields; its userData is left empty because the frame writes the
+    /// secured PDU there itself.
+    fn send_data_header(&self) -> McsSendData<'static> {
+        McsSendData {
+            direction: self.direction,
+            initiator: self.initiator,
+            channel_id: self.channel_id,
+            flags: self.mcs_flags,
+            long_length: self.long_length,
+            user_data: &[],
+        }
+    }
+}
+
+impl<'a> Wire<'a> for LicensingFrame<'a> {
+    const NAME: &'static str = "TS_LICENSING_PDU";
+
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, tpkt) = Tpkt::parse(input)?;
+        let x224 = parse_within(tpkt.payload, X224Data::NAME, X224Data::parse)?;
+        let send_data = parse_within(x224.payload, McsSendData::NAME, McsSendData::parse)?;
+        Ok((rest, Self::from_layers(tpkt, x224, send_data)?))
+    }
+
+    fn encoded_len(&self) -> usize {
+        let secured_len = self.secured.encoded_len();
+        Tpkt::HEADER_LEN
+            + X224Data::HEADER_LEN
+            + self.send_data_header().header_len(secured_len)
+            + secured_len
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let secured_len = self.secured.encoded_len();
+        let send_data = self.send_data_header();
+        let x224_payload_len = send_data.header_len(secured_len) + secured_len;
+        Tpkt::encode_header(
+            self.tpkt_reserved,
+            X224Data::HEADER_LEN + x224_payload_len,
+            buf,
+        )?;
+        X224Data::encode_header(self.x224_eot, buf);
+        send_data.encode_header(secured_len, buf)?;
+        self.secured.encode(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::SecurityFlags;
+    use crate::wire::{BlobType, ErrorCode, LicensingMessage, WireErrorKind};
+
+    /// A Windows server's Valid Client PDU, decrypted from TLS by a network monitor: Apache
+    /// CloudStack, services/console-proxy-rdp/rdpconsole/src/main/java/rdpclient/
+    /// ServerLicenseErrorPDUValidClient.java. flagsHi holds junk (0xbcf1).
+    const WINDOWS_VALID_CLIENT: [u8; 34] = [
+        0x03, 0x00, 0x00, 0x22, 0x02, 0xf0, 0x80, 0x68, 0x00, 0x01, 0x03, 0xeb, 0x70, 0x14, 0x80,
+        0x00, 0xf1, 0xbc, 0xff, 0x03, 0x10, 0x00, 0x07, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+        0x04, 0x00, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn parses_windows_valid_client_and_encodes_byte_exact() {
+        let frame = LicensingFrame::decode(&WINDOWS_VALID_CLIENT).unwrap();
+        assert_eq!(frame.direction, SendDataDirection::Indication);
+        assert_eq!((frame.initiator, frame.channel_id), (1, 1003));
+        assert_eq!(frame.mcs_flags, 0x70);
+        assert!(!frame.long_length);
+        assert_eq!(frame.secured.security.flags, SecurityFlags::SEC_LICENSE_PKT);
+        assert_eq!(frame.secured.security.flags_hi, 0xbcf1);
+        let LicensingMessage::ErrorAlert(alert) = &frame.secured.pdu.message else {
+            panic!("{:?}", frame.secured.pdu.message)
+        };
+        assert_eq!(alert.error_code, ErrorCode::STATUS_VALID_CLIENT);
+        assert_eq!(alert.error_info.blob_type, BlobType::BB_ERROR_BLOB);
+        assert_eq!(frame.encoded_len(), WINDOWS_VALID_CLIENT.len());
+        assert_eq!(frame.to_vec().unwrap(), WINDOWS_VALID_CLIENT);
+    }
+
+    #[test]
+    fn new_frame_matches_windows_but_for_flags_hi() {
+        let parsed = LicensingFrame::decode(&WINDOWS_VALID_CLIENT).unwrap();
+        let frame = LicensingFrame::new(
+            SendDataDirection::Indication,
+            1,
+            LicensingFrame::IO_CHANNEL_ID,
+            parsed.secured.pdu,
+        );
+        let mut expected = WINDOWS_VALID_CLIENT;
+        expected[16..18].copy_from_slice(&[0, 0]);
+        assert_eq!(frame.to_vec().unwrap(), expected);
+    }
+
+    #[test]
+    fn reports_errors_at_their_offset_in_the_frame() {
+        let mut bytes = WINDOWS_VALID_CLIENT;
+        bytes[18] = 0x42;
+        let err = LicensingFrame::decode(&bytes).unwrap_err();
+        assert_eq!(
+            (err.structure, err.field, err.offset),
+            ("LICENSE_PREAMBLE", "bMsgType", 18)
+        );
+        assert_eq!(err.kind, WireErrorKind::UnsupportedValue { value: 0x42 });
+    }
+
+    #[test]
+    fn user_data_longer_than_the_licensing_pdu_is_trailing_bytes() {
+        let mut bytes = WINDOWS_VALID_CLIENT.to_vec();
+        bytes.push(0);
+        bytes[3] += 1;
+        bytes[13] += 1;
+        let err = LicensingFrame::decode(&bytes).unwrap_err();
+        assert_eq!((err.structure, err.offset), ("TS_LICENSING_PDU", 34));
+        assert_eq!(err.kind, WireErrorKind::TrailingBytes { count: 1 });
+    }
+
+    #[test]
+    fn every_prefix_is_rejected() {
+        for len in 0..WINDOWS_VALID_CLIENT.len() {
+            assert!(
+                LicensingFrame::decode(&WINDOWS_VALID_CLIENT[..len]).is_err(),
+                "prefix {len}"
+            );
+        }
+    }
+}
