@@ -222,11 +222,11 @@ fn xfreerdp_hardware_id_layout() {
 }
 
 /// xfreerdp's clear-text challenge response: wVersion 0x0100, wClientType 0xFF00,
-/// wLicenseDetailLevel 0x0003, then the challenge it decrypted (FreeRDP's license.c; the
-/// challenge bytes here are illustrative, the layout is not).
+/// wLicenseDetailLevel 0x0003, then the challenge it decrypted: Windows' platform challenge
+/// is "TEST" in UTF-16LE with its NUL (FreeRDP's license.c).
 #[test]
 fn xfreerdp_challenge_response_data_layout() {
-    let bytes = hex::decode("000100ff03000a0054455354000000000000").unwrap();
+    let bytes = hex::decode("000100ff03000a0054004500530054000000").unwrap();
     let data = PlatformChallengeResponseData::decode(&bytes).unwrap();
     assert_eq!(data.version, 0x0100);
     assert_eq!(data.client_type, ClientType::OTHER_PLATFORMCHALLENGE_TYPE);
@@ -234,6 +234,7 @@ fn xfreerdp_challenge_response_data_layout() {
         data.license_detail_level,
         LicenseDetailLevel::LICENSE_DETAIL_DETAIL
     );
-    assert_eq!(data.challenge, b"TEST\0\0\0\0\0\0");
+    assert_eq!(Utf16(data.challenge).to_string_lossy(), "TEST");
+    assert_eq!(data.challenge.len(), 10);
     assert_eq!(data.to_vec().unwrap(), bytes);
 }

@@ -54,3 +54,29 @@ impl<'a> Wire<'a> for ClientPlatformChallengeResponse<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::BlobType;
+
+    /// mstsc types the response blob BB_DATA_BLOB where the spec says BB_ENCRYPTED_DATA_BLOB.
+    #[test]
+    fn mstsc_data_blob_type_is_kept_and_re_emitted() {
+        let mut bytes = vec![0x01, 0x00, 0x12, 0x00];
+        bytes.extend([0xaa; 0x12]);
+        bytes.extend([0x09, 0x00, 0x14, 0x00]);
+        bytes.extend([0xbb; 0x14]);
+        bytes.extend([0xcc; 16]);
+        let response = ClientPlatformChallengeResponse::decode(&bytes).unwrap();
+        assert_eq!(
+            response.encrypted_platform_challenge_response.blob_type,
+            BlobType::BB_DATA_BLOB
+        );
+        assert_eq!(
+            response.encrypted_hwid.blob_type,
+            BlobType::BB_ENCRYPTED_DATA_BLOB
+        );
+        assert_eq!(response.to_vec().unwrap(), bytes);
+    }
+}

@@ -50,3 +50,24 @@ impl<'a> Wire<'a> for ServerPlatformChallenge<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::BlobType;
+
+    /// Windows puts junk in the challenge's wBlobType (the spec says it is ignored): keep it.
+    #[test]
+    fn junk_blob_type_is_kept_and_re_emitted() {
+        let mut bytes = vec![0, 0, 0, 0, 0xef, 0xbe, 0x0a, 0x00];
+        bytes.extend([0x46, 0x37, 0x85, 0x54, 0x8e, 0xc5, 0x91, 0x34, 0x97, 0x5d]);
+        bytes.extend([0x11; 16]);
+        let challenge = ServerPlatformChallenge::decode(&bytes).unwrap();
+        assert_eq!(
+            challenge.encrypted_platform_challenge.blob_type,
+            BlobType(0xbeef)
+        );
+        assert_eq!(challenge.encrypted_platform_challenge.data.len(), 10);
+        assert_eq!(challenge.to_vec().unwrap(), bytes);
+    }
+}
