@@ -53,14 +53,8 @@ fn message(message: &LicensingMessage<'_>) -> Value {
             "encrypted_platform_challenge": blob(&m.encrypted_platform_challenge),
             "mac_data": bytes(&m.mac_data),
         }),
-        LicensingMessage::NewLicense(m) => json!({
-            "encrypted_license_info": blob(&m.encrypted_license_info),
-            "mac_data": bytes(&m.mac_data),
-        }),
-        LicensingMessage::UpgradeLicense(m) => json!({
-            "encrypted_license_info": blob(&m.encrypted_license_info),
-            "mac_data": bytes(&m.mac_data),
-        }),
+        LicensingMessage::NewLicense(m) => server_license(m),
+        LicensingMessage::UpgradeLicense(m) => server_license(m),
         LicensingMessage::LicenseInfo(m) => json!({
             "preferred_key_exchange_alg": m.preferred_key_exchange_alg,
             "platform_id": m.platform_id,
@@ -91,6 +85,13 @@ fn message(message: &LicensingMessage<'_>) -> Value {
             "error_info": blob(&m.error_info),
         }),
     }
+}
+
+fn server_license<const UPGRADE: bool>(m: &ServerLicense<'_, UPGRADE>) -> Value {
+    json!({
+        "encrypted_license_info": blob(&m.encrypted_license_info),
+        "mac_data": bytes(&m.mac_data),
+    })
 }
 
 fn license_request(m: &ServerLicenseRequest<'_>) -> Value {
