@@ -44,12 +44,14 @@ impl<'a> LicenseBinaryBlob<'a> {
     /// Size of `wBlobType` and `wBlobLen`.
     pub const HEADER_LEN: usize = 4;
 
+    #[inline]
     pub fn new(blob_type: BlobType, data: &'a [u8]) -> Self {
         Self { blob_type, data }
     }
 
     /// Parses a blob attributing errors to the enclosing structure's field, which says more to a
     /// reader than "LICENSE_BINARY_BLOB" alone.
+    #[inline]
     pub(crate) fn parse_as(
         structure: &'static str,
         name: &'static str,
@@ -86,6 +88,7 @@ impl<'a> LicenseBinaryBlob<'a> {
 impl<'a> Wire<'a> for LicenseBinaryBlob<'a> {
     const NAME: &'static str = "LICENSE_BINARY_BLOB";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         Self::parse_as(Self::NAME, "blobData")(input)
     }

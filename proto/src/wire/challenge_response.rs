@@ -20,6 +20,7 @@ pub struct ClientPlatformChallengeResponse<'a> {
 impl<'a> Wire<'a> for ClientPlatformChallengeResponse<'a> {
     const NAME: &'static str = "CLIENT_PLATFORM_CHALLENGE_RESPONSE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, encrypted_platform_challenge_response) =
             LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedPlatformChallengeResponse")(input)?;

@@ -40,6 +40,7 @@ pub struct PlatformChallengeResponseData<'a> {
 impl<'a> Wire<'a> for PlatformChallengeResponseData<'a> {
     const NAME: &'static str = "PLATFORM_CHALLENGE_RESPONSE_DATA";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, version) = u16_le(input, Self::NAME, "wVersion")?;
         let (rest, client_type) = u16_le(rest, Self::NAME, "wClientType")?;

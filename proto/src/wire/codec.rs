@@ -23,6 +23,7 @@ pub trait Wire<'a>: Sized {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError>;
 
     /// Parses `input` as exactly one structure: trailing bytes are an error, never dropped.
+    #[inline]
     fn decode(input: &'a [u8]) -> Result<Self, WireError> {
         finish(input, Self::NAME, Self::parse(input))
     }
@@ -36,6 +37,7 @@ pub trait Wire<'a>: Sized {
 }
 
 /// Turns a nom result over the whole of `input` into a value or a [`WireError`] with an offset.
+#[inline]
 pub fn finish<'a, T>(
     input: &'a [u8],
     structure: &'static str,
@@ -60,6 +62,7 @@ pub fn finish<'a, T>(
 }
 
 /// Takes `len` bytes, failing with the declared and available lengths when the input is short.
+#[inline]
 pub(crate) fn take_len<'a>(
     input: &'a [u8],
     len: u64,
@@ -84,6 +87,7 @@ pub(crate) fn take_len<'a>(
 }
 
 /// Takes a fixed-size array (randoms, MACs).
+#[inline]
 pub(crate) fn take_array<'a, const N: usize>(
     input: &'a [u8],
     structure: &'static str,
@@ -97,6 +101,7 @@ pub(crate) fn take_array<'a, const N: usize>(
 
 /// Parses all of `body` with `parser`; bytes it leaves are reported as trailing bytes of
 /// `structure`, never dropped.
+#[inline]
 pub(crate) fn parse_within<'a, T>(
     body: &'a [u8],
     structure: &'static str,
@@ -142,6 +147,7 @@ pub(crate) fn len_u32(
 }
 
 /// Reads a little-endian `u16` field.
+#[inline]
 pub(crate) fn u16_le<'a>(
     input: &'a [u8],
     structure: &'static str,
@@ -151,6 +157,7 @@ pub(crate) fn u16_le<'a>(
 }
 
 /// Reads a little-endian `u32` field.
+#[inline]
 pub(crate) fn u32_le<'a>(
     input: &'a [u8],
     structure: &'static str,
@@ -160,6 +167,7 @@ pub(crate) fn u32_le<'a>(
 }
 
 /// Reads a `u8` field.
+#[inline]
 pub(crate) fn u8_field<'a>(
     input: &'a [u8],
     structure: &'static str,

@@ -49,6 +49,7 @@ pub struct ParseError<'a> {
 pub type PResult<'a, T> = nom::IResult<&'a [u8], T, ParseError<'a>>;
 
 impl<'a> ParseError<'a> {
+    #[inline]
     pub(crate) fn new(
         at: &'a [u8],
         structure: &'static str,
@@ -65,6 +66,7 @@ impl<'a> ParseError<'a> {
 
     /// Attributes an error raised by a primitive to the field being read; an error that already
     /// names a field keeps it (the innermost description is the most precise one).
+    #[inline]
     fn attribute(mut self, structure: &'static str, field: &'static str) -> Self {
         if self.structure.is_empty() {
             self.structure = structure;
@@ -75,6 +77,7 @@ impl<'a> ParseError<'a> {
 
     /// Converts to the public error, measuring the offset against `input`, the slice the
     /// top-level parser was given.
+    #[inline]
     pub fn into_wire_error(self, input: &[u8]) -> WireError {
         let offset = self
             .at
@@ -107,6 +110,7 @@ impl<'a> nom::error::ParseError<&'a [u8]> for ParseError<'a> {
 }
 
 /// Fails at `at` with `kind`, attributed to `structure.field`.
+#[inline]
 pub(crate) fn fail<'a, T>(
     at: &'a [u8],
     structure: &'static str,
@@ -118,6 +122,7 @@ pub(crate) fn fail<'a, T>(
 
 /// Runs `parser` and attributes any error it raises without a field of its own to
 /// `structure.field`.
+#[inline]
 pub(crate) fn field<'a, O, P>(
     structure: &'static str,
     field: &'static str,

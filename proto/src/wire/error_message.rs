@@ -58,6 +58,7 @@ impl LicensingErrorMessage<'_> {
 impl<'a> Wire<'a> for LicensingErrorMessage<'a> {
     const NAME: &'static str = "LICENSE_ERROR_MESSAGE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, error_code) = u32_le(input, Self::NAME, "dwErrorCode")?;
         let (rest, state_transition) = u32_le(rest, Self::NAME, "dwStateTransition")?;

@@ -31,6 +31,7 @@ impl ClientHardwareId {
 impl<'a> Wire<'a> for ClientHardwareId {
     const NAME: &'static str = "CLIENT_HARDWARE_ID";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, platform_id) = u32_le(input, Self::NAME, "PlatformId")?;
         let (rest, data) = take_array(rest, Self::NAME, "Data1..Data4")?;

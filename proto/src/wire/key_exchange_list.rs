@@ -26,6 +26,7 @@ impl<'a> KeyExchangeList<'a> {
 
     /// Views `algorithms` (little-endian dwords) as a list; `None` if it is not a whole number of
     /// dwords.
+    #[inline]
     pub fn new(blob_type: BlobType, algorithms: &'a [u8]) -> Option<Self> {
         algorithms.len().is_multiple_of(4).then_some(Self {
             blob_type,
@@ -54,6 +55,7 @@ impl core::fmt::Debug for KeyExchangeList<'_> {
 impl<'a> Wire<'a> for KeyExchangeList<'a> {
     const NAME: &'static str = "KeyExchangeList";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, blob) = LicenseBinaryBlob::parse_as(Self::NAME, "wBlobLen")(input)?;
         match Self::new(blob.blob_type, blob.data) {

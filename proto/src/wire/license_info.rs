@@ -24,6 +24,7 @@ pub struct ClientLicenseInfo<'a> {
 impl<'a> Wire<'a> for ClientLicenseInfo<'a> {
     const NAME: &'static str = "CLIENT_LICENSE_INFO";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, preferred_key_exchange_alg) =
             u32_le(input, Self::NAME, "PreferredKeyExchangeAlg")?;

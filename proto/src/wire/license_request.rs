@@ -24,6 +24,7 @@ pub struct ServerLicenseRequest<'a> {
 impl<'a> Wire<'a> for ServerLicenseRequest<'a> {
     const NAME: &'static str = "SERVER_LICENSE_REQUEST";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, server_random) = take_array(input, Self::NAME, "ServerRandom")?;
         let (rest, product_info) = ProductInfo::parse(rest)?;

@@ -105,6 +105,7 @@ pub struct LicensingPdu<'a> {
 }
 
 /// Parses `body` as exactly one `T` and wraps it in a message variant.
+#[inline]
 fn body<'a, T: Wire<'a>>(
     body: &'a [u8],
     wrap: fn(T) -> LicensingMessage<'a>,
@@ -115,6 +116,7 @@ fn body<'a, T: Wire<'a>>(
 impl<'a> Wire<'a> for LicensingPdu<'a> {
     const NAME: &'static str = "LICENSE_PREAMBLE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (after_preamble, preamble) = LicensePreamble::parse(input)?;
         let size_field = input.get(2..).unwrap_or_default();

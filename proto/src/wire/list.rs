@@ -21,6 +21,7 @@ pub enum Counted<'a, T> {
 impl<'a, T: Wire<'a> + Clone> Counted<'a, T> {
     /// Reads a 32-bit count followed by that many elements, rejecting a count above `max`
     /// before reading any element.
+    #[inline]
     pub(crate) fn parse_counted(
         input: &'a [u8],
         max: u32,
@@ -149,11 +150,11 @@ impl<T> From<Vec<T>> for Counted<'_, T> {
     }
 }
 
-/// At most eight elements, so generated values stay within every structure's limit.
+/// Up to eight elements (none included), so generated values stay within every limit.
 #[cfg(feature = "arbitrary")]
 impl<'a, T: arbitrary::Arbitrary<'a>> arbitrary::Arbitrary<'a> for Counted<'a, T> {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
-        let count = u.int_in_range(1..=8)?;
+        let count = u.int_in_range(0..=8)?;
         let items = (0..count)
             .map(|_| T::arbitrary(u))
             .collect::<arbitrary::Result<Vec<T>>>()?;

@@ -28,6 +28,7 @@ impl<'a, const UPGRADE: bool> Wire<'a> for ServerLicense<'a, UPGRADE> {
         "SERVER_NEW_LICENSE"
     };
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, encrypted_license_info) =
             LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedLicenseInfo")(input)?;

@@ -23,6 +23,7 @@ pub struct NewLicenseInfo<'a> {
 impl<'a> Wire<'a> for NewLicenseInfo<'a> {
     const NAME: &'static str = "NEW_LICENSE_INFO";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, version) = u32_le(input, Self::NAME, "dwVersion")?;
         let (rest, cb) = u32_le(rest, Self::NAME, "cbScope")?;

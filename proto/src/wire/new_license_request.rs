@@ -35,6 +35,7 @@ impl<'a> ClientNewLicenseRequest<'a> {
 impl<'a> Wire<'a> for ClientNewLicenseRequest<'a> {
     const NAME: &'static str = "CLIENT_NEW_LICENSE_REQUEST";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, preferred_key_exchange_alg) =
             u32_le(input, Self::NAME, "PreferredKeyExchangeAlg")?;

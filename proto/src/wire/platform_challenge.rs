@@ -20,6 +20,7 @@ pub struct ServerPlatformChallenge<'a> {
 impl<'a> Wire<'a> for ServerPlatformChallenge<'a> {
     const NAME: &'static str = "SERVER_PLATFORM_CHALLENGE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, connect_flags) = u32_le(input, Self::NAME, "ConnectFlags")?;
         let (rest, encrypted_platform_challenge) =

@@ -69,6 +69,7 @@ impl LicensePreamble {
 impl<'a> Wire<'a> for LicensePreamble {
     const NAME: &'static str = "LICENSE_PREAMBLE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, msg_type) = u8_field(input, Self::NAME, "bMsgType")?;
         let (input, flags) = u8_field(input, Self::NAME, "flags")?;

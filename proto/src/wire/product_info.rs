@@ -19,6 +19,7 @@ pub struct ProductInfo<'a> {
 impl<'a> Wire<'a> for ProductInfo<'a> {
     const NAME: &'static str = "PRODUCT_INFO";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, version) = u32_le(input, Self::NAME, "dwVersion")?;
         let (input, cb_company) = u32_le(input, Self::NAME, "cbCompanyName")?;

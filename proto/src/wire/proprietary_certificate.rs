@@ -30,6 +30,7 @@ impl RsaPublicKey<'_> {
 impl<'a> Wire<'a> for RsaPublicKey<'a> {
     const NAME: &'static str = "RSA_PUBLIC_KEY";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, magic) = u32_le(input, Self::NAME, "magic")?;
         if magic != Self::MAGIC {
@@ -91,6 +92,7 @@ pub struct ProprietaryCertificate<'a> {
 impl<'a> Wire<'a> for ProprietaryCertificate<'a> {
     const NAME: &'static str = "PROPRIETARYSERVERCERTIFICATE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, sig_alg_id) = u32_le(input, Self::NAME, "dwSigAlgId")?;
         let (rest, key_alg_id) = u32_le(rest, Self::NAME, "dwKeyAlgId")?;

@@ -22,6 +22,7 @@ pub struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     /// A scope as Windows sends it: BB_SCOPE_BLOB with the NUL-terminated name.
+    #[inline]
     pub fn new(name: &'a [u8]) -> Self {
         Self {
             blob_type: BlobType::BB_SCOPE_BLOB,
@@ -33,6 +34,7 @@ impl<'a> Scope<'a> {
 impl<'a> Wire<'a> for Scope<'a> {
     const NAME: &'static str = "SCOPE";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, blob) = LicenseBinaryBlob::parse_as(Self::NAME, "Scope")(input)?;
         Ok((
@@ -63,6 +65,7 @@ pub struct ScopeList<'a> {
 impl<'a> Wire<'a> for ScopeList<'a> {
     const NAME: &'static str = "SCOPE_LIST";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, scopes) = Counted::parse_counted(input, MAX_SCOPES, Self::NAME, "ScopeCount")?;
         Ok((rest, Self { scopes }))

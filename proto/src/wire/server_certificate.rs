@@ -53,6 +53,7 @@ impl<'a> Wire<'a> for ServerCertificate<'a> {
 
     /// The X.509 chain's padding runs to the end of `input`: give this parser exactly the
     /// certificate's bytes (the enclosing blob's data).
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, version) = u32_le(input, Self::NAME, "dwVersion")?;
         let temporarily_issued = version & CERT_TEMPORARILY_ISSUED != 0;
@@ -113,6 +114,7 @@ pub struct ServerCertificateBlob<'a> {
 impl<'a> Wire<'a> for ServerCertificateBlob<'a> {
     const NAME: &'static str = "ServerCertificate";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, blob) = LicenseBinaryBlob::parse_as(Self::NAME, "wBlobLen")(input)?;
         let certificate = if blob.data.is_empty() {

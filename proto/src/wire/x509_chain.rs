@@ -25,6 +25,7 @@ impl core::fmt::Debug for CertBlob<'_> {
 impl<'a> Wire<'a> for CertBlob<'a> {
     const NAME: &'static str = "CERT_BLOB";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, cb_cert) = u32_le(input, Self::NAME, "cbCert")?;
         let (rest, der) = take_len(rest, cb_cert.into(), Self::NAME, "abCert")?;
@@ -57,6 +58,7 @@ static ZERO_PADDING: [u8; 8 + 4 * 200] = [0; 8 + 4 * 200];
 
 impl<'a> X509CertificateChain<'a> {
     /// A chain with the padding Windows sends (at most [`MAX_CERTIFICATES`] certificates).
+    #[inline]
     pub fn new(certificates: Vec<CertBlob<'a>>) -> Self {
         let padding_len = 8 + 4 * certificates.len().min(200);
         Self {
@@ -74,6 +76,7 @@ impl<'a> X509CertificateChain<'a> {
 impl<'a> Wire<'a> for X509CertificateChain<'a> {
     const NAME: &'static str = "X509_CERTIFICATE_CHAIN";
 
+    #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (padding, certificates) =
             Counted::parse_counted(input, MAX_CERTIFICATES, Self::NAME, "NumCertBlobs")?;
