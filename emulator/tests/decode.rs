@@ -148,8 +148,14 @@ fn every_capture_bare_and_behind_a_security_header() {
                 & 0x80,
             0x80
         );
-        assert!(decode_tree(&bare(name, *header))
-            .starts_with(&format!("message_type: \"{message_type}\"")));
+        for (input, framing) in [
+            (bare(name, *header), "bare"),
+            (secured(name, *header), "security_header"),
+        ] {
+            let tree = decode_tree(&input);
+            let head = format!("message_type: \"{message_type}\"\nframing: \"{framing}\"\n");
+            assert!(tree.starts_with(&head), "{tree}");
+        }
     }
 }
 
@@ -162,6 +168,14 @@ fn every_capture_in_tpkt_frames_short_and_long_length() {
             let documents = decode_json(&frame);
             assert_one(&documents, message_type, "tpkt");
             assert_eq!(documents[0]["length"], frame.len());
+            let tree = decode_tree(&frame);
+            assert!(
+                tree.starts_with(&format!(
+                    "message_type: \"{message_type}\"\nframing: \"tpkt\""
+                )),
+                "{tree}"
+            );
+            assert!(tree.contains("  channel_id: 1003"), "{tree}");
         }
     }
 }

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+use rdpele_proto::envelope::{LicensingFrame, SecuredLicensingPdu, SendDataDirection};
 use rdpele_proto::wire::{LicensingPdu, NewLicenseInfo, Wire, WireError};
 
 /// Captures paired with how many framing bytes (the basic security header) precede the
@@ -160,4 +161,46 @@ fn trailing_byte_after_a_message_is_reported_not_dropped() {
         error.to_string().contains("1 unexpected trailing byte"),
         "{error}"
     );
+}
+
+/// Each capture behind a basic security header, and inside TPKT / X.224 / MCS Send Data.
+fn framed_captures() -> Vec<(Vec<u8>, Vec<u8>)> {
+    PDU_CAPTURES
+        .iter()
+        .map(|(_, bytes, header)| {
+            let secured = if *header == 4 {
+                bytes.to_vec()
+            } else {
+                [&[0x80, 0, 0, 0][..], bytes].concat()
+            };
+            let pdu = SecuredLicensingPdu::decode(&secured).unwrap();
+            let frame = LicensingFrame::new(
+                SendDataDirection::Indication,
+                6,
+                LicensingFrame::IO_CHANNEL_ID,
+                pdu.pdu,
+            );
+            let mut framed = frame.to_vec().unwrap();
+            // Keep the capture's own security header (xrdp's junk flagsHi) in the frame.
+            let at = framed.len() - secured.len();
+            framed[at..].copy_from_slice(&secured);
+            (secured, framed)
+        })
+        .collect()
+}
+
+#[test]
+fn framed_capture_prefixes_are_rejected_without_allocating() {
+    for (secured, framed) in framed_captures() {
+        every_prefix_is_rejected::<SecuredLicensingPdu>("secured", &secured);
+        every_prefix_is_rejected::<LicensingFrame>("frame", &framed);
+    }
+}
+
+#[test]
+fn framed_capture_bit_flips_never_panic_or_allocate() {
+    for (secured, framed) in framed_captures() {
+        every_bit_flip_is_handled(&secured, |b: &[u8]| check::<SecuredLicensingPdu>(b));
+        every_bit_flip_is_handled(&framed, |b: &[u8]| check::<LicensingFrame>(b));
+    }
 }
