@@ -1,6 +1,7 @@
 //! The `rdpele` command line: one module per subcommand.
 
 mod decode;
+mod keys;
 
 use std::process::ExitCode;
 
@@ -17,10 +18,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Decode(decode::DecodeArgs),
+    Keys(keys::KeysArgs),
 }
 
 pub fn run() -> ExitCode {
     match Cli::parse().command {
         Command::Decode(args) => decode::run(&args),
+        Command::Keys(args) => keys::run(&args),
     }
 }

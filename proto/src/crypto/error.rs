@@ -1,0 +1,40 @@
+//! Errors of the crypto layer: what was wrong with a key, a ciphertext or a certificate.
+
+use crate::wire::EncodeError;
+
+/// A licensing crypto failure. Messages name what was wrong; none of them carries secret bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    #[error("modulus of {bits} bits is outside the supported {min}..={max} bits")]
+    ModulusSize { bits: usize, min: usize, max: usize },
+    #[error("public key is invalid ({0})")]
+    InvalidPublicKey(&'static str),
+    #[error("public exponent does not fit RSA_PUBLIC_KEY's 32-bit pubExp field")]
+    PublicExponentTooLarge,
+    #[error("certificate is not a DER X.509 certificate ({reason})")]
+    Certificate { reason: String },
+    #[error("certificate subject key algorithm {oid} is not RSA")]
+    UnsupportedKeyAlgorithm { oid: String },
+    #[error(
+        "encrypted premaster secret is {actual} bytes, expected {} (modulus length + 8) or {modulus_len}",
+        modulus_len + 8
+    )]
+    EncryptedPremasterLength { actual: usize, modulus_len: usize },
+    #[error("encrypted premaster secret is not smaller than the modulus")]
+    CiphertextOutOfRange,
+    #[error("decrypted premaster secret has non-zero bytes beyond the first 48")]
+    PremasterOutOfRange,
+    #[error("private-key operation failed")]
+    PrivateKeyOperation,
+    #[error("modulus of {bits} bits is too small for an RSA-SHA1 signature")]
+    ModulusTooSmallForSignature { bits: usize },
+    #[error("private key is not a PKCS#8 or PKCS#1 PEM RSA key ({reason})")]
+    PrivateKeyPem { reason: String },
+    #[error("private key cannot be encoded as PKCS#8 PEM ({reason})")]
+    PrivateKeyEncoding { reason: String },
+    #[error("key generation failed ({reason})")]
+    KeyGeneration { reason: String },
+    #[error("encoding the proprietary certificate failed: {0}")]
+    Encode(#[from] EncodeError),
+}

@@ -1,0 +1,519 @@
+//! RSA as licensing uses it: the premaster secret travels raw-RSA-encrypted in little-endian
+//! byte order (MS-RDPELE 5.1.1.1, which defers to MS-RDPBCGR 5.3.4.1), public keys arrive as
+//! CryptoAPI RSA1 blobs (proprietary certificates) or in X.509 certificates whose key algorithm
+//! OID is the legacy OIW one, and CALs are signed RSA-SHA1 (PKCS#1 v1.5).
+//!
+//! Licensing keys are small by today's standards — 512-bit proprietary keys are what xrdp,
+//! xfreerdp and older Windows use — so keys are built with explicit size limits
+//! ([`MIN_MODULUS_BITS`]..=[`MAX_MODULUS_BITS`]) instead of the `rsa` crate's 1024-bit floor.
+
+use ::rsa::hazmat::{rsa_decrypt_and_check, rsa_encrypt};
+use ::rsa::pkcs1::der::{self, Decode, Reader, SliceReader};
+use ::rsa::pkcs1::{DecodeRsaPrivateKey, RsaPublicKeyRef};
+use ::rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
+use ::rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding, ObjectIdentifier};
+use ::rsa::rand_core::{CryptoRng, TryCryptoRng, TryRng};
+use ::rsa::traits::PublicKeyParts;
+use ::rsa::{BoxedUint, PrivateKey, PublicKey};
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::error::CryptoError;
+use super::keys::PREMASTER_SECRET_LEN;
+use crate::wire::RsaPublicKey;
+
+/// Smallest modulus accepted or generated: the 512-bit (64-byte) keys of proprietary
+/// certificates. Accepted keys are measured in whole bytes, so a 64-byte modulus with fewer
+/// significant bits is a 512-bit key too.
+pub const MIN_MODULUS_BITS: usize = 512;
+/// Largest modulus accepted or generated (the `rsa` crate's default ceiling).
+pub const MAX_MODULUS_BITS: usize = 8192;
+/// The same limits in the `rsa` crate's terms, which count significant bits.
+const RSA_SIZE_LIMITS: core::ops::RangeInclusive<usize> = (MIN_MODULUS_BITS - 7)..=MAX_MODULUS_BITS;
+/// Zero bytes that follow the modulus, the encrypted premaster secret and the proprietary
+/// signature on the wire (MS-RDPBCGR 2.2.1.4.3.1.1.1, 5.3.4.1).
+pub const WIRE_PADDING_LEN: usize = 8;
+
+/// rsaEncryption (PKCS#1).
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// OIW shaWithRSASignature: Windows' license server puts it in its certificates'
+/// SubjectPublicKeyInfo (captures/server_license_request.bin; IronRDP's Windows test data too).
+const OIW_SHA_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.15");
+/// OIW sha1WithRSASignature: the signature algorithm of the same certificates, accepted as a key
+/// algorithm for the same reason.
+const OIW_SHA1_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.29");
+
+/// DigestInfo prefix of a SHA-1 hash in an EMSA-PKCS1-v1_5 encoding (RFC 8017 9.2 note 1).
+const SHA1_DIGEST_INFO: [u8; 15] = [
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
+/// PKCS#1 v1.5 needs at least 8 bytes of 0xFF padding plus 0x00 0x01 … 0x00.
+const EMSA_MIN_OVERHEAD: usize = 11;
+
+/// An RSA public key as licensing uses it: the server's key exchange key, or a license server's
+/// signing key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LicensingPublicKey {
+    key: PublicKey,
+}
+
+/// The fields of an RSA_PUBLIC_KEY (MS-RDPBCGR 2.2.1.4.3.1.1.1), owned, for building a
+/// [`wire::RsaPublicKey`](crate::wire::RsaPublicKey) with [`RsaPublicKeyBlob::as_wire`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RsaPublicKeyBlob {
+    /// Modulus length in bits, as Windows writes it: the byte length times 8.
+    pub bit_len: u32,
+    /// The most bytes one RSA block carries: the modulus length minus 1.
+    pub data_len: u32,
+    pub public_exponent: u32,
+    /// Little-endian modulus followed by [`WIRE_PADDING_LEN`] zero bytes.
+    pub modulus: Vec<u8>,
+}
+
+impl RsaPublicKeyBlob {
+    pub fn as_wire(&self) -> RsaPublicKey<'_> {
+        RsaPublicKey {
+            bit_len: self.bit_len,
+            data_len: self.data_len,
+            public_exponent: self.public_exponent,
+            modulus: &self.modulus,
+        }
+    }
+}
+
+impl LicensingPublicKey {
+    /// The key in a proprietary certificate. The modulus is little-endian and carries zero
+    /// padding (8 bytes on every key seen); zero high-order bytes are ignored rather than
+    /// checked against `bitlen`/`keylen`, which the codec already keeps as sent.
+    pub fn from_proprietary(key: &RsaPublicKey<'_>) -> Result<Self, CryptoError> {
+        let significant = key
+            .modulus
+            .iter()
+            .rposition(|byte| *byte != 0)
+            .map_or(0, |last| last.saturating_add(1));
+        let modulus_le = key.modulus.get(..significant).unwrap_or_default();
+        let modulus_be: Vec<u8> = modulus_le.iter().rev().copied().collect();
+        Self::from_be_components(&modulus_be, &key.public_exponent.to_be_bytes())
+    }
+
+    /// The subject public key of a DER X.509 certificate (give it the leaf of a server's chain:
+    /// the last certificate, MS-RDPELE 2.2.1.4.2).
+    ///
+    /// Only the SubjectPublicKeyInfo is interpreted, so the rest of the certificate may use
+    /// whatever Windows puts there. Its algorithm may be rsaEncryption or one of the legacy OIW
+    /// RSA identifiers (1.3.14.3.2.15, 1.3.14.3.2.29) that Windows' license server uses and that
+    /// OpenSSL refuses; the key itself is a PKCS#1 RSAPublicKey either way.
+    pub fn from_x509_der(certificate_der: &[u8]) -> Result<Self, CryptoError> {
+        let certificate = |error: der::Error| CryptoError::Certificate {
+            reason: error.to_string(),
+        };
+        let spki = subject_public_key_info(certificate_der).map_err(certificate)?;
+        let oid = spki.algorithm.oid;
+        if ![RSA_ENCRYPTION, OIW_SHA_WITH_RSA, OIW_SHA1_WITH_RSA].contains(&oid) {
+            return Err(CryptoError::UnsupportedKeyAlgorithm {
+                oid: oid.to_string(),
+            });
+        }
+        let key_der = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or(CryptoError::InvalidPublicKey(
+                "subjectPublicKey is not a whole number of bytes",
+            ))?;
+        let key = RsaPublicKeyRef::from_der(key_der).map_err(certificate)?;
+        Self::from_be_components(key.modulus.as_bytes(), key.public_exponent.as_bytes())
+    }
+
+    /// Wraps an `rsa` public key, applying this module's size limits.
+    pub fn from_rsa_public_key(key: PublicKey) -> Result<Self, CryptoError> {
+        check_modulus_bits(modulus_bits(&key))?;
+        Ok(Self { key })
+    }
+
+    fn from_be_components(modulus: &[u8], exponent: &[u8]) -> Result<Self, CryptoError> {
+        let modulus = trim_leading_zeros(modulus);
+        let exponent = trim_leading_zeros(exponent);
+        let bits = be_bit_width(modulus);
+        check_modulus_bits(bits)?;
+        if exponent.is_empty() {
+            return Err(CryptoError::InvalidPublicKey("public exponent is zero"));
+        }
+        let n = BoxedUint::from_be_slice_vartime(modulus);
+        let e = BoxedUint::from_be_slice_vartime(exponent);
+        PublicKey::new_with_size_limits(n, e, RSA_SIZE_LIMITS)
+            .map(|key| Self { key })
+            .map_err(|error| match error {
+                ::rsa::Error::InvalidModulus => {
+                    CryptoError::InvalidPublicKey("modulus is even or not above the exponent")
+                }
+                ::rsa::Error::InvalidExponent => {
+                    CryptoError::InvalidPublicKey("public exponent is even")
+                }
+                ::rsa::Error::PublicExponentTooSmall | ::rsa::Error::PublicExponentTooLarge => {
+                    CryptoError::InvalidPublicKey("public exponent is out of range")
+                }
+                _ => CryptoError::InvalidPublicKey("rejected by the RSA implementation"),
+            })
+    }
+
+    /// The modulus length in bytes (k in RFC 8017): 64 for a 512-bit key.
+    pub fn modulus_len(&self) -> usize {
+        self.key.size()
+    }
+
+    /// The modulus length in bits.
+    pub fn modulus_bits(&self) -> usize {
+        modulus_bits(&self.key)
+    }
+
+    /// MS-RDPBCGR 5.3.4.1, as MS-RDPELE 5.1.1.1 uses it: the premaster secret read as a
+    /// little-endian integer, raised to e mod n with no padding scheme, written back
+    /// little-endian in [`Self::modulus_len`] bytes, then 8 zero bytes: the result is the
+    /// EncryptedPreMasterSecret blob's data (72 bytes for a 512-bit key).
+    ///
+    /// The premaster is below 2^384 and every accepted modulus is at least 2^511, so the
+    /// integer is always in range.
+    pub fn encrypt_premaster(
+        &self,
+        premaster: &[u8; PREMASTER_SECRET_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let m = BoxedUint::from_le_slice(premaster, self.key.n_bits_precision())
+            .map_err(|_| CryptoError::InvalidPublicKey("modulus is smaller than a premaster"))?;
+        let c = rsa_encrypt(&self.key, &m)
+            .map_err(|_| CryptoError::InvalidPublicKey("rejected by the RSA implementation"))?;
+        let k = self.modulus_len();
+        let mut out = c.to_le_bytes().into_vec();
+        // c < n < 2^(8k): the bytes beyond k are the integer's zero high-order limbs.
+        out.resize(k, 0);
+        out.resize(k.saturating_add(WIRE_PADDING_LEN), 0);
+        Ok(out)
+    }
+
+    /// The key as an RSA_PUBLIC_KEY for a proprietary certificate: `bitlen` = 8 × k,
+    /// `datalen` = k − 1 and `keylen` = k + 8, as Windows and xrdp write them.
+    pub fn to_rsa_public_key_blob(&self) -> Result<RsaPublicKeyBlob, CryptoError> {
+        let k = self.modulus_len();
+        let exponent = self.key.e_bytes();
+        let mut exponent_be = [0u8; 4];
+        let offset = exponent_be
+            .len()
+            .checked_sub(exponent.len())
+            .ok_or(CryptoError::PublicExponentTooLarge)?;
+        if let Some(tail) = exponent_be.get_mut(offset..) {
+            tail.copy_from_slice(&exponent);
+        }
+        let bit_len = k
+            .checked_mul(8)
+            .and_then(|bits| u32::try_from(bits).ok())
+            .ok_or(CryptoError::ModulusSize {
+                bits: self.modulus_bits(),
+                min: MIN_MODULUS_BITS,
+                max: MAX_MODULUS_BITS,
+            })?;
+        let data_len = u32::try_from(k.saturating_sub(1)).unwrap_or(u32::MAX);
+        let mut modulus = self.key.n().to_le_bytes().into_vec();
+        modulus.resize(k, 0);
+        modulus.resize(k.saturating_add(WIRE_PADDING_LEN), 0);
+        Ok(RsaPublicKeyBlob {
+            bit_len,
+            data_len,
+            public_exponent: u32::from_be_bytes(exponent_be),
+            modulus,
+        })
+    }
+
+    /// Whether `signature` (big-endian, as X.509 carries it) is a PKCS#1 v1.5 RSA-SHA1 signature
+    /// of `data` by this key: how a CAL's certificates are signed.
+    pub fn verify_sha1(&self, data: &[u8], signature: &[u8]) -> bool {
+        self.key.pkcs1v15_verify::<Sha1>(data, signature).is_ok()
+    }
+
+    /// The underlying `rsa` key, for building certificates.
+    pub fn to_rsa_public_key(&self) -> &PublicKey {
+        &self.key
+    }
+}
+
+impl core::fmt::Debug for LicensingPublicKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LicensingPublicKey")
+            .field("modulus_bits", &self.modulus_bits())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An RSA private key as licensing uses it: the session host's key exchange key (it decrypts
+/// premaster secrets) or the license server's signing key (it signs CALs).
+#[derive(Clone)]
+pub struct LicensingPrivateKey {
+    key: PrivateKey,
+}
+
+impl core::fmt::Debug for LicensingPrivateKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LicensingPrivateKey")
+            .field("modulus_bits", &modulus_bits(&self.key))
+            .finish_non_exhaustive()
+    }
+}
+
+impl LicensingPrivateKey {
+    /// Generates a key of `bits` bits (public exponent 65537) from the caller's RNG. Sizes below
+    /// the `rsa` crate's 1024-bit floor are allowed down to [`MIN_MODULUS_BITS`], because
+    /// proprietary certificates carry 512-bit keys.
+    pub fn generate<R: CryptoRng + ?Sized>(bits: usize, rng: &mut R) -> Result<Self, CryptoError> {
+        check_modulus_bits(bits)?;
+        PrivateKey::new_unchecked(rng, bits)
+            .map(|key| Self { key })
+            .map_err(|error| CryptoError::KeyGeneration {
+                reason: error.to_string(),
+            })
+    }
+
+    /// Reads a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM key.
+    pub fn from_pem(pem: &str) -> Result<Self, CryptoError> {
+        let key = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            PrivateKey::from_pkcs1_pem(pem).map_err(|error| error.to_string())
+        } else {
+            PrivateKey::from_pkcs8_pem(pem).map_err(|error| error.to_string())
+        }
+        .map_err(|reason| CryptoError::PrivateKeyPem { reason })?;
+        Self::from_rsa_private_key(key)
+    }
+
+    /// Wraps an `rsa` private key, applying this module's size limits.
+    pub fn from_rsa_private_key(key: PrivateKey) -> Result<Self, CryptoError> {
+        check_modulus_bits(modulus_bits(&key))?;
+        Ok(Self { key })
+    }
+
+    /// The key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), LF line endings.
+    pub fn to_pkcs8_pem(&self) -> Result<String, CryptoError> {
+        let pem: Zeroizing<String> = self.key.to_pkcs8_pem(LineEnding::LF).map_err(|error| {
+            CryptoError::PrivateKeyEncoding {
+                reason: error.to_string(),
+            }
+        })?;
+        Ok(pem.as_str().to_owned())
+    }
+
+    pub fn public_key(&self) -> LicensingPublicKey {
+        LicensingPublicKey {
+            key: self.key.to_public_key(),
+        }
+    }
+
+    /// The modulus length in bytes.
+    pub fn modulus_len(&self) -> usize {
+        self.key.size()
+    }
+
+    /// Reverses [`LicensingPublicKey::encrypt_premaster`]: takes the EncryptedPreMasterSecret
+    /// blob's data — modulus length + 8 bytes, or exactly the modulus length from a peer that
+    /// leaves the padding out — and returns the 48-byte premaster secret.
+    ///
+    /// The private-key operation is not blinded (no RNG here); its exponentiation is
+    /// constant-time in `rsa` 0.10. Use [`Self::decrypt_premaster_blinded`] when an RNG is at
+    /// hand.
+    ///
+    /// [`CryptoError::PremasterOutOfRange`] (non-zero bytes above the 48th) tells a wrong key or
+    /// a corrupted blob apart in tests; a server must not let a peer observe it as a different
+    /// outcome from a bad MAC, or it becomes a decryption oracle.
+    pub fn decrypt_premaster(
+        &self,
+        encrypted: &[u8],
+    ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
+        self.decrypt_premaster_with(encrypted, None::<&mut NoRng>)
+    }
+
+    /// [`Self::decrypt_premaster`] with RSA blinding from the caller's RNG.
+    pub fn decrypt_premaster_blinded<R: CryptoRng + ?Sized>(
+        &self,
+        encrypted: &[u8],
+        rng: &mut R,
+    ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
+        self.decrypt_premaster_with(encrypted, Some(rng))
+    }
+
+    fn decrypt_premaster_with<R: TryCryptoRng + ?Sized>(
+        &self,
+        encrypted: &[u8],
+        rng: Option<&mut R>,
+    ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
+        let k = self.modulus_len();
+        // The 8 trailing bytes are padding; peers write zeros there, but they carry nothing,
+        // so they are not inspected.
+        let ciphertext = match encrypted.len() {
+            len if len == k.saturating_add(WIRE_PADDING_LEN) || len == k => encrypted.get(..k),
+            _ => None,
+        }
+        .ok_or(CryptoError::EncryptedPremasterLength {
+            actual: encrypted.len(),
+            modulus_len: k,
+        })?;
+        let c = BoxedUint::from_le_slice(ciphertext, self.key.n_bits_precision())
+            .map_err(|_| CryptoError::CiphertextOutOfRange)?;
+        if c >= *self.key.n().as_ref() {
+            return Err(CryptoError::CiphertextOutOfRange);
+        }
+        let m = rsa_decrypt_and_check(&self.key, rng, &c)
+            .map_err(|_| CryptoError::PrivateKeyOperation)?;
+        let plaintext = Zeroizing::new(m.to_le_bytes());
+        let (premaster, high) = plaintext
+            .split_at_checked(PREMASTER_SECRET_LEN)
+            .ok_or(CryptoError::PrivateKeyOperation)?;
+        // Fold every high byte in, then decide once: no early exit on the first non-zero byte.
+        let high_bits = high.iter().fold(0u8, |acc, byte| acc | byte);
+        if !bool::from(high_bits.ct_eq(&0)) {
+            return Err(CryptoError::PremasterOutOfRange);
+        }
+        let mut out = [0u8; PREMASTER_SECRET_LEN];
+        out.copy_from_slice(premaster);
+        Ok(out)
+    }
+
+    /// PKCS#1 v1.5 RSA-SHA1 signature of `data` (RFC 8017 8.2.1), big-endian in
+    /// [`Self::modulus_len`] bytes as X.509 carries it: how CALs are signed (sha1WithRSA).
+    /// Not blinded; see [`Self::sign_sha1_blinded`].
+    pub fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.sign_sha1_with(data, None::<&mut NoRng>)
+    }
+
+    /// [`Self::sign_sha1`] with RSA blinding from the caller's RNG (the signature is the same).
+    pub fn sign_sha1_blinded<R: CryptoRng + ?Sized>(
+        &self,
+        data: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.sign_sha1_with(data, Some(rng))
+    }
+
+    fn sign_sha1_with<R: TryCryptoRng + ?Sized>(
+        &self,
+        data: &[u8],
+        rng: Option<&mut R>,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let k = self.modulus_len();
+        let encoded =
+            emsa_pkcs1_v1_5_sha1(data, k).ok_or(CryptoError::ModulusTooSmallForSignature {
+                bits: modulus_bits(&self.key),
+            })?;
+        let m = BoxedUint::from_be_slice(&encoded, self.key.n_bits_precision())
+            .map_err(|_| CryptoError::PrivateKeyOperation)?;
+        let s = rsa_decrypt_and_check(&self.key, rng, &m)
+            .map_err(|_| CryptoError::PrivateKeyOperation)?;
+        let bytes = s.to_be_bytes();
+        // The integer's storage may be wider than k bytes; the extra high-order bytes are zero.
+        bytes
+            .get(bytes.len().saturating_sub(k)..)
+            .map(<[u8]>::to_vec)
+            .ok_or(CryptoError::PrivateKeyOperation)
+    }
+
+    /// The underlying `rsa` key, for building and signing certificates.
+    pub fn to_rsa_private_key(&self) -> &PrivateKey {
+        &self.key
+    }
+}
+
+/// EM = 0x00 0x01 0xFF… 0x00 DigestInfo(SHA-1, H) in `k` bytes, or `None` if `k` is too small.
+fn emsa_pkcs1_v1_5_sha1(data: &[u8], k: usize) -> Option<Vec<u8>> {
+    let hash: [u8; 20] = Sha1::digest(data).into();
+    let t_len = SHA1_DIGEST_INFO.len().saturating_add(hash.len());
+    let padding = k.checked_sub(t_len)?.checked_sub(3)?;
+    if k < t_len.saturating_add(EMSA_MIN_OVERHEAD) {
+        return None;
+    }
+    let mut em = Vec::with_capacity(k);
+    em.extend_from_slice(&[0x00, 0x01]);
+    em.resize(padding.saturating_add(2), 0xff);
+    em.push(0x00);
+    em.extend_from_slice(&SHA1_DIGEST_INFO);
+    em.extend_from_slice(&hash);
+    Some(em)
+}
+
+/// Walks a DER certificate to its SubjectPublicKeyInfo, skipping every other field without
+/// interpreting it: version, serialNumber, signature, issuer, validity, subject before it; the
+/// unique ids and extensions after it; the outer signature.
+fn subject_public_key_info(certificate_der: &[u8]) -> der::Result<SubjectPublicKeyInfoRef<'_>> {
+    let mut reader = SliceReader::new(certificate_der)?;
+    let spki = reader.sequence(|certificate| {
+        let spki = certificate.sequence(|tbs| {
+            if der::Tag::peek(tbs)?.is_context_specific() {
+                tbs.tlv_bytes()?; // [0] EXPLICIT version
+            }
+            for _field in ["serialNumber", "signature", "issuer", "validity", "subject"] {
+                tbs.tlv_bytes()?;
+            }
+            let spki = SubjectPublicKeyInfoRef::decode(tbs)?;
+            tbs.drain(tbs.remaining_len())?;
+            Ok::<_, der::Error>(spki)
+        })?;
+        certificate.drain(certificate.remaining_len())?;
+        Ok::<_, der::Error>(spki)
+    })?;
+    reader.finish()?;
+    Ok(spki)
+}
+
+/// Sizes are checked on whole bytes: a "512-bit" key may have its top bit clear (xrdp's has 511
+/// significant bits), and what licensing cares about is the 64-byte block.
+fn check_modulus_bits(bits: usize) -> Result<(), CryptoError> {
+    if (MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits.div_ceil(8).saturating_mul(8)) {
+        Ok(())
+    } else {
+        Err(CryptoError::ModulusSize {
+            bits,
+            min: MIN_MODULUS_BITS,
+            max: MAX_MODULUS_BITS,
+        })
+    }
+}
+
+fn modulus_bits(key: &impl PublicKeyParts) -> usize {
+    usize::try_from(key.n().bit_width_vartime()).unwrap_or(usize::MAX)
+}
+
+fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes
+        .iter()
+        .position(|byte| *byte != 0)
+        .unwrap_or(bytes.len());
+    bytes.get(first..).unwrap_or_default()
+}
+
+/// Bit width of a big-endian integer without leading zero bytes.
+fn be_bit_width(bytes: &[u8]) -> usize {
+    let top_bits = bytes.first().map_or(0, |byte| {
+        8usize.saturating_sub(usize::try_from(byte.leading_zeros()).unwrap_or(8))
+    });
+    bytes
+        .len()
+        .saturating_sub(1)
+        .saturating_mul(8)
+        .saturating_add(top_bits)
+}
+
+/// "No RNG" for the hazmat calls' `Option<&mut R>`: an empty enum cannot be constructed, so
+/// these methods can never run.
+enum NoRng {}
+
+impl TryRng for NoRng {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        match *self {}
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        match *self {}
+    }
+
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
+        match *self {}
+    }
+}
+
+impl TryCryptoRng for NoRng {}
