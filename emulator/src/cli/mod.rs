@@ -1,5 +1,6 @@
 //! The `rdpele` command line: one module per subcommand.
 
+mod cal;
 mod decode;
 mod keys;
 
@@ -18,12 +19,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Decode(decode::DecodeArgs),
+    Cal(cal::CalArgs),
     Keys(keys::KeysArgs),
 }
 
 pub fn run() -> ExitCode {
     match Cli::parse().command {
         Command::Decode(args) => decode::run(&args),
+        Command::Cal(args) => cal::run(&args),
         Command::Keys(args) => keys::run(&args),
     }
 }

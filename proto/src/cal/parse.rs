@@ -1,0 +1,267 @@
+//! Reading a CAL: the envelope with [`super::pkcs7`], each certificate with x509-parser, the
+//! licensing extensions with [`super::extensions`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use x509_parser::certificate::{X509Certificate, X509CertificateParser};
+use x509_parser::der_parser::asn1_rs::Any;
+use x509_parser::nom::Parser as _;
+use x509_parser::x509::X509Name;
+
+use super::certificate::oid;
+use super::error::{CalError, MalformedKind};
+use super::extensions::{parse_cert_version, parse_manufacturer, LicenseServer, LicensedProduct};
+use super::hwid::{decode_hwid, parse_serial_number_attribute};
+use super::{pkcs7, Cal, CalKind, CalType, CertificateSummary, ClientLicense, ExtensionSummary};
+
+const CLIENT_LICENSE: &str = "ClientLicense";
+
+/// Reads a CAL: the certs-only PKCS#7 SignedData (DER) a Windows license server issues, as it
+/// travels in `pbLicenseInfo` and as FreeRDP stores it in its `.cal` files.
+pub fn parse_cal(der: &[u8]) -> Result<Cal, CalError> {
+    let elements = pkcs7::certificates(der)?;
+    let mut certificates = Vec::with_capacity(elements.len());
+    for element in &elements {
+        let (rest, certificate) = X509CertificateParser::new()
+            .with_deep_parse_extensions(false)
+            .parse(element.raw)
+            .map_err(|error| {
+                CalError::malformed(
+                    "Certificate",
+                    "tbsCertificate",
+                    element.start,
+                    MalformedKind::X509(error.to_string()),
+                )
+            })?;
+        if !rest.is_empty() {
+            return Err(CalError::malformed(
+                "Certificate",
+                "signatureValue",
+                offset_in(der, rest),
+                MalformedKind::TrailingBytes { count: rest.len() },
+            ));
+        }
+        certificates.push((element.start, certificate));
+    }
+
+    let mut licenses = certificates.iter().filter(|(_, certificate)| {
+        find_extension(certificate, &oid::LICENSED_PRODUCT_INFO).is_some()
+    });
+    let Some((client_at, client)) = licenses.next() else {
+        return Err(CalError::malformed(
+            "SignedData",
+            "certificates",
+            elements.first().map_or(0, |element| element.start),
+            MalformedKind::Malformed("no certificate carries LICENSED_PRODUCT_INFO"),
+        ));
+    };
+    if let Some((second_at, _)) = licenses.next() {
+        return Err(CalError::malformed(
+            "SignedData",
+            "certificates",
+            *second_at,
+            MalformedKind::Malformed("more than one client license"),
+        ));
+    }
+    let client_at = *client_at;
+
+    let extension = |extension_oid| {
+        find_extension(client, extension_oid).map(|value| (value, offset_in(der, value)))
+    };
+    let (product, _) = extension(&oid::LICENSED_PRODUCT_INFO)
+        .map(|(value, at)| LicensedProduct::parse(value, at).map(|product| (product, at)))
+        .ok_or_else(|| missing("LICENSED_PRODUCT_INFO", client_at))??;
+    let license_server = extension(&oid::MS_LICENSE_SERVER_INFO)
+        .map(|(value, at)| LicenseServer::parse(value, at))
+        .ok_or_else(|| missing("MS_LICENSE_SERVER_INFO", client_at))??;
+    let hydra_cert_version = extension(&oid::HYDRA_CERT_VERSION)
+        .map(|(value, at)| parse_cert_version(value, at))
+        .transpose()?;
+    let manufacturer = extension(&oid::MANUFACTURER)
+        .map(|(value, at)| parse_manufacturer(value, at))
+        .transpose()?;
+    let ms_18_9 = extension(&oid::MS_18_9).map(|(value, _)| value.to_vec());
+
+    let client_license = client_license(der, client_at, client)?;
+    Ok(Cal {
+        kind: CalKind::of(&product),
+        cal_type: CalType::of(&product),
+        license_server,
+        client_license,
+        product,
+        hydra_cert_version,
+        manufacturer,
+        ms_18_9,
+        certificates: certificates
+            .iter()
+            .map(|(at, certificate)| CertificateSummary {
+                offset: *at,
+                subject: render_name(certificate.subject()),
+                issuer: render_name(certificate.issuer()),
+                serial_number: certificate.raw_serial().to_vec(),
+            })
+            .collect(),
+    })
+}
+
+fn missing(structure: &'static str, at: usize) -> CalError {
+    CalError::malformed(CLIENT_LICENSE, structure, at, MalformedKind::Missing)
+}
+
+fn client_license(
+    der: &[u8],
+    at: usize,
+    certificate: &X509Certificate<'_>,
+) -> Result<ClientLicense, CalError> {
+    let tbs = &certificate.tbs_certificate;
+    let subject_at = offset_in(der, tbs.subject.as_raw());
+    let attribute = |attribute_oid: &der::asn1::ObjectIdentifier, field: &'static str| {
+        let value = tbs
+            .subject
+            .iter_attributes()
+            .find(|attribute| attribute.attr_type().as_bytes() == attribute_oid.as_bytes())
+            .map(|attribute| attribute.attr_value())
+            .ok_or_else(|| {
+                CalError::malformed(CLIENT_LICENSE, field, subject_at, MalformedKind::Missing)
+            })?;
+        directory_string(value).map_err(|kind| {
+            CalError::malformed(CLIENT_LICENSE, field, offset_in(der, value.data), kind)
+        })
+    };
+    let machine = attribute(&oid::COMMON_NAME, "subject.commonName")?;
+    let user = attribute(&oid::LOCALITY, "subject.localityName")?;
+    let serial_text = attribute(&oid::SERIAL_NUMBER, "subject.serialNumber")?;
+    let encoded_hwid = parse_serial_number_attribute(&serial_text).map_err(|reason| {
+        CalError::malformed(
+            CLIENT_LICENSE,
+            "subject.serialNumber",
+            subject_at,
+            MalformedKind::InvalidText(reason),
+        )
+    })?;
+    let time = |asn1_time: &x509_parser::time::ASN1Time, field: &'static str| {
+        system_time(asn1_time.timestamp()).ok_or_else(|| {
+            CalError::malformed(
+                CLIENT_LICENSE,
+                field,
+                at,
+                MalformedKind::UnsupportedValue {
+                    value: u64::try_from(asn1_time.timestamp()).unwrap_or(0),
+                },
+            )
+        })
+    };
+    Ok(ClientLicense {
+        machine,
+        user,
+        hwid: decode_hwid(&encoded_hwid),
+        encoded_hwid,
+        not_before: time(&tbs.validity.not_before, "validity.notBefore")?,
+        not_after: time(&tbs.validity.not_after, "validity.notAfter")?,
+        serial_number: tbs.raw_serial().to_vec(),
+        issuer: render_name(&tbs.issuer),
+        extensions: tbs
+            .extensions()
+            .iter()
+            .map(|extension| ExtensionSummary {
+                oid: extension.oid.to_id_string(),
+                critical: extension.critical,
+            })
+            .collect(),
+    })
+}
+
+fn find_extension<'a>(
+    certificate: &X509Certificate<'a>,
+    extension_oid: &der::asn1::ObjectIdentifier,
+) -> Option<&'a [u8]> {
+    certificate
+        .tbs_certificate
+        .extensions()
+        .iter()
+        .find(|extension| extension.oid.as_bytes() == extension_oid.as_bytes())
+        .map(|extension| extension.value)
+}
+
+/// The text of a directory string: BMPString (UTF-16BE, as Windows writes every CAL name),
+/// UTF8String, PrintableString, IA5String, VisibleString or TeletexString (read as Latin-1).
+pub(crate) fn directory_string(value: &Any<'_>) -> Result<String, MalformedKind> {
+    let data = value.data;
+    match value.tag().0 {
+        30 => {
+            if !data.len().is_multiple_of(2) {
+                return Err(MalformedKind::InvalidText("odd length for BMPString"));
+            }
+            let units = data.chunks_exact(2).map(|unit| match unit {
+                [high, low] => u16::from_be_bytes([*high, *low]),
+                _ => 0,
+            });
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| MalformedKind::InvalidText("lone UTF-16 surrogate"))
+        }
+        12 | 19 | 22 | 26 => {
+            String::from_utf8(data.to_vec()).map_err(|_| MalformedKind::InvalidText("not UTF-8"))
+        }
+        20 => Ok(data.iter().copied().map(char::from).collect()),
+        other => Err(MalformedKind::UnsupportedValue {
+            value: u64::from(other),
+        }),
+    }
+}
+
+/// A name as one line: RDNs in encoded order joined by ", ", the attributes of a multi-valued
+/// RDN joined by "+", values decoded (undecodable ones as `#hex`).
+pub(crate) fn render_name(name: &X509Name<'_>) -> String {
+    name.iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attribute| {
+                    let oid = attribute.attr_type().to_id_string();
+                    let label = match oid.as_str() {
+                        "2.5.4.3" => "CN",
+                        "2.5.4.5" => "serialNumber",
+                        "2.5.4.6" => "C",
+                        "2.5.4.7" => "L",
+                        "2.5.4.8" => "ST",
+                        "2.5.4.10" => "O",
+                        "2.5.4.11" => "OU",
+                        other => other,
+                    };
+                    let value = directory_string(attribute.attr_value()).unwrap_or_else(|_| {
+                        let hex: String = attribute
+                            .attr_value()
+                            .data
+                            .iter()
+                            .map(|byte| format!("{byte:02x}"))
+                            .collect();
+                        format!("#{hex}")
+                    });
+                    format!("{label}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `seconds` since the Unix epoch (negative: before it) as a `SystemTime`.
+fn system_time(seconds: i64) -> Option<SystemTime> {
+    let magnitude = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+}
+
+/// Offset of `part` inside `whole` (both from the same input); the end of `whole` if `part` is
+/// not inside it.
+pub(crate) fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    part.as_ptr()
+        .addr()
+        .checked_sub(whole.as_ptr().addr())
+        .filter(|offset| *offset <= whole.len())
+        .unwrap_or(whole.len())
+}
