@@ -11,10 +11,12 @@ mod client;
 mod issuer;
 mod server;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{ClientConfig, ClientEvent, ClientMachine};
 pub use issuer::{Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal};
-pub use server::{ServerConfig, ServerEvent, ServerMachine};
+pub use server::{LicensedOutcome, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
 pub use store::{LicenseStore, ProductKey};
 
 use crate::crypto;
