@@ -25,7 +25,7 @@ use crate::wire::{
 const CHALLENGE_LEN: usize = 10;
 
 /// What the session host announces and proves in its License Request.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Windows sends 0x03 (version 3); EXTENDED_ERROR_MSG_SUPPORTED is the client's to set.
     pub preamble_flags: PreambleFlags,
