@@ -53,6 +53,11 @@ fn inspect_shows_the_windows_cal() {
         client["encoded_hwid"],
         "d4170a79dcb692b3b8fcc0832c8d401d970f89ab"
     );
+    // What the CAL carries for the HWID: masked, not hashed, so the same 20 bytes.
+    assert_eq!(
+        client["hwid_hash"],
+        "d4170a79dcb692b3b8fcc0832c8d401d970f89ab"
+    );
     assert_eq!(client["validity_days"], 90);
     assert_eq!(json["license_server"]["name"], "RODENT");
     assert_eq!(json["license_server"]["domain"], "WORKGROUP");
@@ -76,8 +81,17 @@ fn inspect_reads_a_new_license_info_as_the_cal_in_it() {
     direct["container"] = Value::Null;
     wrapped["container"] = Value::Null;
     assert_eq!(direct, wrapped);
-    let json = inspect_json(&Path::new(TESTDATA).join("windows2019_new_license_info.bin"));
+    let json = inspect_json(&Path::new(CAPTURES).join("windows2019_new_license_info.bin"));
     assert_eq!(json["client_license"]["machine"], "ubuntu2");
+    // The serialNumber attribute "1hcLfaUVKmyslQWuhjcJzJTBDNc=", base64-decoded.
+    assert_eq!(
+        json["client_license"]["hwid_hash"],
+        "d6170b7da5152a6cac9505ae863709cc94c10cd7"
+    );
+    assert_eq!(
+        json["client_license"]["hwid"],
+        "0000010488fa3fe1ddb15d828eb8b1222af4755a"
+    );
     assert_eq!(json["product"]["sku"], "A02-10.01-S");
     assert_eq!(json["ms_18_9"], "07000000");
     assert_eq!(json["certificates"].as_array().unwrap().len(), 4);

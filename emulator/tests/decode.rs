@@ -484,3 +484,48 @@ fn unreadable_file_exits_1() {
         .unwrap()
         .contains("cannot open /nonexistent/capture.bin"));
 }
+
+/// A decrypted NEW_LICENSE_INFO shows what the CAL in it says, without any keys.
+#[test]
+fn a_new_license_info_describes_its_cal() {
+    let documents = decode_json(&capture("windows2019_new_license_info.bin"));
+    assert_one(&documents, "NEW_LICENSE_INFO", "new_license_info");
+    let fields = &documents[0]["fields"];
+    assert_eq!(fields["version"], 0x000A_0001);
+    let cal = &fields["cal"];
+    assert_eq!(cal["machine"], "ubuntu2");
+    assert_eq!(cal["user"], "Administrator");
+    assert_eq!(cal["hwid"], "0000010488fa3fe1ddb15d828eb8b1222af4755a");
+    assert_eq!(cal["kind"], "temporary");
+    assert_eq!(cal["cal_type"], "per_device");
+    assert_eq!(cal["product"], "A02-10.01-S");
+    assert_eq!(cal["license_server"]["name"], "WIN-4L4L6AMBCSQ");
+    assert_eq!(
+        cal["license_server"]["product_id"],
+        "00429-00000-34972-AT353"
+    );
+    assert_eq!(cal["issuer"], "CN=Becker");
+
+    let documents = decode_json(&capture("new_license_info.bin"));
+    let cal = &documents[0]["fields"]["cal"];
+    assert_eq!(cal["machine"], "RODENT");
+    assert_eq!(cal["not_before"], "2007-06-20T14:51:35Z");
+    assert_eq!(cal["not_after"], "2007-09-18T14:51:35Z");
+    assert_eq!(cal["license_server"]["domain"], "WORKGROUP");
+
+    let tree = decode_tree(&capture("new_license_info.bin"));
+    assert!(
+        tree.contains("  cal:\n    machine: \"RODENT\"\n    user: \"Administrator\"\n"),
+        "{tree}"
+    );
+    // A pbLicenseInfo that is not a CAL is shown, and why it could not be read.
+    let mut info = capture("new_license_info.bin");
+    let last = info.len() - 1;
+    info[last] ^= 0xff;
+    let documents = decode_json(&info);
+    assert!(
+        documents[0]["fields"]["cal"]["error"].is_string(),
+        "{}",
+        documents[0]
+    );
+}

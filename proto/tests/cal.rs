@@ -28,9 +28,9 @@ use x509_parser::prelude::FromDer;
 
 const CAL_2008: &[u8] = include_bytes!("../../captures/cal_temporary.p7b");
 const NEW_LICENSE_INFO_2008: &[u8] = include_bytes!("../../captures/new_license_info.bin");
-const CAL_2019: &[u8] = include_bytes!("../src/cal/testdata/windows2019_cal_temporary.p7b");
+const CAL_2019: &[u8] = include_bytes!("../../captures/windows2019_cal_temporary.p7b");
 const NEW_LICENSE_INFO_2019: &[u8] =
-    include_bytes!("../src/cal/testdata/windows2019_new_license_info.bin");
+    include_bytes!("../../captures/windows2019_new_license_info.bin");
 const TEST_KEY: &str = include_str!("../src/cal/testdata/license_server_test_key.pem");
 
 /// The 2008 capture session's CLIENT_HARDWARE_ID (IronRDP's platform challenge test data).

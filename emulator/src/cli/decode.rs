@@ -6,9 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use rdpele_proto::crypto::{
+    LicensingPrivateKey, Secret, CLIENT_RANDOM_LEN, PREMASTER_SECRET_LEN, SERVER_RANDOM_LEN,
+};
 use serde_json::Value;
 
-use crate::inspect::{self, Decoded, Framing, Outcome};
+use super::keys::parse_hex;
+use crate::inspect::{self, Decoded, Framing, KeyOptions, Outcome};
 
 /// Inputs larger than this are refused rather than read into memory.
 const MAX_INPUT_BYTES: u64 = 1 << 30;
@@ -19,11 +23,25 @@ const MAX_INPUT_BYTES: u64 = 1 << 30;
 /// header followed by the message, one or more TPKT frames (TPKT / X.224 / MCS Send Data /
 /// security header), a pcap or pcapng capture of an RDP connection that used Standard RDP
 /// Security (licensing PDUs travel in plain text there; TCP is reassembled), or a decrypted
-/// NEW_LICENSE_INFO.
+/// NEW_LICENSE_INFO (the CAL in it is described: machine, user, validity, kind, type, license
+/// server).
+///
+/// Decryption: with the licensing session keys (MS-RDPELE 5.1), every encrypted blob is shown
+/// decrypted right after itself, named without `encrypted_`: platform_challenge (and
+/// platform_challenge_text when it is UTF-16 text, "TEST" from Windows), hwid
+/// (CLIENT_HARDWARE_ID), platform_challenge_response (PLATFORM_CHALLENGE_RESPONSE_DATA) and
+/// license_info (NEW_LICENSE_INFO and its CAL), and premaster_secret when --server-key
+/// recovers it; every MACData is checked, `mac_valid: true` or `false` next to `mac_data`. The
+/// keys come from ClientRandom, ServerRandom and the premaster secret: each one from its
+/// option, or else from the messages before it in the same input (ServerRandom from the
+/// SERVER_LICENSE_REQUEST, ClientRandom from the CLIENT_NEW_LICENSE_REQUEST or
+/// CLIENT_LICENSE_INFO, whose EncryptedPreMasterSecret --server-key decrypts). A note on stderr
+/// names what could not be decrypted and what was missing. Hex may be upper or lower case, with
+/// ':' or whitespace between bytes.
 ///
 /// Exit status: 0 decoded; 1 the input could not be read, or --roundtrip found a difference;
 /// 2 malformed input or no licensing message found (one line on stderr names the structure,
-/// field and byte offset).
+/// field and byte offset), or an option is invalid (bad hex, wrong length, unreadable key).
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DecodeArgs {
@@ -43,6 +61,21 @@ pub struct DecodeArgs {
     /// Framing of the input, when detection guesses wrong.
     #[arg(long, value_enum, default_value_t = FramingArg::Auto)]
     framing: FramingArg,
+    /// ClientRandom, 32 bytes, for decrypting (default: from the client's New License Request
+    /// or License Info in the input).
+    #[arg(long, value_name = "HEX")]
+    client_random: Option<String>,
+    /// ServerRandom, 32 bytes, for decrypting (default: from the License Request in the
+    /// input).
+    #[arg(long, value_name = "HEX")]
+    server_random: Option<String>,
+    /// The decrypted premaster secret, 48 bytes.
+    #[arg(long, value_name = "HEX")]
+    premaster: Option<String>,
+    /// The server's RSA private key (PKCS#8 or PKCS#1 PEM): recovers the premaster secret from
+    /// the client's EncryptedPreMasterSecret.
+    #[arg(long, value_name = "PEM")]
+    server_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +89,13 @@ enum FramingArg {
 }
 
 pub fn run(args: &DecodeArgs) -> ExitCode {
+    let keys = match key_options(args) {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("rdpele decode: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     let data = match read_input(&args.input) {
         Ok(data) => data,
         Err(error) => {
@@ -71,7 +111,7 @@ pub fn run(args: &DecodeArgs) -> ExitCode {
         FramingArg::Pcap => Framing::Pcap,
         FramingArg::NewLicenseInfo => Framing::NewLicenseInfo,
     };
-    let decoded = inspect::decode(&data, framing, args.hex);
+    let decoded = inspect::decode(&data, framing, args.hex, &keys);
     print(&decoded, args);
     let name = args.input.display();
     for note in &decoded.notes {
@@ -97,6 +137,34 @@ pub fn run(args: &DecodeArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn key_options(args: &DecodeArgs) -> Result<KeyOptions> {
+    Ok(KeyOptions {
+        client_random: args
+            .client_random
+            .as_deref()
+            .map(|text| parse_hex::<CLIENT_RANDOM_LEN>(text).context("--client-random"))
+            .transpose()?,
+        server_random: args
+            .server_random
+            .as_deref()
+            .map(|text| parse_hex::<SERVER_RANDOM_LEN>(text).context("--server-random"))
+            .transpose()?,
+        premaster: args
+            .premaster
+            .as_deref()
+            .map(|text| parse_hex::<PREMASTER_SECRET_LEN>(text).context("--premaster"))
+            .transpose()?
+            .map(Secret::new),
+        server_key: args.server_key.as_deref().map(server_key).transpose()?,
+    })
+}
+
+fn server_key(path: &Path) -> Result<LicensingPrivateKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("--server-key: cannot read {}", path.display()))?;
+    LicensingPrivateKey::from_pem(&pem).with_context(|| format!("--server-key {}", path.display()))
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>> {

@@ -71,7 +71,7 @@ fn derive(args: &KeysArgs) -> Result<serde_json::Value> {
 
 /// Exactly `N` bytes of hex, ignoring ':' and whitespace between digits (as Wireshark and
 /// hexdumps print them).
-fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N]> {
+pub(super) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N]> {
     let digits: String = text
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())

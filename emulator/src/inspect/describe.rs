@@ -3,11 +3,16 @@
 //!
 //! Conventions the renderer and scripts rely on: byte strings are `{"length", "hex"}`, wire
 //! code points are `{"value", "name"}` (name null when the spec has none), blobs are
-//! `{"blob_type", "data"}`, decoded text is a plain string.
+//! `{"blob_type", "data"}`, decoded text is a plain string, times are RFC 3339 (UTC) strings.
 
+use std::time::SystemTime;
+
+use rdpele_proto::cal::parse_cal;
 use rdpele_proto::envelope::{LicensingFrame, SecurityHeader};
 use rdpele_proto::wire::*;
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 pub fn bytes(data: &[u8]) -> Value {
     json!({ "length": data.len(), "hex": hex::encode(data) })
@@ -147,14 +152,85 @@ pub fn server_certificate(certificate: &ServerCertificate<'_>) -> Value {
 pub fn new_license_info(info: &NewLicenseInfo<'_>) -> Value {
     json!({
         "message_type": NewLicenseInfo::NAME,
-        "fields": {
-            "version": info.version,
-            "scope": info.scope.to_string_lossy(),
-            "company_name": info.company_name.to_string_lossy(),
-            "product_id": info.product_id.to_string_lossy(),
-            "license_info": bytes(info.license_info),
-        },
+        "fields": new_license_info_fields(info),
     })
+}
+
+/// NEW_LICENSE_INFO's fields, and what the CAL in `pbLicenseInfo` says.
+pub fn new_license_info_fields(info: &NewLicenseInfo<'_>) -> Value {
+    json!({
+        "version": info.version,
+        "scope": info.scope.to_string_lossy(),
+        "company_name": info.company_name.to_string_lossy(),
+        "product_id": info.product_id.to_string_lossy(),
+        "license_info": bytes(info.license_info),
+        "cal": cal(info.license_info),
+    })
+}
+
+/// Who and what a CAL (a certs-only PKCS#7, MS-RDPELE 2.2.2.9) licenses, read as `rdpele cal
+/// inspect` reads it; `{"error": …}` saying why when it cannot be read.
+pub fn cal(der: &[u8]) -> Value {
+    let cal = match parse_cal(der) {
+        Ok(cal) => cal,
+        Err(error) => return json!({ "error": error.to_string() }),
+    };
+    let client = &cal.client_license;
+    json!({
+        "machine": client.machine,
+        "user": client.user,
+        "hwid": hex::encode(client.hwid.to_bytes()),
+        "not_before": rfc3339(client.not_before),
+        "not_after": rfc3339(client.not_after),
+        "kind": cal.kind.name(),
+        "cal_type": cal.cal_type.name(),
+        "product": cal.product.sku,
+        "license_server": {
+            "name": cal.license_server.name,
+            "domain": cal.license_server.domain_or_workgroup,
+            "product_id": cal.license_server.product_id,
+        },
+        "issuer": client.issuer,
+    })
+}
+
+fn rfc3339(at: SystemTime) -> Value {
+    OffsetDateTime::from(at)
+        .format(&Rfc3339)
+        .map_or(Value::Null, Value::String)
+}
+
+/// CLIENT_HARDWARE_ID (MS-RDPELE 2.2.2.3.1).
+pub fn hardware_id(hwid: &ClientHardwareId) -> Value {
+    json!({ "platform_id": hwid.platform_id, "data": bytes(&hwid.data) })
+}
+
+/// PLATFORM_CHALLENGE_RESPONSE_DATA (MS-RDPELE 2.2.2.5.1).
+pub fn platform_challenge_response_data(data: &PlatformChallengeResponseData<'_>) -> Value {
+    let mut value = json!({
+        "version": data.version,
+        "client_type": code(data.client_type.0, data.client_type.name()),
+        "license_detail_level": code(data.license_detail_level.0, data.license_detail_level.name()),
+        "challenge": bytes(data.challenge),
+    });
+    if let (Some(text), Value::Object(map)) = (utf16_text(data.challenge), &mut value) {
+        map.insert("challenge_text".into(), text.into());
+    }
+    value
+}
+
+/// The text of a NUL-terminated UTF-16LE string without other NULs or control characters (the
+/// platform challenge Windows sends is "TEST"); `None` for anything else, such as random bytes.
+pub fn utf16_text(data: &[u8]) -> Option<String> {
+    let (units, rest) = data.as_chunks::<2>();
+    let (last, text) = units.split_last()?;
+    if !rest.is_empty() || *last != [0, 0] || text.is_empty() {
+        return None;
+    }
+    let text = char::decode_utf16(text.iter().map(|pair| u16::from_le_bytes(*pair)))
+        .collect::<Result<String, _>>()
+        .ok()?;
+    (!text.chars().any(char::is_control)).then_some(text)
 }
 
 pub fn security_header(header: &SecurityHeader) -> Value {

@@ -1,9 +1,12 @@
-//! Looking inside captured licensing traffic: framing detection, pcap reassembly, and the
-//! description `rdpele decode` prints.
+//! Looking inside captured licensing traffic: framing detection, pcap reassembly, the
+//! description `rdpele decode` prints, and decryption when the session keys are known.
 
+pub mod decrypt;
 pub mod describe;
 pub mod pcap;
 pub mod render;
+
+pub use decrypt::KeyOptions;
 
 use rdpele_proto::envelope::{self, SecuredLicensingPdu, StreamPdu};
 use rdpele_proto::wire::{LicensingPdu, MessageType, NewLicenseInfo, Wire, WireError};
@@ -49,6 +52,9 @@ pub struct Message {
     pub document: Value,
     /// Whether re-encoding the parsed value (with its framing) gave back the input bytes.
     pub roundtrip_identical: bool,
+    /// The licensing PDU (LICENSE_PREAMBLE onwards), for decryption once the messages are in
+    /// order; `None` for a NEW_LICENSE_INFO.
+    pub licensing_pdu: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -106,8 +112,9 @@ pub fn detect_framing(data: &[u8]) -> Framing {
     }
 }
 
-/// Decodes every licensing message in `data`, framed as `framing`.
-pub fn decode(data: &[u8], framing: Framing, with_raw: bool) -> Decoded {
+/// Decodes every licensing message in `data`, framed as `framing`, and decrypts what `keys`
+/// (with what the messages themselves carry) allows.
+pub fn decode(data: &[u8], framing: Framing, with_raw: bool, keys: &KeyOptions) -> Decoded {
     let mut decoded = Decoded {
         messages: Vec::new(),
         notes: Vec::new(),
@@ -128,7 +135,7 @@ pub fn decode(data: &[u8], framing: Framing, with_raw: bool) -> Decoded {
         Framing::Bare => single(&mut decoded, data, &context, |bytes| {
             LicensingPdu::decode(bytes).map(|pdu| {
                 let document = describe::licensing_pdu(&pdu, bytes.len());
-                (document, pdu.to_vec().ok())
+                (document, pdu.to_vec().ok(), Some(bytes.to_vec()))
             })
         }),
         Framing::SecurityHeader => single(&mut decoded, data, &context, |bytes| {
@@ -139,12 +146,12 @@ pub fn decode(data: &[u8], framing: Framing, with_raw: bool) -> Decoded {
                     "security_header",
                     describe::security_header(&secured.security),
                 );
-                (document, secured.to_vec().ok())
+                (document, secured.to_vec().ok(), secured.pdu.to_vec().ok())
             })
         }),
         Framing::NewLicenseInfo => single(&mut decoded, data, &context, |bytes| {
             NewLicenseInfo::decode(bytes)
-                .map(|info| (describe::new_license_info(&info), info.to_vec().ok()))
+                .map(|info| (describe::new_license_info(&info), info.to_vec().ok(), None))
         }),
         Framing::Tpkt => stream(&mut decoded, data, &context, None),
         Framing::Pcap => match pcap::tcp_streams(data) {
@@ -175,6 +182,7 @@ pub fn decode(data: &[u8], framing: Framing, with_raw: bool) -> Decoded {
             Err(error) => decoded.outcome = Outcome::Malformed(format!("{error:#}")),
         },
     }
+    decrypt::annotate(&mut decoded.messages, keys, &mut decoded.notes);
     decoded
 }
 
@@ -185,28 +193,29 @@ struct Context {
     stream: Option<usize>,
 }
 
+/// A parsed message: its description, its re-encoding with the framing (for the round trip)
+/// and the licensing PDU's bytes (for decryption).
+type Parsed = (Value, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Decodes an input holding exactly one message.
 fn single(
     decoded: &mut Decoded,
     data: &[u8],
     context: &Context,
-    parse: impl FnOnce(&[u8]) -> Result<(Value, Option<Vec<u8>>), WireError>,
+    parse: impl FnOnce(&[u8]) -> Result<Parsed, WireError>,
 ) {
     match parse(data) {
-        Ok((document, reencoded)) => decoded
-            .messages
-            .push(finish(document, data, 0, context, reencoded)),
+        Ok(parsed) => decoded.messages.push(finish(parsed, data, 0, context)),
         Err(error) => decoded.outcome = Outcome::Malformed(error.to_string()),
     }
 }
 
 /// Adds the framing facts every document carries and checks the round trip.
 fn finish(
-    mut document: Value,
+    (mut document, reencoded, licensing_pdu): Parsed,
     raw: &[u8],
     offset: usize,
     context: &Context,
-    reencoded: Option<Vec<u8>>,
 ) -> Message {
     let roundtrip_identical = reencoded.as_deref() == Some(raw);
     if let Value::Object(map) = &mut document {
@@ -227,6 +236,7 @@ fn finish(
     Message {
         document,
         roundtrip_identical,
+        licensing_pdu,
     }
 }
 
@@ -260,7 +270,7 @@ fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&p
                     describe::security_header(&secured.security),
                 );
                 insert(&mut document, "frame", describe::frame_layers(frame));
-                Some((document, frame.to_vec().ok()))
+                Some((document, frame.to_vec().ok(), secured.pdu.to_vec().ok()))
             }
             StreamPdu::EncryptedLicensing(_) => {
                 decoded.notes.push(format!(
@@ -279,7 +289,7 @@ fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&p
             | StreamPdu::X224(_)
             | StreamPdu::FastPath(_) => None,
         };
-        if let Some((mut document, reencoded)) = document {
+        if let Some((mut document, reencoded, licensing_pdu)) = document {
             if let Some(tcp) = tcp {
                 insert(&mut document, "packet", tcp.packet_at(offset).into());
                 insert(
@@ -293,9 +303,12 @@ fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&p
                     }),
                 );
             }
-            decoded
-                .messages
-                .push(finish(document, raw, offset, context, reencoded));
+            decoded.messages.push(finish(
+                (document, reencoded, licensing_pdu),
+                raw,
+                offset,
+                context,
+            ));
         }
     }
 }

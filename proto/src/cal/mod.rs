@@ -9,14 +9,14 @@
 //! - **2008**: `captures/cal_temporary.p7b` (1945 bytes), Windows Server 2008 license server
 //!   RODENT, unactivated (self-signed), 90-day temporary CAL for machine RODENT, user
 //!   Administrator, 2007-06-20 → 2007-09-18.
-//! - **2019**: `src/cal/testdata/windows2019_cal_temporary.p7b` (5112 bytes), an activated
+//! - **2019**: `captures/windows2019_cal_temporary.p7b` (5112 bytes), an activated
 //!   license server WIN-4L4L6AMBCSQ (certificate CN=Becker issued through Microsoft's
 //!   "Prod2LSRAsha2RDSLM" CA), 90-day temporary CAL "A02-10.01-S" for xfreerdp on machine
 //!   ubuntu2, user Administrator, 2019-10-27 → 2020-01-25. Decrypted here from the encrypted
 //!   license and license key in IronRDP's `upgrade_license_verifies_correctly` test
 //!   (`crates/ironrdp-pdu/src/rdp/server_license/server_upgrade_license/tests.rs`); its MAC
 //!   (MS-RDPELE 5.1.5 with that test's MAC salt key) matches, so every byte is as sent.
-//!   `testdata/windows2019_new_license_info.bin` is the whole decrypted NEW_LICENSE_INFO
+//!   `captures/windows2019_new_license_info.bin` is the whole decrypted NEW_LICENSE_INFO
 //!   (dwVersion 0x000A0001).
 //!
 //! A third, partial data point is the text dump of a Windows Server 2003 CAL ("A02-5.02-S",
@@ -368,9 +368,9 @@ mod tests {
     use super::*;
 
     const CAL_2008: &[u8] = include_bytes!("../../../captures/cal_temporary.p7b");
-    const CAL_2019: &[u8] = include_bytes!("testdata/windows2019_cal_temporary.p7b");
+    const CAL_2019: &[u8] = include_bytes!("../../../captures/windows2019_cal_temporary.p7b");
     const NEW_LICENSE_INFO_2019: &[u8] =
-        include_bytes!("testdata/windows2019_new_license_info.bin");
+        include_bytes!("../../../captures/windows2019_new_license_info.bin");
 
     #[test]
     fn the_2019_sample_reads_with_its_chain_and_extension_18_9() {
