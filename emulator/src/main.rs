@@ -1,8 +1,5 @@
 //! `rdpele`: the command-line front end.
 
-mod cli;
-mod inspect;
-
 fn main() -> std::process::ExitCode {
-    cli::run()
+    rdpele_emulator::cli::run()
 }

@@ -7,6 +7,7 @@ use std::fmt::Write;
 /// Bytes shown of a long byte string unless `--hex` asks for all of them.
 const HEX_PREVIEW: usize = 16;
 
+#[derive(Debug)]
 pub struct TreeOptions {
     pub full_hex: bool,
 }

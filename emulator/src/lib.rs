@@ -1,0 +1,6 @@
+//! rdpele-emulator: the `rdpele` command's machinery — looking inside captures, and the emulated
+//! license server — as a library, so tests and benchmarks reach it directly.
+
+pub mod cli;
+pub mod inspect;
+pub mod license_server;

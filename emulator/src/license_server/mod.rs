@@ -1,0 +1,5 @@
+//! The emulated RD License Server: the Windows CAL rules ([`policy`]) over a durable store,
+//! on a virtual clock.
+
+pub mod decision;
+pub mod model;
