@@ -5,6 +5,10 @@
 #
 #   fuzz/make-seeds.sh [OUT_DIR]     (default: fuzz/seeds)
 #
+# The cal target reads CAL files: both Windows CALs, as PKCS#7 DER and inside their decrypted
+# NEW_LICENSE_INFO. The machine targets' seeds are not captures but a few fixed byte strings in
+# their input layout (proto/src/fuzzing/machine.rs), each replaying one recorded licensing flow.
+#
 # Framing of the captures (see captures/ and the vectors README): server_license_request.bin
 # starts at LICENSE_PREAMBLE; server_upgrade_license.bin and every xrdp/xfreerdp file start with
 # the 4-byte basic security header; new_license_info.bin is a bare NEW_LICENSE_INFO. A few seeds
@@ -74,7 +78,7 @@ rm -rf "$out"
 mkdir -p "$out"/{licensing_pdu,licensing_pdu_structured,license_request,new_license_request} \
     "$out"/{license_info,platform_challenge,challenge_response,new_license,upgrade_license} \
     "$out"/{error_message,server_certificate,new_license_info,challenge_response_data,hwid} \
-    "$out"/frame
+    "$out"/{frame,cal,server_machine,client_machine}
 
 # licensing_pdu: every licensing capture from the preamble on, plus the two message types no
 # capture holds (a platform challenge, and the upgrade license relabelled as a new license:
@@ -135,3 +139,32 @@ frame 68 0001 0 "$xrdp_alert" >"$out/frame/xrdp_error_alert"
 frame 64 0006 1 "$xf_request" >"$out/frame/xfreerdp_new_license_request"
 frame 64 0006 1 "$xf_response" >"$out/frame/xfreerdp_platform_challenge_response"
 frame 64 0006 1 "$xf_info" >"$out/frame/xfreerdp_license_info"
+
+# cal: the 2008 CAL of the captures and the 2019 one (moving from the CAL tests' testdata to
+# captures/; taken from wherever it is), each bare and in its NEW_LICENSE_INFO.
+windows2019=$captures
+if [[ ! -f $windows2019/windows2019_cal_temporary.p7b ]]; then
+    windows2019=$root/proto/src/cal/testdata
+fi
+cp "$captures/cal_temporary.p7b" "$out/cal/windows2008_cal"
+cp "$windows_info" "$out/cal/windows2008_new_license_info"
+cp "$windows2019/windows2019_cal_temporary.p7b" "$out/cal/windows2019_cal"
+cp "$windows2019/windows2019_new_license_info.bin" "$out/cal/windows2019_new_license_info"
+
+# server_machine: scenario (0-2: a recorded connection's seed), clock offset in days, then
+# (operation 0, index) per recorded client PDU: 0 New License Request, 1 Challenge Response,
+# 2 License Info (temporary CAL), 3 Challenge Response, 4 License Info (permanent CAL).
+hex 00""00""0000""0001 >"$out/server_machine/first_contact"
+hex 01""00""0002""0003 >"$out/server_machine/upgrade"
+hex 02""0a""0004 >"$out/server_machine/valid"
+hex 01""5b""0002 >"$out/server_machine/expired"           # day 91: the temporary CAL expired
+hex 02""37""0004""0003 >"$out/server_machine/renewal"     # day 55: renew, then a stale response
+hex 03""2a00000000000000""00""0000""0001 >"$out/server_machine/other_seed" # the MAC fails
+# client_machine: scenario (0-2: a recorded connection's seed and store), then (operation 0,
+# index) per recorded server PDU: 0 License Request, 1 Platform Challenge, 2 New License,
+# 3 License Request, 4 Platform Challenge, 5 Upgrade License, 6 License Request,
+# 7 STATUS_VALID_CLIENT.
+hex 00""0000""0001""0002 >"$out/client_machine/first_contact"
+hex 01""0003""0004""0005 >"$out/client_machine/upgrade"
+hex 02""0006""0007 >"$out/client_machine/valid"
+hex 03""2a00000000000000""00""0000""0001 >"$out/client_machine/other_seed" # the MAC fails

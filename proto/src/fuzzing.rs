@@ -7,12 +7,24 @@
 //!
 //! [`licensing_pdu_structured`] goes the other way: it builds an arbitrary [`LicensingPdu`],
 //! encodes it and checks that decoding gives the same value back.
+//!
+//! [`cal`] reads a CAL file (PKCS#7 DER or a decrypted NEW_LICENSE_INFO) and checks that reading
+//! is deterministic and consistent. With the `testing` feature, [`server_machine`] and
+//! [`client_machine`] drive a state machine with a sequence of peer PDUs: recorded ones,
+//! mutated ones and arbitrary ones (`fuzzing/machine.rs`).
 
 // These functions are the fuzz oracle: a failed assertion is how they report a bug.
 #![allow(clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "testing")]
+mod machine;
+
+#[cfg(feature = "testing")]
+pub use machine::{client_machine, server_machine};
+
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::cal::{parse_cal, parse_cal_container, CalContainer, CalError};
 use crate::envelope::LicensingFrame;
 
 use crate::wire::{
@@ -173,6 +185,34 @@ pub fn licensing_pdu_structured(data: &[u8]) {
     assert_eq!(again, bytes, "re-encoding the decoded value");
 }
 
+/// A CAL file as `rdpele cal inspect` reads it: [`parse_cal_container`] must return a value or
+/// a typed error, the same one when asked twice; an error's offset lies within the input; the CAL
+/// of a NEW_LICENSE_INFO is the one [`parse_cal`] reads from its `pbLicenseInfo`.
+pub fn cal(data: &[u8]) {
+    let first = parse_cal_container(data);
+    let second = parse_cal_container(data);
+    assert_eq!(first, second, "reading the same bytes twice");
+    match first {
+        Ok((CalContainer::Pkcs7, _)) => {}
+        Ok((CalContainer::NewLicenseInfo, cal)) => {
+            let info = NewLicenseInfo::decode(data).expect("parse_cal_container decoded it");
+            let inner = parse_cal(info.license_info);
+            assert_eq!(inner, Ok(cal), "the CAL of the NEW_LICENSE_INFO read alone");
+        }
+        Err(error) => {
+            // The message is what the CLI prints: formatting it must not panic either.
+            let _ = error.to_string();
+            if let CalError::Malformed { offset, .. } = &error {
+                assert!(
+                    *offset <= data.len(),
+                    "{error} lies beyond the {} bytes read",
+                    data.len()
+                );
+            }
+        }
+    }
+}
+
 fn assert_legitimate(error: EncodeError, pdu: &LicensingPdu<'_>) {
     let legitimate = match error {
         EncodeError::TooLong { length, max, .. } => {
@@ -200,7 +240,7 @@ mod tests {
         include_bytes!("../../captures/xfreerdp-2.11.7_platform_challenge_response.bin");
     const XF_INFO: &[u8] = include_bytes!("../../captures/xfreerdp-2.11.7_license_info.bin");
 
-    const TARGETS: [fn(&[u8]); 15] = [
+    const TARGETS: [fn(&[u8]); 16] = [
         frame,
         licensing_pdu,
         license_request,
@@ -216,6 +256,7 @@ mod tests {
         challenge_response_data,
         hwid,
         licensing_pdu_structured,
+        cal,
     ];
 
     /// Every capture, with every framing a target might see it in: whole, after the security
@@ -258,6 +299,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn cal_target_runs_over_its_seeds_and_fixed_buffers() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/cal");
+        for entry in std::fs::read_dir(seeds).unwrap() {
+            cal(&std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        let counting: Vec<u8> = (0..=255).collect();
+        let truncated = &NEW_LICENSE_INFO[..NEW_LICENSE_INFO.len() - 1];
+        let buffers: [&[u8]; 7] = [
+            &[],
+            &[0x30],
+            &[0x30, 0x82, 0xff, 0xff],
+            &[0; 64],
+            &counting,
+            &CAL[..CAL.len() / 2],
+            truncated,
+        ];
+        for buffer in buffers {
+            cal(buffer);
+        }
+    }
+
     fn accepts<T: Target>(data: &[u8]) -> bool {
         T::Value::decode(data).is_ok()
     }
@@ -270,7 +333,7 @@ mod tests {
     #[test]
     fn every_seed_decodes_with_its_target() {
         let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
-        let decoders: [Decoder; 14] = [
+        let decoders: [Decoder; 15] = [
             ("frame", accepts::<LicensingFrame<'static>>),
             ("licensing_pdu", accepts::<LicensingPdu<'static>>),
             ("license_request", accepts::<ServerLicenseRequest<'static>>),
@@ -297,6 +360,7 @@ mod tests {
                 accepts::<PlatformChallengeResponseData<'static>>,
             ),
             ("hwid", accepts::<ClientHardwareId>),
+            ("cal", |data| parse_cal_container(data).is_ok()),
         ];
         for (target, decodes) in decoders {
             let mut count = 0;

@@ -505,3 +505,90 @@ fn server_license_request_carries_a_verifiable_proprietary_certificate() {
     ));
     assert_eq!(request.product_info.product_id.to_string_lossy(), "A02");
 }
+
+/// Found by the client_machine fuzz target: an ST_RESEND_LAST_MESSAGE alert before the client
+/// has sent anything made it queue an empty PDU.
+#[test]
+fn resend_requested_before_anything_was_sent_sends_nothing() {
+    let mut pair = Pair::seeded(1, client_config(7, "WS-01", "alice"), epoch()).unwrap();
+    let alert = hex::decode("ff03100002000000040000000400000000").unwrap();
+    let store = MemoryStore::default();
+    pair.client
+        .handle_pdu(&alert[..16], &mut pair.rng, &store)
+        .unwrap();
+    assert_eq!(pair.client.poll_transmit(), None);
+    assert!(
+        !pair.client.is_finished(),
+        "still waiting for the License Request"
+    );
+    // The server likewise, before `start`.
+    let mut issuer = RuleIssuer::new(epoch()).unwrap();
+    pair.server
+        .handle_pdu(epoch(), &alert[..16], &mut pair.rng, &mut issuer)
+        .unwrap();
+    assert_eq!(pair.server.poll_transmit(), None);
+}
+
+/// A challenge too long to answer (a response data's cbChallenge is 16-bit) ends licensing on
+/// the client's side instead of leaving it waiting after its abort.
+#[test]
+fn a_client_that_aborts_on_a_challenge_stays_finished() {
+    use rdpele_proto::crypto;
+    use rdpele_proto::wire::{BlobType, LicenseBinaryBlob, PreambleFlags, ServerPlatformChallenge};
+    let mut pair = Pair::seeded(1, client_config(7, "WS-01", "alice"), epoch()).unwrap();
+    let store = MemoryStore::default();
+    pair.server.start(&mut pair.rng);
+    let request = pair.server.poll_transmit().unwrap();
+    pair.client
+        .handle_pdu(&request, &mut pair.rng, &store)
+        .unwrap();
+    let new_license_request = pair.client.poll_transmit().unwrap();
+    // Recover the session keys the way the server would, then send a 65,500-byte challenge.
+    let LicensingMessage::NewLicenseRequest(nlr) =
+        LicensingPdu::decode(&new_license_request).unwrap().message
+    else {
+        panic!()
+    };
+    let LicensingMessage::LicenseRequest(lr) = LicensingPdu::decode(&request).unwrap().message
+    else {
+        panic!()
+    };
+    let mut rng =
+        <rand_chacha::ChaCha20Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+    let key = rdpele_proto::machine::testing::server_config(&mut rng)
+        .unwrap()
+        .private_key;
+    let premaster = key
+        .decrypt_premaster(nlr.encrypted_premaster_secret.data)
+        .unwrap();
+    let keys = crypto::derive_session_keys(&premaster, &nlr.client_random, &lr.server_random);
+    // Fits in the challenge PDU (65,528 bytes) but not in the response (65,556).
+    let challenge = vec![0x41u8; 65_500];
+    let encrypted = crypto::rc4(keys.licensing_encryption_key.expose(), &challenge);
+    let pdu = LicensingPdu {
+        flags: PreambleFlags(3),
+        message: LicensingMessage::PlatformChallenge(ServerPlatformChallenge {
+            connect_flags: 0,
+            encrypted_platform_challenge: LicenseBinaryBlob::new(
+                BlobType::BB_ENCRYPTED_DATA_BLOB,
+                &encrypted,
+            ),
+            mac_data: crypto::mac_data(keys.mac_salt_key.expose(), &challenge),
+        }),
+    }
+    .to_vec()
+    .unwrap();
+    pair.client.handle_pdu(&pdu, &mut pair.rng, &store).unwrap();
+    assert!(pair.client.is_finished());
+    let events: Vec<_> = std::iter::from_fn(|| pair.client.poll_event()).collect();
+    assert!(
+        matches!(
+            events.last(),
+            Some(ClientEvent::Aborted {
+                error_code: ErrorCode::ERR_NO_LICENSE,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+}

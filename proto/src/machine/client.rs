@@ -141,8 +141,11 @@ impl ClientMachine {
                     );
                     return Ok(());
                 }
-                self.answer_challenge(&session.keys, &challenge);
-                State::ExpectServerResponse(session)
+                if self.answer_challenge(&session.keys, &challenge) {
+                    State::ExpectServerResponse(session)
+                } else {
+                    State::Finished
+                }
             }
             (State::ExpectServerResponse(session), LicensingMessage::NewLicense(m)) => {
                 self.receive_license(*session, &m.encrypted_license_info, &m.mac_data, false)
@@ -274,8 +277,9 @@ impl ClientMachine {
     }
 
     /// MS-RDPELE 3.3.5.3: the decrypted challenge echoed in the response data, and the HWID,
-    /// each encrypted with a fresh RC4 state, under one MAC over both clear texts.
-    fn answer_challenge(&mut self, keys: &SessionKeys, challenge: &[u8]) {
+    /// each encrypted with a fresh RC4 state, under one MAC over both clear texts. False when
+    /// the client had to abort instead.
+    fn answer_challenge(&mut self, keys: &SessionKeys, challenge: &[u8]) -> bool {
         let response = PlatformChallengeResponseData {
             version: 0x0100,
             client_type: self.config.client_type,
@@ -287,7 +291,7 @@ impl ClientMachine {
                 ErrorCode::ERR_NO_LICENSE,
                 "platform challenge too long to answer",
             );
-            return;
+            return false;
         };
         let hwid_plain = self.config.hwid.to_bytes();
         let (encrypted_response, _) = seal(keys, &response_plain);
@@ -308,7 +312,7 @@ impl ClientMachine {
                 ),
                 mac_data,
             },
-        ));
+        ))
     }
 
     /// MS-RDPELE 3.3.5.5 / 3.3.5.6.
@@ -357,7 +361,10 @@ impl ClientMachine {
             }
             (_, StateTransition::ST_NO_TRANSITION) => state,
             (_, StateTransition::ST_RESEND_LAST_MESSAGE) => {
-                self.transmit.push_back(self.last_sent.clone());
+                // Nothing sent yet (the alert came before the License Request): nothing to resend.
+                if !self.last_sent.is_empty() {
+                    self.transmit.push_back(self.last_sent.clone());
+                }
                 state
             }
             (_, StateTransition::ST_RESET_PHASE_TO_START) => State::ExpectLicenseRequest,

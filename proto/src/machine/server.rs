@@ -137,6 +137,7 @@ impl ServerMachine {
 
     /// Queues the License Request that opens licensing (MS-RDPELE 3.2.5.1).
     pub fn start(&mut self, rng: &mut (impl CryptoRng + ?Sized)) {
+        self.premaster_rejected = false;
         let mut server_random = [0u8; 32];
         rng.fill_bytes(&mut server_random);
         match self.license_request(&server_random) {
@@ -513,7 +514,10 @@ impl ServerMachine {
         match alert.state_transition {
             StateTransition::ST_NO_TRANSITION => state,
             StateTransition::ST_RESEND_LAST_MESSAGE => {
-                self.transmit.push_back(self.last_sent.clone());
+                // Before `start` nothing was sent, so there is nothing to resend.
+                if !self.last_sent.is_empty() {
+                    self.transmit.push_back(self.last_sent.clone());
+                }
                 state
             }
             StateTransition::ST_RESET_PHASE_TO_START => {
