@@ -1,6 +1,5 @@
 //! `rdpele cal`: look inside Client Access Licenses and issue ones of Windows' shape.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -157,7 +156,7 @@ pub fn run(args: &CalArgs) -> ExitCode {
 
 fn inspect(args: &InspectArgs) -> ExitCode {
     let name = args.input.display();
-    let data = match read_input(&args.input) {
+    let data = match super::read_input(&args.input, MAX_INPUT_BYTES) {
         Ok(data) => data,
         Err(error) => {
             eprintln!("rdpele cal inspect: {error:#}");
@@ -395,25 +394,6 @@ fn parse_version(text: &str) -> Result<ProductVersion> {
     })
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut data)
-            .context("cannot read standard input")?;
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut data)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-    }
-    if u64::try_from(data.len()).unwrap_or(u64::MAX) > MAX_INPUT_BYTES {
-        bail!("{}: larger than {MAX_INPUT_BYTES} bytes", path.display());
-    }
-    Ok(data)
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,9 @@
 //! `rdpele decode`: look inside captured licensing traffic.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rdpele_proto::crypto::{
     LicensingPrivateKey, Secret, CLIENT_RANDOM_LEN, PREMASTER_SECRET_LEN, SERVER_RANDOM_LEN,
@@ -96,7 +95,7 @@ pub fn run(args: &DecodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let data = match read_input(&args.input) {
+    let data = match super::read_input(&args.input, MAX_INPUT_BYTES) {
         Ok(data) => data,
         Err(error) => {
             eprintln!("rdpele decode: {error:#}");
@@ -167,25 +166,6 @@ fn server_key(path: &Path) -> Result<LicensingPrivateKey> {
     LicensingPrivateKey::from_pem(&pem).with_context(|| format!("--server-key {}", path.display()))
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut data)
-            .context("cannot read standard input")?;
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut data)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-    }
-    if u64::try_from(data.len()).unwrap_or(u64::MAX) > MAX_INPUT_BYTES {
-        bail!("input is larger than {MAX_INPUT_BYTES} bytes");
-    }
-    Ok(data)
-}
 
 fn print(decoded: &Decoded, args: &DecodeArgs) {
     for message in &decoded.messages {

@@ -30,3 +30,27 @@ pub fn run() -> ExitCode {
         Command::Keys(args) => keys::run(&args),
     }
 }
+
+/// Reads FILE, or standard input for `-`, refusing inputs over `max_bytes` rather than reading
+/// them into memory.
+fn read_input(path: &std::path::Path, max_bytes: u64) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut data = Vec::new();
+    if path == std::path::Path::new("-") {
+        std::io::stdin()
+            .take(max_bytes + 1)
+            .read_to_end(&mut data)
+            .context("cannot read standard input")?;
+    } else {
+        std::fs::File::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .take(max_bytes + 1)
+            .read_to_end(&mut data)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    if u64::try_from(data.len()).unwrap_or(u64::MAX) > max_bytes {
+        anyhow::bail!("{}: larger than {max_bytes} bytes", path.display());
+    }
+    Ok(data)
+}
