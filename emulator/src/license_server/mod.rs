@@ -3,3 +3,4 @@
 
 pub mod decision;
 pub mod model;
+pub mod policy;
