@@ -394,7 +394,6 @@ fn parse_version(text: &str) -> Result<ProductVersion> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

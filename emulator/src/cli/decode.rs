@@ -166,7 +166,6 @@ fn server_key(path: &Path) -> Result<LicensingPrivateKey> {
     LicensingPrivateKey::from_pem(&pem).with_context(|| format!("--server-key {}", path.display()))
 }
 
-
 fn print(decoded: &Decoded, args: &DecodeArgs) {
     for message in &decoded.messages {
         let mut document = message.document.clone();

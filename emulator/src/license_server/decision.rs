@@ -45,7 +45,10 @@ pub enum Change {
     Insert(IssuedLicense),
     /// A license changes status (an upgraded temporary or a renewed permanent becomes
     /// Superseded; an expired one Expired).
-    SetStatus { license_id: u32, status: LicenseStatus },
+    SetStatus {
+        license_id: u32,
+        status: LicenseStatus,
+    },
 }
 
 /// The policy's answer: what the client gets, and the changes that make it true.

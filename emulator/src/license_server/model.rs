@@ -120,14 +120,27 @@ pub struct LicenseRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// A new temporary CAL.
-    Temporary { license_id: u32, expires_at: SystemTime },
+    Temporary {
+        license_id: u32,
+        expires_at: SystemTime,
+    },
     /// A new permanent CAL (first issue, or a temporary one upgraded).
-    Permanent { license_id: u32, expires_at: SystemTime },
+    Permanent {
+        license_id: u32,
+        expires_at: SystemTime,
+    },
     /// A permanent CAL near its expiry replaced by a new one.
-    Renewed { license_id: u32, expires_at: SystemTime },
+    Renewed {
+        license_id: u32,
+        expires_at: SystemTime,
+    },
     /// The presented CAL is valid as it is.
-    Valid { expires_at: SystemTime },
-    Refused { reason: RefusalReason },
+    Valid {
+        expires_at: SystemTime,
+    },
+    Refused {
+        reason: RefusalReason,
+    },
 }
 
 /// Why a client is refused, mapped by the session host to a Licensing Error Message and an
