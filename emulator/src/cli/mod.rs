@@ -1,5 +1,6 @@
 //! The `rdpele` command line: one module per subcommand.
 
+mod admin;
 mod cal;
 mod decode;
 mod keys;
@@ -21,13 +22,19 @@ enum Command {
     Decode(decode::DecodeArgs),
     Cal(cal::CalArgs),
     Keys(keys::KeysArgs),
+    Admin(admin::AdminArgs),
 }
 
 pub fn run() -> ExitCode {
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return admin::parse_error(error),
+    };
+    match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Cal(args) => cal::run(&args),
         Command::Keys(args) => keys::run(&args),
+        Command::Admin(args) => admin::run(&args),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The emulated RD License Server: the Windows CAL rules ([`policy`]) over a durable store,
 //! on a virtual clock.
 
+pub mod clock;
 pub mod decision;
 pub mod model;
 pub mod policy;
+pub mod server;
+pub mod store;

@@ -1,0 +1,133 @@
+//! Applying a decision's [`Change`]s inside its transaction, and the store's own guard against
+//! over-allocation.
+
+use rusqlite::{params, Connection};
+
+use super::columns::{license_columns, mode_text, status_text, unix_seconds, version_text};
+use super::snapshot::load_packs;
+use super::StoreError;
+use crate::license_server::decision::{Change, PackUsage};
+use crate::license_server::model::{IssuedLicense, LicenseStatus};
+
+pub(super) const INSERT_LICENSE: &str = concat!(
+    "INSERT INTO issued_licenses (",
+    license_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+);
+
+pub(super) const UPDATE_STATUS: &str = "UPDATE issued_licenses SET license_status = ?2, \
+     revoked_at = CASE WHEN ?2 = 'revoked' THEN coalesce(revoked_at, ?3) ELSE revoked_at END \
+     WHERE license_id = ?1";
+
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO license_events (license_id, at, license_status) VALUES (?1, ?2, ?3)";
+/// Applies `changes` in order, then the over-allocation guard against the pools as they were
+/// (`before`).
+pub(super) fn apply(
+    tx: &Connection,
+    before: &[PackUsage],
+    next_license_id: u32,
+    now_seconds: i64,
+    changes: &[Change],
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut expected = Some(next_license_id);
+    for change in changes {
+        match change {
+            Change::Insert(license) => {
+                let next = expected.ok_or(StoreError::LicenseIdsExhausted)?;
+                if license.license_id != next {
+                    return Err(StoreError::LicenseIdOutOfSequence {
+                        expected: next,
+                        found: license.license_id,
+                    });
+                }
+                insert_license(tx, license, now_seconds)?;
+                expected = next.checked_add(1);
+            }
+            Change::SetStatus { license_id, status } => {
+                set_status(tx, *license_id, *status, now_seconds)?;
+            }
+        }
+    }
+    check_pools(tx, before, now_seconds)
+}
+
+pub(super) fn insert_license(
+    tx: &Connection,
+    license: &IssuedLicense,
+    at: i64,
+) -> Result<(), StoreError> {
+    let revoked_at = license.revoked_at.map(unix_seconds).transpose()?;
+    tx.prepare_cached(INSERT_LICENSE)?.execute(params![
+        license.license_id,
+        license.key_pack_id,
+        mode_text(license.license_type),
+        license.issued_to_user,
+        license.issued_to_computer,
+        license.hardware_id.as_slice(),
+        unix_seconds(license.issue_date)?,
+        unix_seconds(license.expiration_date)?,
+        status_text(license.status),
+        revoked_at,
+        version_text(license.product_version),
+    ])?;
+    tx.prepare_cached(INSERT_EVENT)?.execute(params![
+        license.license_id,
+        at,
+        status_text(license.status)
+    ])?;
+    Ok(())
+}
+
+fn set_status(
+    tx: &Connection,
+    license_id: u32,
+    status: LicenseStatus,
+    now_seconds: i64,
+) -> Result<(), StoreError> {
+    let changed = tx.prepare_cached(UPDATE_STATUS)?.execute(params![
+        license_id,
+        status_text(status),
+        now_seconds
+    ])?;
+    if changed != 1 {
+        return Err(StoreError::UnknownLicense { license_id });
+    }
+    tx.prepare_cached(INSERT_EVENT)?.execute(params![
+        license_id,
+        now_seconds,
+        status_text(status)
+    ])?;
+    Ok(())
+}
+
+/// The store's own guard: after the changes, no pack may hold more licenses than its total —
+/// unless it already did before them and they did not add to it (a clock set back can bring
+/// expired licenses back into the count; the store does not refuse unrelated decisions for
+/// that).
+pub(super) fn check_pools(
+    tx: &Connection,
+    before: &[PackUsage],
+    now_seconds: i64,
+) -> Result<(), StoreError> {
+    for after in load_packs(tx, now_seconds)? {
+        if after.in_use <= after.pack.total_licenses {
+            continue;
+        }
+        let was = before
+            .iter()
+            .find(|usage| usage.pack.key_pack_id == after.pack.key_pack_id)
+            .map_or(0, |usage| usage.in_use);
+        if after.in_use > was {
+            return Err(StoreError::OverAllocated {
+                key_pack_id: after.pack.key_pack_id,
+                in_use: after.in_use,
+                total: after.pack.total_licenses,
+            });
+        }
+    }
+    Ok(())
+}
