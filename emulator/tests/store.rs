@@ -474,6 +474,27 @@ fn the_store_refuses_to_over_allocate_whatever_the_policy_says() {
         .decide(&Holder::HardwareId(hwid(9)), day0() + DAY, one_more)
         .unwrap();
     assert_eq!(store.packs(day0() + DAY).unwrap()[0].in_use, 2);
+    // A status change counts as well: the revoked license made active again would be a third.
+    let reactivate = |_: &Snapshot| Decision {
+        outcome: Outcome::Valid {
+            expires_at: day0() + 60 * DAY,
+        },
+        changes: vec![Change::SetStatus {
+            license_id: 1,
+            status: LicenseStatus::Active,
+        }],
+    };
+    let err = store
+        .decide(&Holder::HardwareId(hwid(0)), day0() + DAY, reactivate)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::OverAllocated { in_use: 3, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        store.license(1).unwrap().unwrap().status,
+        LicenseStatus::Revoked
+    );
     assert_eq!(store.packs(day0() + 61 * DAY).unwrap()[0].in_use, 0);
     store
         .decide(&Holder::HardwareId(hwid(10)), day0() + 61 * DAY, one_more)

@@ -1,10 +1,9 @@
 //! Applying a decision's [`Change`]s inside its transaction, and the store's own guard against
 //! over-allocation.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::columns::{license_columns, mode_text, status_text, unix_seconds, version_text};
-use super::snapshot::load_packs;
+use super::columns::{count, license_columns, mode_text, status_text, unix_seconds, version_text};
 use super::StoreError;
 use crate::license_server::decision::{Change, PackUsage};
 use crate::license_server::model::{IssuedLicense, LicenseStatus};
@@ -17,12 +16,20 @@ pub(super) const INSERT_LICENSE: &str = concat!(
 
 pub(super) const UPDATE_STATUS: &str = "UPDATE issued_licenses SET license_status = ?2, \
      revoked_at = CASE WHEN ?2 = 'revoked' THEN coalesce(revoked_at, ?3) ELSE revoked_at END \
-     WHERE license_id = ?1";
+     WHERE license_id = ?1 RETURNING key_pack_id";
+
+/// A pack's total and its licenses in use at `?2`, for the guard.
+const SELECT_POOL: &str = "SELECT p.total_licenses, \
+     (SELECT COUNT(*) FROM issued_licenses AS l WHERE l.key_pack_id = p.key_pack_id \
+      AND l.license_status = 'active' AND l.expiration_date > ?2) \
+     FROM key_packs AS p WHERE p.key_pack_id = ?1";
 
 pub(super) const INSERT_EVENT: &str =
     "INSERT INTO license_events (license_id, at, license_status) VALUES (?1, ?2, ?3)";
-/// Applies `changes` in order, then the over-allocation guard against the pools as they were
-/// (`before`).
+
+/// Applies `changes` in order, then the over-allocation guard on every pack they touched (the
+/// pack of each inserted license and of each license whose status changed), against the pools
+/// as they were (`before`).
 pub(super) fn apply(
     tx: &Connection,
     before: &[PackUsage],
@@ -34,6 +41,7 @@ pub(super) fn apply(
         return Ok(());
     }
     let mut expected = Some(next_license_id);
+    let mut touched: Vec<u32> = Vec::new();
     for change in changes {
         match change {
             Change::Insert(license) => {
@@ -45,14 +53,17 @@ pub(super) fn apply(
                     });
                 }
                 insert_license(tx, license, now_seconds)?;
+                touched.extend(license.key_pack_id);
                 expected = next.checked_add(1);
             }
             Change::SetStatus { license_id, status } => {
-                set_status(tx, *license_id, *status, now_seconds)?;
+                touched.extend(set_status(tx, *license_id, *status, now_seconds)?);
             }
         }
     }
-    check_pools(tx, before, now_seconds)
+    touched.sort_unstable();
+    touched.dedup();
+    check_pools(tx, before, now_seconds, &touched)
 }
 
 pub(super) fn insert_license(
@@ -82,26 +93,27 @@ pub(super) fn insert_license(
     Ok(())
 }
 
+/// Sets a license's status; returns its pack.
 fn set_status(
     tx: &Connection,
     license_id: u32,
     status: LicenseStatus,
     now_seconds: i64,
-) -> Result<(), StoreError> {
-    let changed = tx.prepare_cached(UPDATE_STATUS)?.execute(params![
-        license_id,
-        status_text(status),
-        now_seconds
-    ])?;
-    if changed != 1 {
-        return Err(StoreError::UnknownLicense { license_id });
-    }
+) -> Result<Option<u32>, StoreError> {
+    let key_pack_id: Option<u32> = tx
+        .prepare_cached(UPDATE_STATUS)?
+        .query_row(
+            params![license_id, status_text(status), now_seconds],
+            |row| row.get(0),
+        )
+        .optional()?
+        .ok_or(StoreError::UnknownLicense { license_id })?;
     tx.prepare_cached(INSERT_EVENT)?.execute(params![
         license_id,
         now_seconds,
         status_text(status)
     ])?;
-    Ok(())
+    Ok(key_pack_id)
 }
 
 /// The store's own guard: after the changes, no pack may hold more licenses than its total —
@@ -112,20 +124,27 @@ pub(super) fn check_pools(
     tx: &Connection,
     before: &[PackUsage],
     now_seconds: i64,
+    packs: &[u32],
 ) -> Result<(), StoreError> {
-    for after in load_packs(tx, now_seconds)? {
-        if after.in_use <= after.pack.total_licenses {
+    for &key_pack_id in packs {
+        let (total, in_use): (u32, i64) = tx
+            .prepare_cached(SELECT_POOL)?
+            .query_row(params![key_pack_id, now_seconds], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        let in_use = count("in_use", in_use)?;
+        if in_use <= total {
             continue;
         }
         let was = before
             .iter()
-            .find(|usage| usage.pack.key_pack_id == after.pack.key_pack_id)
+            .find(|usage| usage.pack.key_pack_id == key_pack_id)
             .map_or(0, |usage| usage.in_use);
-        if after.in_use > was {
+        if in_use > was {
             return Err(StoreError::OverAllocated {
-                key_pack_id: after.pack.key_pack_id,
-                in_use: after.in_use,
-                total: after.pack.total_licenses,
+                key_pack_id,
+                in_use,
+                total,
             });
         }
     }

@@ -58,10 +58,11 @@ impl StoreError {
     /// Whether this is SQLite giving up on a lock after the busy timeout (another process held
     /// the database for longer).
     pub fn is_busy(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
         matches!(
             self,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                if matches!(e.code, DatabaseBusy | DatabaseLocked)
         )
     }
 }

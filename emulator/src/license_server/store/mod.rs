@@ -5,10 +5,12 @@
 //!
 //! Every decision is one transaction ([`Store::decide`]): `BEGIN IMMEDIATE` takes SQLite's write
 //! lock, the [`Snapshot`] is read under it, the policy's closure decides, the store applies each
-//! [`Change`], checks that no key pack went over its total, and commits. Two session hosts (or
-//! threads, or processes) deciding at once are therefore serialised, and a decision never acts
-//! on a pool another one has just emptied. If anything fails — a change the database refuses,
-//! the over-allocation guard, the closure panicking — the whole transaction is rolled back.
+//! [`Change`], recounts every key pack the changes touched (the guard: whatever the closure
+//! decided, a change that puts a pack over its total is refused), and commits. Two session
+//! hosts (or threads, or processes) deciding at once are therefore serialised, and a decision
+//! never acts on a pool another one has just emptied. If anything fails — a change the
+//! database refuses, the over-allocation guard, the closure panicking — the whole transaction
+//! is rolled back.
 //!
 //! The database runs in WAL mode with `synchronous = FULL` (a commit is on disk before
 //! `decide` returns: a CAL a client was given is never forgotten, even on power loss), with
@@ -114,6 +116,10 @@ use self::snapshot::{
 };
 use super::decision::{Change, Decision, PackUsage, Snapshot};
 use super::model::{IssuedLicense, KeyPack, LicensingMode, ServerSettings, WindowsVersion};
+
+/// The schema version this build creates and expects (`PRAGMA user_version`): the number of
+/// migrations.
+pub const SCHEMA_VERSION: usize = schema::MIGRATIONS.len();
 
 /// The database's file name inside the data directory.
 pub const DATABASE_FILE: &str = "license_server.sqlite";
@@ -379,7 +385,8 @@ impl Store {
             insert_license(&tx, &license, at)?;
             inserted = inserted.saturating_add(1);
         }
-        check_pools(&tx, &before, now_seconds)?;
+        let packs: Vec<u32> = before.iter().map(|usage| usage.pack.key_pack_id).collect();
+        check_pools(&tx, &before, now_seconds, &packs)?;
         tx.commit()?;
         Ok(inserted)
     }
