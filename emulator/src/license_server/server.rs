@@ -31,6 +31,10 @@ use super::store::{Holder, Store, StoreError};
 pub const KEY_FILE: &str = "license_server_key.pem";
 /// Windows license servers sign with 2048-bit RSA.
 const KEY_BITS: usize = 2048;
+/// Validity of the license server's self-signed certificate in every CAL: wide enough for any
+/// virtual date, and within X.509 UTCTime (which ends with 2049).
+const IDENTITY_NOT_BEFORE: Duration = Duration::from_secs(946_684_800); // 2000-01-01T00:00:00Z
+const IDENTITY_NOT_AFTER: Duration = Duration::from_secs(2_524_607_999); // 2049-12-31T23:59:59Z
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,7 +65,13 @@ pub struct LicenseServer {
     key: LicensingPrivateKey,
     host: HostInfo,
     rng: StdRng,
+    /// The self-signed license server certificate put in every CAL, built (one RSA signature)
+    /// once per name/domain/product id rather than once per CAL.
+    identity: Option<(IdentityKey, LicenseServerIdentity)>,
 }
+
+/// What the license server's certificate names; a change in settings makes a new one.
+type IdentityKey = (String, String, String);
 
 impl LicenseServer {
     /// Opens the store in `dir` and its signing key (created on first use) for a session host
@@ -75,6 +85,7 @@ impl LicenseServer {
             key,
             host,
             rng: StdRng::from_rng(&mut rand::rng()),
+            identity: None,
         })
     }
 
@@ -136,22 +147,31 @@ impl LicenseServer {
         Ok(decision.outcome)
     }
 
-    /// Signs the CAL recording `row`.
-    fn build(&self, row: &IssuedLicense) -> Result<Vec<u8>, ServerError> {
+    /// The license server's identity under the current settings.
+    fn identity(&mut self) -> Result<&LicenseServerIdentity, ServerError> {
         let settings = self.store.settings()?;
+        let key = (
+            settings.name,
+            settings.domain_or_workgroup,
+            settings.product_id,
+        );
+        let identity = match self.identity.take() {
+            Some((cached, identity)) if cached == key => identity,
+            _ => LicenseServerIdentity::self_signed(
+                &key.0,
+                &key.1,
+                &key.2,
+                self.key.to_rsa_private_key().clone(),
+                SystemTime::UNIX_EPOCH + IDENTITY_NOT_BEFORE,
+                SystemTime::UNIX_EPOCH + IDENTITY_NOT_AFTER,
+            )?,
+        };
+        Ok(&self.identity.insert((key, identity)).1)
+    }
+
+    /// Signs the CAL recording `row`.
+    fn build(&mut self, row: &IssuedLicense) -> Result<Vec<u8>, ServerError> {
         let not_after = row.expiration_date;
-        let identity = LicenseServerIdentity::self_signed(
-            &settings.name,
-            &settings.domain_or_workgroup,
-            &settings.product_id,
-            self.key.to_rsa_private_key().clone(),
-            row.issue_date
-                .checked_sub(Duration::from_secs(86_400))
-                .unwrap_or(row.issue_date),
-            not_after
-                .checked_add(Duration::from_secs(86_400 * 365 * 20))
-                .unwrap_or(not_after),
-        )?;
         let kind = match row.status {
             LicenseStatus::Temporary => CalKind::Temporary,
             _ => CalKind::Permanent,
@@ -177,7 +197,7 @@ impl LicenseServer {
                 license_id: row.license_id,
             },
         )?;
-        Ok(build_cal(&request, &identity)?)
+        Ok(build_cal(&request, self.identity()?)?)
     }
 
     fn request(
