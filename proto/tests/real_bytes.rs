@@ -219,6 +219,7 @@ fn xfreerdp_hardware_id_layout() {
     assert_eq!(hwid.platform_id, 0x0401_0000);
     assert_eq!(hex::encode(hwid.data), "686c821a80914aef822465b48019cd34");
     assert_eq!(hwid.to_vec().unwrap(), bytes);
+    assert_eq!(ClientHardwareId::from_bytes(hwid.to_bytes()), hwid);
 }
 
 /// xfreerdp's clear-text challenge response: wVersion 0x0100, wClientType 0xFF00,

@@ -370,18 +370,14 @@ fn parse_hwid(text: &str) -> Result<ClientHardwareId> {
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
     let bytes = hex::decode(&digits).map_err(|error| anyhow!("not hex: {error}"))?;
-    let [p0, p1, p2, p3, data @ ..] = <[u8; ClientHardwareId::LEN]>::try_from(bytes.as_slice())
-        .map_err(|_| {
-            anyhow!(
-                "{} bytes, a CLIENT_HARDWARE_ID has {}",
-                bytes.len(),
-                ClientHardwareId::LEN
-            )
-        })?;
-    Ok(ClientHardwareId {
-        platform_id: u32::from_le_bytes([p0, p1, p2, p3]),
-        data,
-    })
+    let bytes = <[u8; ClientHardwareId::LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+        anyhow!(
+            "{} bytes, a CLIENT_HARDWARE_ID has {}",
+            bytes.len(),
+            ClientHardwareId::LEN
+        )
+    })?;
+    Ok(ClientHardwareId::from_bytes(bytes))
 }
 
 fn parse_version(text: &str) -> Result<ProductVersion> {

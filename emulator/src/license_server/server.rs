@@ -186,7 +186,7 @@ impl LicenseServer {
         let request = CalRequest::new(
             &row.issued_to_computer,
             &row.issued_to_user,
-            hardware_id(row.hardware_id),
+            ClientHardwareId::from_bytes(row.hardware_id),
             kind,
             cal_type,
             product_version(row.product_version),
@@ -231,14 +231,6 @@ fn inserted(decision: &Decision) -> Option<&IssuedLicense> {
         Change::Insert(row) => Some(row),
         Change::SetStatus { .. } => None,
     })
-}
-
-fn hardware_id(bytes: [u8; 20]) -> ClientHardwareId {
-    let [p0, p1, p2, p3, data @ ..] = bytes;
-    ClientHardwareId {
-        platform_id: u32::from_le_bytes([p0, p1, p2, p3]),
-        data,
-    }
 }
 
 /// The product version a CAL of each release carries ("A02-<major>.<minor>-S"). 6.00 and

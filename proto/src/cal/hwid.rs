@@ -24,11 +24,7 @@ pub fn encode_hwid(hwid: &ClientHardwareId) -> [u8; ClientHardwareId::LEN] {
 
 /// The HWID a CAL's 20 stored bytes stand for.
 pub fn decode_hwid(encoded: &[u8; ClientHardwareId::LEN]) -> ClientHardwareId {
-    let [p0, p1, p2, p3, data @ ..] = xor_mask(*encoded);
-    ClientHardwareId {
-        platform_id: u32::from_le_bytes([p0, p1, p2, p3]),
-        data,
-    }
+    ClientHardwareId::from_bytes(xor_mask(*encoded))
 }
 
 fn xor_mask(mut bytes: [u8; ClientHardwareId::LEN]) -> [u8; ClientHardwareId::LEN] {

@@ -18,6 +18,15 @@ pub struct ClientHardwareId {
 impl ClientHardwareId {
     pub const LEN: usize = 20;
 
+    /// The inverse of [`ClientHardwareId::to_bytes`].
+    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
+        let [p0, p1, p2, p3, data @ ..] = bytes;
+        Self {
+            platform_id: u32::from_le_bytes([p0, p1, p2, p3]),
+            data,
+        }
+    }
+
     /// The 20 bytes as they travel (and as license stores and CALs hash them).
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
