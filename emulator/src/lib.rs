@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod inspect;
 pub mod license_server;
+pub mod session_host;

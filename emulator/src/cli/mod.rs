@@ -4,6 +4,7 @@ mod admin;
 mod cal;
 mod decode;
 mod keys;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ enum Command {
     Cal(cal::CalArgs),
     Keys(keys::KeysArgs),
     Admin(admin::AdminArgs),
+    Serve(serve::ServeArgs),
+    LicenseServer(serve::LicenseServerArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -35,12 +38,14 @@ pub fn run() -> ExitCode {
         Command::Cal(args) => cal::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Admin(args) => admin::run(&args),
+        Command::Serve(args) => serve::run_serve(&args),
+        Command::LicenseServer(args) => serve::run_license_server(&args),
     }
 }
 
 /// Reads FILE, or standard input for `-`, refusing inputs over `max_bytes` rather than reading
 /// them into memory.
-fn read_input(path: &std::path::Path, max_bytes: u64) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_input(path: &std::path::Path, max_bytes: u64) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context;
     use std::io::Read;
     let mut data = Vec::new();

@@ -5,5 +5,6 @@ pub mod clock;
 pub mod decision;
 pub mod model;
 pub mod policy;
+pub mod remote;
 pub mod server;
 pub mod store;

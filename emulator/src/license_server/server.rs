@@ -3,6 +3,7 @@
 //! transaction, and builds the CAL the decision grants with [`rdpele_proto::cal`]. It is also
 //! the [`LicenseIssuer`] the protocol state machine asks.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +20,7 @@ use rdpele_proto::machine::{
 use rdpele_proto::wire::{ClientHardwareId, ErrorCode, StateTransition};
 
 use super::clock::Clock;
-use super::decision::{Change, Decision};
+use super::decision::{Change, Decision, Snapshot};
 use super::model::{
     HostInfo, IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, Outcome, PresentedCal,
     RefusalReason, WindowsVersion,
@@ -68,6 +69,8 @@ pub struct LicenseServer {
     /// The self-signed license server certificate put in every CAL, built (one RSA signature)
     /// once per name/domain/product id rather than once per CAL.
     identity: Option<(IdentityKey, LicenseServerIdentity)>,
+    /// Fault injection: decide as if every pack were fully allocated.
+    pool_exhausted: bool,
 }
 
 /// What the license server's certificate names; a change in settings makes a new one.
@@ -86,6 +89,7 @@ impl LicenseServer {
             host,
             rng: StdRng::from_rng(&mut rand::rng()),
             identity: None,
+            pool_exhausted: false,
         })
     }
 
@@ -104,6 +108,18 @@ impl LicenseServer {
         self.host
     }
 
+    /// Makes every decision see each pack fully allocated (nothing is written to the packs):
+    /// the session host's `pool-exhausted` fault.
+    pub fn set_pool_exhausted(&mut self, exhausted: bool) {
+        self.pool_exhausted = exhausted;
+    }
+
+    /// Changes the session host the next decisions are for: a remote license server serves
+    /// several hosts, each request naming its own.
+    pub fn set_host(&mut self, host: HostInfo) {
+        self.host = host;
+    }
+
     /// The virtual now: real time plus the offset kept in the store.
     pub fn now(&self) -> Result<SystemTime, ServerError> {
         self.clock
@@ -119,8 +135,9 @@ impl LicenseServer {
         now: SystemTime,
     ) -> Result<Granted, ServerError> {
         let rng = &mut self.rng;
+        let exhausted = self.pool_exhausted;
         let decision = self.store.decide(&holder(request), now, |snapshot| {
-            policy::decide(request, snapshot, rng)
+            policy::decide(request, &seen(snapshot, exhausted), rng)
         })?;
         let cal = inserted(&decision).map(|row| self.build(row)).transpose()?;
         Ok(Granted {
@@ -138,10 +155,11 @@ impl LicenseServer {
         now: SystemTime,
     ) -> Result<Outcome, ServerError> {
         let rng = &mut self.rng;
+        let exhausted = self.pool_exhausted;
         let decision = self
             .store
             .decide(&holder(request), now, |snapshot| Decision {
-                outcome: policy::decide(request, snapshot, rng).outcome,
+                outcome: policy::decide(request, &seen(snapshot, exhausted), rng).outcome,
                 changes: Vec::new(),
             })?;
         Ok(decision.outcome)
@@ -215,6 +233,19 @@ impl LicenseServer {
             presented,
         }
     }
+}
+
+/// The snapshot a decision sees: as loaded, or with every pack full when the pool is made
+/// exhausted.
+fn seen(snapshot: &Snapshot, exhausted: bool) -> Cow<'_, Snapshot> {
+    if !exhausted {
+        return Cow::Borrowed(snapshot);
+    }
+    let mut full = snapshot.clone();
+    for usage in &mut full.packs {
+        usage.in_use = usage.in_use.max(usage.pack.total_licenses);
+    }
+    Cow::Owned(full)
 }
 
 /// Whose licenses a decision reads: the device, or the user on a per-user host.
@@ -292,7 +323,8 @@ pub fn refusal(reason: RefusalReason) -> Refusal {
     }
 }
 
-fn load_or_create_key(path: &Path) -> Result<LicensingPrivateKey, ServerError> {
+/// Reads the RSA key in `path`, or makes a 2048-bit one there on first use.
+pub(crate) fn load_or_create_key(path: &Path) -> Result<LicensingPrivateKey, ServerError> {
     let key_error = |reason: String| ServerError::Key {
         path: path.display().to_string(),
         reason,
@@ -312,7 +344,7 @@ fn load_or_create_key(path: &Path) -> Result<LicensingPrivateKey, ServerError> {
 
 /// A store or signing failure is the license server being unreachable, as far as the client
 /// can tell.
-fn unavailable() -> Refusal {
+pub(crate) fn unavailable() -> Refusal {
     Refusal::abort(ErrorCode::ERR_NO_LICENSE_SERVER)
 }
 

@@ -1,7 +1,7 @@
 //! Wire code points as open newtypes: named values are associated constants spelled like the
 //! specification, and an unknown value is kept, printed and re-emitted instead of rejected.
 
-/// Declares a `pub struct Name(pub int)` with the listed constants, `name()`, and a `Debug` /
+/// Declares a `pub struct Name(pub int)` with the listed constants, `name()`, `from_name()`, and a `Debug` /
 /// `Display` that prints the spec name or the hex value.
 macro_rules! open_enum {
     (
@@ -23,6 +23,14 @@ macro_rules! open_enum {
             pub fn name(self) -> Option<&'static str> {
                 match self {
                     $( Self::$variant => Some(stringify!($variant)), )*
+                    _ => None,
+                }
+            }
+
+            /// The value the specification names `name` (exact spelling), if any.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $( stringify!($variant) => Some(Self::$variant), )*
                     _ => None,
                 }
             }

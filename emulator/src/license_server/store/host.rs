@@ -84,6 +84,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sets the session host's first use (the start of its grace period), replacing any
+    /// recorded one: `grace-period-start` in `rdpele serve --config`.
+    pub fn set_host_first_use(&self, first_use: SystemTime) -> Result<(), StoreError> {
+        let seconds = unix_seconds(whole_seconds(first_use)?)?;
+        let tx = self.write_transaction()?;
+        let changed = tx.execute(
+            "UPDATE session_host SET first_use = ?1 WHERE id = 1",
+            [seconds],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::MissingRow(T));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 fn load_session_host(conn: &Connection) -> Result<SessionHost, StoreError> {
     let row = conn
         .prepare_cached("SELECT licensing_mode, version, first_use FROM session_host WHERE id = 1")?

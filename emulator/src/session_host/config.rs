@@ -1,0 +1,434 @@
+//! `rdpele serve --config FILE`: what the emulated session host is (version, licensing mode,
+//! what its License Request announces, which certificate it proves itself with) and the faults
+//! it injects into licensing. Every field is optional; `examples/serve.toml` documents them all.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rdpele_proto::wire::{ErrorCode, StateTransition};
+use serde::Deserialize;
+
+use crate::license_server::clock::parse_instant;
+use crate::license_server::model::{LicensingMode, WindowsVersion};
+
+/// The largest config file read: a config is a few hundred bytes.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The parsed configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct HostConfig {
+    /// Written into the data directory's session host settings at start, when given; otherwise
+    /// the data directory's (`rdpele admin server set`) stay.
+    pub version: Option<WindowsVersion>,
+    pub mode: Option<LicensingMode>,
+    /// Replaces the recorded start of the 120-day grace period.
+    pub grace_period_start: Option<SystemTime>,
+    pub product: Product,
+    pub certificate: CertificateKind,
+    pub faults: Faults,
+}
+
+/// What the License Request announces (MS-RDPELE 2.2.2.1 PRODUCT_INFO and SCOPE_LIST).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Product {
+    pub company_name: String,
+    pub product_id: String,
+    /// PRODUCT_INFO dwVersion; `None` derives it from the host version.
+    pub version: Option<u32>,
+    pub scope: String,
+}
+
+impl Default for Product {
+    fn default() -> Self {
+        Self {
+            company_name: "Microsoft Corporation".to_owned(),
+            product_id: "A02".to_owned(),
+            version: None,
+            scope: "microsoft.com".to_owned(),
+        }
+    }
+}
+
+/// The SERVER_CERTIFICATE the License Request carries (MS-RDPBCGR 2.2.1.4.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CertificateKind {
+    /// CERT_CHAIN_VERSION_1 with an RSA key signed by the Terminal Services key.
+    #[default]
+    Proprietary,
+    /// CERT_CHAIN_VERSION_2: a self-signed X.509 certificate of the host's licensing key.
+    X509,
+}
+
+/// A licensing step, as fault injection names them: the client's messages the host answers,
+/// and the host's own messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    LicenseRequest,
+    NewLicenseRequest,
+    LicenseInfo,
+    PlatformChallenge,
+    ChallengeResponse,
+    NewLicense,
+    UpgradeLicense,
+}
+
+impl Step {
+    const NAMES: [(&'static str, Step); 7] = [
+        ("license-request", Step::LicenseRequest),
+        ("new-license-request", Step::NewLicenseRequest),
+        ("license-info", Step::LicenseInfo),
+        ("platform-challenge", Step::PlatformChallenge),
+        ("challenge-response", Step::ChallengeResponse),
+        ("new-license", Step::NewLicense),
+        ("upgrade-license", Step::UpgradeLicense),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, step)| *step == self)
+            .map_or("?", |(name, _)| name)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, step)| *step)
+            .ok_or_else(|| format!("unknown step {text:?}; steps: {}", Self::list()))
+    }
+
+    fn list() -> String {
+        Self::NAMES.map(|(name, _)| name).join(", ")
+    }
+
+    /// Whether the step is a message the client sends (answerable with an error).
+    pub fn from_client(self) -> bool {
+        matches!(
+            self,
+            Step::NewLicenseRequest | Step::LicenseInfo | Step::ChallengeResponse
+        )
+    }
+}
+
+/// Faults injected into licensing.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Faults {
+    /// Answer the client's message at a step with this Licensing Error Message instead.
+    pub answer_with_error: Vec<(Step, ErrorCode, StateTransition)>,
+    /// Corrupt the MAC of the host's message at these steps.
+    pub corrupt_mac: Vec<Step>,
+    /// Hold the host's message at a step this long before sending it.
+    pub delays: Vec<(Step, Duration)>,
+    /// Behave as if the license server could not be reached.
+    pub license_server_unreachable: bool,
+    /// Behave as if every CAL pack were fully allocated.
+    pub pool_exhausted: bool,
+}
+
+impl Faults {
+    pub fn error_for(&self, step: Step) -> Option<(ErrorCode, StateTransition)> {
+        self.answer_with_error
+            .iter()
+            .find(|(at, _, _)| *at == step)
+            .map(|(_, code, transition)| (*code, *transition))
+    }
+
+    pub fn corrupts_mac(&self, step: Step) -> bool {
+        self.corrupt_mac.contains(&step)
+    }
+
+    pub fn delay(&self, step: Step) -> Option<Duration> {
+        self.delays
+            .iter()
+            .find(|(at, _)| *at == step)
+            .map(|(_, delay)| *delay)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    host: RawHost,
+    #[serde(default)]
+    product: RawProduct,
+    #[serde(default)]
+    fault: Vec<RawFault>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHost {
+    version: Option<String>,
+    licensing_mode: Option<String>,
+    certificate: Option<String>,
+    grace_period_start: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProduct {
+    company_name: Option<String>,
+    product_id: Option<String>,
+    version: Option<u32>,
+    scope: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFault {
+    kind: String,
+    step: Option<String>,
+    error_code: Option<String>,
+    state_transition: Option<String>,
+    delay_ms: Option<u64>,
+}
+
+impl HostConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let error = |reason: String| ConfigError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let bytes =
+            crate::cli::read_input(path, MAX_CONFIG_BYTES).map_err(|e| error(format!("{e:#}")))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| error(format!("not UTF-8: {e}")))?;
+        Self::parse(text).map_err(error)
+    }
+
+    /// Parses a config's TOML text; errors name the key and what it accepts.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let defaults = Product::default();
+        let product = Product {
+            company_name: raw.product.company_name.unwrap_or(defaults.company_name),
+            product_id: raw.product.product_id.unwrap_or(defaults.product_id),
+            version: raw.product.version,
+            scope: raw.product.scope.unwrap_or(defaults.scope),
+        };
+        let mut faults = Faults::default();
+        for (index, fault) in raw.fault.iter().enumerate() {
+            add_fault(&mut faults, fault).map_err(|e| format!("fault[{index}]: {e}"))?;
+        }
+        Ok(Self {
+            version: raw
+                .host
+                .version
+                .as_deref()
+                .map(parse_version)
+                .transpose()
+                .map_err(|e| format!("host.version: {e}"))?,
+            mode: raw
+                .host
+                .licensing_mode
+                .as_deref()
+                .map(parse_mode)
+                .transpose()
+                .map_err(|e| format!("host.licensing-mode: {e}"))?,
+            grace_period_start: raw
+                .host
+                .grace_period_start
+                .as_deref()
+                .map(parse_instant)
+                .transpose()
+                .map_err(|e| format!("host.grace-period-start: {e}"))?,
+            certificate: match raw.host.certificate.as_deref() {
+                None | Some("proprietary") => CertificateKind::Proprietary,
+                Some("x509") => CertificateKind::X509,
+                Some(other) => {
+                    return Err(format!(
+                        "host.certificate: {other:?} is neither \"proprietary\" nor \"x509\""
+                    ))
+                }
+            },
+            product,
+            faults,
+        })
+    }
+}
+
+fn add_fault(faults: &mut Faults, fault: &RawFault) -> Result<(), String> {
+    let step = || {
+        fault
+            .step
+            .as_deref()
+            .ok_or_else(|| format!("kind {:?} needs a step ({})", fault.kind, Step::list()))
+            .and_then(Step::parse)
+    };
+    match fault.kind.as_str() {
+        "error" => {
+            let step = step()?;
+            if !step.from_client() {
+                return Err(format!(
+                    "an error answers a client message: step {:?} is the host's own",
+                    step.name()
+                ));
+            }
+            let code = fault
+                .error_code
+                .as_deref()
+                .ok_or("kind \"error\" needs error-code (e.g. \"ERR_NO_LICENSE\")")?;
+            let code =
+                ErrorCode::from_name(code).ok_or_else(|| format!("unknown error-code {code:?}"))?;
+            let transition = match fault.state_transition.as_deref() {
+                None => StateTransition::ST_TOTAL_ABORT,
+                Some(name) => StateTransition::from_name(name)
+                    .ok_or_else(|| format!("unknown state-transition {name:?}"))?,
+            };
+            faults.answer_with_error.push((step, code, transition));
+        }
+        "corrupt-mac" => {
+            let step = step()?;
+            if !matches!(
+                step,
+                Step::PlatformChallenge | Step::NewLicense | Step::UpgradeLicense
+            ) {
+                return Err(format!(
+                    "the host's messages with a MAC are platform-challenge, new-license and \
+                     upgrade-license, not {:?}",
+                    step.name()
+                ));
+            }
+            faults.corrupt_mac.push(step);
+        }
+        "delay" => {
+            let step = step()?;
+            if step.from_client() {
+                return Err(format!(
+                    "a delay holds one of the host's messages: {:?} is the client's",
+                    step.name()
+                ));
+            }
+            let ms = fault.delay_ms.ok_or("kind \"delay\" needs delay-ms")?;
+            faults.delays.push((step, Duration::from_millis(ms)));
+        }
+        "license-server-unreachable" => faults.license_server_unreachable = true,
+        "pool-exhausted" => faults.pool_exhausted = true,
+        other => {
+            return Err(format!(
+                "unknown kind {other:?}; kinds: error, corrupt-mac, delay, \
+                 license-server-unreachable, pool-exhausted"
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn parse_version(text: &str) -> Result<WindowsVersion, String> {
+    Ok(match text {
+        "2008R2" | "2008r2" => WindowsVersion::V2008R2,
+        "2012" => WindowsVersion::V2012,
+        "2016" => WindowsVersion::V2016,
+        "2019" => WindowsVersion::V2019,
+        "2022" => WindowsVersion::V2022,
+        "2025" => WindowsVersion::V2025,
+        _ => {
+            return Err(format!(
+                "{text:?}: one of 2008R2, 2012, 2016, 2019, 2022, 2025"
+            ))
+        }
+    })
+}
+
+fn parse_mode(text: &str) -> Result<LicensingMode, String> {
+    match text {
+        "per-device" => Ok(LicensingMode::PerDevice),
+        "per-user" => Ok(LicensingMode::PerUser),
+        _ => Err(format!("{text:?}: per-device or per-user")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_into_every_fault_kind() {
+        let text = include_str!("../../../examples/serve.toml");
+        let config = HostConfig::parse(text).unwrap();
+        assert_eq!(config.version, Some(WindowsVersion::V2022));
+        assert_eq!(config.mode, Some(LicensingMode::PerDevice));
+        assert_eq!(config.certificate, CertificateKind::Proprietary);
+        assert_eq!(config.product.scope, "microsoft.com");
+        assert!(config.faults.answer_with_error.is_empty());
+        assert!(!config.faults.pool_exhausted);
+    }
+
+    #[test]
+    fn faults_parse_with_their_parameters() {
+        let config = HostConfig::parse(
+            r#"
+            [[fault]]
+            kind = "error"
+            step = "license-info"
+            error-code = "ERR_NO_LICENSE"
+            state-transition = "ST_RESEND_LAST_MESSAGE"
+            [[fault]]
+            kind = "corrupt-mac"
+            step = "new-license"
+            [[fault]]
+            kind = "delay"
+            step = "platform-challenge"
+            delay-ms = 1500
+            [[fault]]
+            kind = "pool-exhausted"
+            [[fault]]
+            kind = "license-server-unreachable"
+            "#,
+        )
+        .unwrap();
+        let faults = config.faults;
+        assert_eq!(
+            faults.error_for(Step::LicenseInfo),
+            Some((
+                ErrorCode::ERR_NO_LICENSE,
+                StateTransition::ST_RESEND_LAST_MESSAGE
+            ))
+        );
+        assert_eq!(faults.error_for(Step::NewLicenseRequest), None);
+        assert!(faults.corrupts_mac(Step::NewLicense));
+        assert!(!faults.corrupts_mac(Step::UpgradeLicense));
+        assert_eq!(
+            faults.delay(Step::PlatformChallenge),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(faults.pool_exhausted && faults.license_server_unreachable);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            ("[host]\nversion = \"2020\"", "host.version"),
+            ("[host]\nlicensing-mode = \"per-seat\"", "host.licensing-mode"),
+            ("[host]\ncertificate = \"pem\"", "host.certificate"),
+            ("[host]\ngrace-period-start = \"yesterday\"", "host.grace-period-start"),
+            ("[[fault]]\nkind = \"explode\"", "unknown kind"),
+            ("[[fault]]\nkind = \"error\"\nstep = \"license-info\"", "error-code"),
+            (
+                "[[fault]]\nkind = \"error\"\nstep = \"license-info\"\nerror-code = \"ERR_NOPE\"",
+                "unknown error-code",
+            ),
+            (
+                "[[fault]]\nkind = \"error\"\nstep = \"new-license\"\nerror-code = \"ERR_NO_LICENSE\"",
+                "the host's own",
+            ),
+            ("[[fault]]\nkind = \"corrupt-mac\"\nstep = \"license-request\"", "MAC"),
+            ("[[fault]]\nkind = \"delay\"\nstep = \"platform-challenge\"", "delay-ms"),
+            ("[[fault]]\nkind = \"delay\"\nstep = \"wat\"\ndelay-ms = 1", "unknown step"),
+            ("[hots]\nversion = \"2022\"", "unknown field"),
+        ];
+        for (text, expected) in cases {
+            let error = HostConfig::parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! One client connection through the RDP connection sequence (MS-RDPBCGR 1.3.1.1): X.224
+//! negotiation, TLS, MCS Connect with GCC blocks, channel connection, Client Info, licensing
+//! (ours, [`super::licensing`]), capability exchange and connection finalization, then the
+//! end the host chooses. The non-licensing PDUs are ironrdp-pdu's.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironrdp_core::{decode, encode_vec, Encode};
+use ironrdp_pdu::gcc;
+use ironrdp_pdu::mcs::{self, DisconnectProviderUltimatum, DisconnectReason};
+use ironrdp_pdu::nego::{self, SecurityProtocol};
+use ironrdp_pdu::rdp::capability_sets::{self, CapabilitySet, DemandActive, ServerDemandActive};
+use ironrdp_pdu::rdp::finalization_messages::{ControlAction, ControlPdu, FontPdu, SynchronizePdu};
+use ironrdp_pdu::rdp::headers::{
+    CompressionFlags, ShareControlHeader, ShareControlPdu, ShareDataHeader, ShareDataPdu,
+    StreamPriority,
+};
+use ironrdp_pdu::rdp::server_error_info::{
+    ErrorInfo, ProtocolIndependentCode, ProtocolIndependentLicensingCode, ServerSetErrorInfoPdu,
+};
+use ironrdp_pdu::rdp::{client_info::CompressionType, ClientInfoPdu};
+use ironrdp_pdu::x224::{X224Data, X224};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::errinfo::license_error_info;
+use super::licensing::{self, Licensing, LicensingContext};
+use super::Shared;
+
+/// The channel ids every Windows host uses: the user channel MCS assigns, the I/O channel.
+pub const USER_CHANNEL_ID: u16 = 1002;
+pub const IO_CHANNEL_ID: u16 = 1003;
+/// Windows' share id (MS-RDPBCGR 2.2.1.13.1.1: the server picks it; clients echo it).
+const SHARE_ID: u32 = 0x0001_03EA;
+/// Buffered bytes never exceed one PDU: TPKT and fast-path lengths stop at 64 KiB.
+const MAX_PDU: usize = 0x1_0000;
+/// How long a disconnected client gets to close the connection itself.
+const LINGER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("{stage}: the client closed the connection")]
+    Closed { stage: &'static str },
+    #[error("{stage}: no data from the client for {timeout:?}")]
+    Timeout {
+        stage: &'static str,
+        timeout: Duration,
+    },
+    #[error("{stage}: {source}")]
+    Io {
+        stage: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{stage}: {detail}")]
+    Protocol { stage: &'static str, detail: String },
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+    #[error("session host settings: {0}")]
+    Host(String),
+    #[error("internal: {0}")]
+    Internal(&'static str),
+}
+
+fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ConnError {
+    ConnError::Protocol {
+        stage,
+        detail: detail.to_string(),
+    }
+}
+
+/// A byte stream cut into PDUs (TPKT or fast-path, as the first byte says), with a deadline on
+/// every read.
+pub struct Framed<S> {
+    stream: S,
+    buffer: Vec<u8>,
+    timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
+    pub fn new(stream: S, timeout: Duration) -> Self {
+        Self {
+            stream,
+            buffer: Vec::new(),
+            timeout,
+        }
+    }
+
+    /// Reads one whole PDU.
+    pub async fn read_pdu(&mut self, stage: &'static str) -> Result<Vec<u8>, ConnError> {
+        loop {
+            if let Some(info) =
+                ironrdp_pdu::find_size(&self.buffer).map_err(|e| protocol(stage, e))?
+            {
+                if info.length == 0 || info.length > MAX_PDU {
+                    return Err(protocol(stage, format!("PDU length {}", info.length)));
+                }
+                if self.buffer.len() >= info.length {
+                    let rest = self.buffer.split_off(info.length);
+                    return Ok(std::mem::replace(&mut self.buffer, rest));
+                }
+            }
+            let mut chunk = [0u8; 8192];
+            let read = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
+                .await
+                .map_err(|_| ConnError::Timeout {
+                    stage,
+                    timeout: self.timeout,
+                })?
+                .map_err(|source| ConnError::Io { stage, source })?;
+            if read == 0 {
+                return Err(ConnError::Closed { stage });
+            }
+            self.buffer
+                .extend_from_slice(chunk.get(..read).unwrap_or_default());
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        tokio::time::timeout(self.timeout, write)
+            .await
+            .map_err(|_| ConnError::Timeout {
+                stage: "sending",
+                timeout: self.timeout,
+            })?
+            .map_err(|source| ConnError::Io {
+                stage: "sending",
+                source,
+            })
+    }
+
+    async fn send<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), ConnError> {
+        let bytes = encode_vec(pdu).map_err(|e| protocol(stage, e))?;
+        self.write_all(&bytes).await
+    }
+
+    /// Sends `pdu` to the client on the I/O channel (MCS Send Data Indication).
+    async fn send_io<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), ConnError> {
+        let user_data = encode_vec(pdu).map_err(|e| protocol(stage, e))?;
+        let indication = mcs::SendDataIndication {
+            initiator_id: USER_CHANNEL_ID,
+            channel_id: IO_CHANNEL_ID,
+            user_data: Cow::Owned(user_data),
+        };
+        self.send(stage, &X224(indication)).await
+    }
+
+    async fn send_share_data(
+        &mut self,
+        stage: &'static str,
+        pdu: ShareDataPdu,
+    ) -> Result<(), ConnError> {
+        let header = ShareControlHeader {
+            share_id: SHARE_ID,
+            pdu_source: IO_CHANNEL_ID,
+            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+                share_data_pdu: pdu,
+                stream_priority: StreamPriority::Medium,
+                compression_flags: CompressionFlags::empty(),
+                compression_type: CompressionType::K8,
+            }),
+        };
+        self.send_io(stage, &header).await
+    }
+
+    fn has_buffered(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
+    fn into_inner(self) -> S {
+        self.stream
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
+    }
+}
+
+/// Reads a slow-path PDU as `T` behind its X.224 Data header.
+fn decode_x224<'a, T>(stage: &'static str, bytes: &'a [u8]) -> Result<T, ConnError>
+where
+    X224<T>: ironrdp_core::Decode<'a>,
+{
+    decode::<X224<T>>(bytes)
+        .map(|pdu| pdu.0)
+        .map_err(|e| protocol(stage, e))
+}
+
+/// The share control PDU of a client's Send Data Request, if it is one.
+fn share_control(bytes: &[u8]) -> Option<ShareControlHeader> {
+    let request = decode::<X224<mcs::SendDataRequest<'_>>>(bytes).ok()?.0;
+    decode::<ShareControlHeader>(request.user_data.as_ref()).ok()
+}
+
+/// Who the client says it is, for the log.
+#[derive(Clone, Debug, Default)]
+struct ClientIdentity {
+    machine: String,
+    user: String,
+}
+
+/// How a connection ended, for the log.
+#[derive(Debug)]
+pub enum Ending {
+    /// The session reached the active state and the host ended it.
+    Active,
+    Refused(ErrorInfo),
+    ClientAborted,
+}
+
+/// Runs one connection to its end.
+pub async fn serve_connection(
+    tcp: TcpStream,
+    shared: Arc<Shared>,
+    peer: String,
+    index: u64,
+) -> Result<Ending, ConnError> {
+    let timeout = shared.options.step_timeout;
+    let mut framed = Framed::new(tcp, timeout);
+
+    // X.224 Connection Request / Confirm (MS-RDPBCGR 2.2.1.1, 2.2.1.2).
+    let request_bytes = framed.read_pdu("X.224 Connection Request").await?;
+    let request: nego::ConnectionRequest = decode_x224("X.224 Connection Request", &request_bytes)?;
+    let requested = request.protocol;
+    if !requested.contains(SecurityProtocol::SSL) {
+        let failure = nego::ConnectionConfirm::Failure {
+            code: nego::FailureCode::SSL_REQUIRED_BY_SERVER,
+        };
+        framed
+            .send("X.224 Connection Confirm", &X224(failure))
+            .await?;
+        return Err(protocol(
+            "X.224 negotiation",
+            format!("the client did not offer TLS (requested {requested:?}); answered SSL_REQUIRED_BY_SERVER"),
+        ));
+    }
+    let confirm = nego::ConnectionConfirm::Response {
+        flags: nego::ResponseFlags::EXTENDED_CLIENT_DATA_SUPPORTED,
+        protocol: SecurityProtocol::SSL,
+    };
+    framed
+        .send("X.224 Connection Confirm", &X224(confirm))
+        .await?;
+    if framed.has_buffered() {
+        return Err(protocol(
+            "TLS",
+            "the client sent data before the TLS handshake",
+        ));
+    }
+    let tls = tokio::time::timeout(timeout, shared.tls.accept(framed.into_inner()))
+        .await
+        .map_err(|_| ConnError::Timeout {
+            stage: "TLS handshake",
+            timeout,
+        })?
+        .map_err(ConnError::Tls)?;
+    let mut framed = Framed::new(tls, timeout);
+
+    // MCS Connect Initial / Response with the GCC blocks (2.2.1.3, 2.2.1.4).
+    let initial_bytes = framed.read_pdu("MCS Connect Initial").await?;
+    let initial: mcs::ConnectInitial = {
+        let data: X224Data<'_> = decode_x224("MCS Connect Initial", &initial_bytes)?;
+        decode(data.data.as_ref()).map_err(|e| protocol("MCS Connect Initial", e))?
+    };
+    let blocks = initial.conference_create_request.into_gcc_blocks();
+    let mut identity = ClientIdentity {
+        machine: blocks.core.client_name.clone(),
+        user: String::new(),
+    };
+    let desktop = (blocks.core.desktop_width, blocks.core.desktop_height);
+    let channel_count = blocks.network.as_ref().map_or(0, |n| n.channels.len());
+    let channel_ids: Vec<u16> = (1..=channel_count)
+        .map(|i| IO_CHANNEL_ID.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)))
+        .collect();
+    let server_blocks = gcc::ServerGccBlocks {
+        core: gcc::ServerCoreData {
+            version: gcc::RdpVersion::V5_PLUS,
+            optional_data: gcc::ServerCoreOptionalData {
+                client_requested_protocols: Some(requested),
+                early_capability_flags: None,
+            },
+        },
+        network: gcc::ServerNetworkData {
+            channel_ids: channel_ids.clone(),
+            io_channel: IO_CHANNEL_ID,
+        },
+        security: gcc::ServerSecurityData::no_security(),
+        message_channel: None,
+        multi_transport_channel: None,
+    };
+    let response = mcs::ConnectResponse {
+        conference_create_response: gcc::ConferenceCreateResponse::new(
+            USER_CHANNEL_ID,
+            server_blocks,
+        )
+        .map_err(|e| protocol("MCS Connect Response", e))?,
+        called_connect_id: 1,
+        domain_parameters: mcs::DomainParameters::target(),
+    };
+    let response_bytes = encode_vec(&response).map_err(|e| protocol("MCS Connect Response", e))?;
+    framed
+        .send(
+            "MCS Connect Response",
+            &X224(X224Data {
+                data: Cow::Owned(response_bytes),
+            }),
+        )
+        .await?;
+
+    // Channel connection (2.2.1.5 – 2.2.1.9).
+    let erect = framed.read_pdu("MCS Erect Domain Request").await?;
+    let _: mcs::ErectDomainPdu = decode_x224("MCS Erect Domain Request", &erect)?;
+    let attach = framed.read_pdu("MCS Attach User Request").await?;
+    let _: mcs::AttachUserRequest = decode_x224("MCS Attach User Request", &attach)?;
+    framed
+        .send(
+            "MCS Attach User Confirm",
+            &X224(mcs::AttachUserConfirm {
+                result: 0,
+                initiator_id: USER_CHANNEL_ID,
+            }),
+        )
+        .await?;
+    let mut to_join: Vec<u16> = [USER_CHANNEL_ID, IO_CHANNEL_ID]
+        .into_iter()
+        .chain(channel_ids)
+        .collect();
+    while !to_join.is_empty() {
+        let join_bytes = framed.read_pdu("MCS Channel Join Request").await?;
+        let join: mcs::ChannelJoinRequest = decode_x224("MCS Channel Join Request", &join_bytes)?;
+        let Some(position) = to_join.iter().position(|&id| id == join.channel_id) else {
+            return Err(protocol(
+                "MCS Channel Join Request",
+                format!("channel {} was not offered", join.channel_id),
+            ));
+        };
+        to_join.swap_remove(position);
+        framed
+            .send(
+                "MCS Channel Join Confirm",
+                &X224(mcs::ChannelJoinConfirm {
+                    result: 0,
+                    initiator_id: USER_CHANNEL_ID,
+                    requested_channel_id: join.channel_id,
+                    channel_id: join.channel_id,
+                }),
+            )
+            .await?;
+    }
+
+    // Client Info (2.2.1.11).
+    let info_bytes = framed.read_pdu("Client Info").await?;
+    let info_request: mcs::SendDataRequest<'_> = decode_x224("Client Info", &info_bytes)?;
+    let client_info: ClientInfoPdu =
+        decode(info_request.user_data.as_ref()).map_err(|e| protocol("Client Info", e))?;
+    identity.user = client_info.client_info.credentials.username.clone();
+    debug!(peer, machine = %identity.machine, user = %identity.user, "client info");
+
+    // Licensing (2.2.1.12): ours.
+    let context = LicensingContext {
+        backend: Arc::clone(&shared.backend),
+        machine_config: shared.machine_config.clone(),
+        faults: shared.config.faults.clone(),
+        peer: format!("{peer} ({})", identity.machine),
+        record: shared
+            .options
+            .record
+            .as_ref()
+            .map(|dir| dir.join(format!("connection-{index:04}"))),
+    };
+    match licensing::run(&mut framed, context).await? {
+        Licensing::Licensed => {}
+        Licensing::Refused { refusal, reason } => {
+            let code = license_error_info(refusal.error_code, reason);
+            let error_info = ErrorInfo::ProtocolIndependentLicensingCode(code);
+            end_session(&mut framed, error_info).await?;
+            info!(peer, machine = %identity.machine, error = %refusal.error_code, errinfo = ?code, "licensing refused; connection closed");
+            return Ok(Ending::Refused(error_info));
+        }
+        Licensing::ClientAborted { error_code } => {
+            warn!(peer, machine = %identity.machine, error = %error_code, "the client ended licensing with an error");
+            let error_info = ErrorInfo::ProtocolIndependentLicensingCode(
+                ProtocolIndependentLicensingCode::ClientEndedProtocol,
+            );
+            end_session(&mut framed, error_info).await?;
+            return Ok(Ending::ClientAborted);
+        }
+    }
+
+    // Capability exchange (2.2.1.13).
+    let demand = ShareControlHeader {
+        share_id: SHARE_ID,
+        pdu_source: IO_CHANNEL_ID,
+        share_control_pdu: ShareControlPdu::ServerDemandActive(ServerDemandActive {
+            pdu: DemandActive {
+                source_descriptor: "RDP".to_owned(),
+                capability_sets: capabilities(desktop),
+            },
+        }),
+    };
+    framed.send_io("Demand Active", &demand).await?;
+    loop {
+        let bytes = framed.read_pdu("Confirm Active").await?;
+        if let Some(ShareControlHeader {
+            share_control_pdu: ShareControlPdu::ClientConfirmActive(_),
+            ..
+        }) = share_control(&bytes)
+        {
+            break;
+        }
+    }
+
+    // Connection finalization (2.2.1.14 – 2.2.1.22): the client's four PDUs end with its Font
+    // List; anything else on the way (input, refresh requests) is read and dropped.
+    loop {
+        let bytes = framed.read_pdu("connection finalization").await?;
+        if let Some(ShareControlHeader {
+            share_control_pdu: ShareControlPdu::Data(data),
+            ..
+        }) = share_control(&bytes)
+        {
+            if matches!(data.share_data_pdu, ShareDataPdu::FontList(_)) {
+                break;
+            }
+        }
+    }
+    framed
+        .send_share_data(
+            "Synchronize",
+            ShareDataPdu::Synchronize(SynchronizePdu {
+                target_user_id: USER_CHANNEL_ID,
+            }),
+        )
+        .await?;
+    framed
+        .send_share_data(
+            "Control Cooperate",
+            ShareDataPdu::Control(ControlPdu {
+                action: ControlAction::Cooperate,
+                grant_id: 0,
+                control_id: 0,
+            }),
+        )
+        .await?;
+    framed
+        .send_share_data(
+            "Control Granted",
+            ShareDataPdu::Control(ControlPdu {
+                action: ControlAction::GrantedControl,
+                grant_id: USER_CHANNEL_ID,
+                control_id: u32::from(capability_sets::SERVER_CHANNEL_ID),
+            }),
+        )
+        .await?;
+    framed
+        .send_share_data("Font Map", ShareDataPdu::FontMap(FontPdu::default()))
+        .await?;
+    info!(peer, machine = %identity.machine, user = %identity.user, "session active");
+
+    if let Some(seconds) = shared.options.session_seconds {
+        hold_session(&mut framed, Duration::from_secs(seconds)).await;
+    }
+    end_session(
+        &mut framed,
+        ErrorInfo::ProtocolIndependentCode(ProtocolIndependentCode::LogoffByUser),
+    )
+    .await?;
+    Ok(Ending::Active)
+}
+
+/// Keeps an active session open for `duration`, dropping what the client sends, or until it
+/// leaves.
+async fn hold_session<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    duration: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + duration;
+    loop {
+        match tokio::time::timeout_at(deadline, framed.read_pdu("active session")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(ConnError::Timeout { .. })) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}
+
+/// Tells the client why the session ends (Set Error Info, 2.2.5.1), disconnects it (MCS
+/// Disconnect Provider Ultimatum), and lets it close first: a host that closes at once makes
+/// the client's own in-flight writes fail, and the client then reports a network error
+/// instead of the reason it was given.
+async fn end_session<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    error_info: ErrorInfo,
+) -> Result<(), ConnError> {
+    framed
+        .send_share_data(
+            "Set Error Info",
+            ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(error_info)),
+        )
+        .await?;
+    framed
+        .send(
+            "Disconnect Provider Ultimatum",
+            &X224(DisconnectProviderUltimatum::from_reason(
+                DisconnectReason::ProviderInitiated,
+            )),
+        )
+        .await?;
+    let linger = tokio::time::Instant::now() + LINGER;
+    while let Ok(Ok(_)) = tokio::time::timeout_at(linger, framed.read_pdu("disconnecting")).await {}
+    framed.shutdown().await;
+    Ok(())
+}
+
+/// The capability sets a host must send for clients to activate (MS-RDPBCGR 2.2.1.13.1.1.1):
+/// the mandatory ones, for a desktop of the size the client asked for.
+fn capabilities((width, height): (u16, u16)) -> Vec<CapabilitySet> {
+    use capability_sets::{
+        Bitmap, BitmapDrawingFlags, General, Input, InputFlags, MultifragmentUpdate, Order,
+        OrderFlags, OrderSupportExFlags, Pointer, VirtualChannel, VirtualChannelFlags,
+    };
+    vec![
+        CapabilitySet::General(General::default()),
+        CapabilitySet::Bitmap(Bitmap {
+            pref_bits_per_pix: 32,
+            desktop_width: width,
+            desktop_height: height,
+            desktop_resize_flag: true,
+            drawing_flags: BitmapDrawingFlags::empty(),
+        }),
+        CapabilitySet::Order(Order::new(
+            OrderFlags::NEGOTIATE_ORDER_SUPPORT | OrderFlags::ZERO_BOUNDS_DELTAS_SUPPORT,
+            OrderSupportExFlags::empty(),
+            0,
+            0,
+        )),
+        CapabilitySet::Pointer(Pointer {
+            color_pointer_cache_size: 25,
+            pointer_cache_size: 25,
+        }),
+        CapabilitySet::Input(Input {
+            input_flags: InputFlags::SCANCODES | InputFlags::MOUSEX | InputFlags::UNICODE,
+            keyboard_layout: 0,
+            keyboard_type: None,
+            keyboard_subtype: 0,
+            keyboard_function_key: 0,
+            keyboard_ime_filename: String::new(),
+        }),
+        CapabilitySet::VirtualChannel(VirtualChannel {
+            flags: VirtualChannelFlags::NO_COMPRESSION,
+            chunk_size: Some(1600),
+        }),
+        CapabilitySet::MultiFragmentUpdate(MultifragmentUpdate {
+            max_request_size: 0x0026_0000,
+        }),
+    ]
+}

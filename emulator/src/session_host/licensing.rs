@@ -1,0 +1,319 @@
+//! The licensing phase of a connection (MS-RDPBCGR 1.3.1.1 step "Licensing", MS-RDPELE 3.2):
+//! frames in and out around [`ServerMachine`], with the configured faults applied to what goes
+//! out, and the PDUs optionally recorded for `captures/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rdpele_proto::envelope::{
+    LicensingFrame, McsSendData, SecurityFlags, SecurityHeader, SendDataDirection, Tpkt, X224Data,
+};
+use rdpele_proto::machine::{Refusal, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
+use rdpele_proto::wire::{
+    BlobType, ErrorCode, LicenseBinaryBlob, LicensingErrorMessage, LicensingMessage, LicensingPdu,
+    MessageType, PreambleFlags, StateTransition, Wire,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info};
+
+use super::config::{Faults, Step};
+use super::connection::{ConnError, Framed, IO_CHANNEL_ID, USER_CHANNEL_ID};
+use super::issuer::{Backend, HostIssuer};
+
+/// How licensing ended.
+#[derive(Debug)]
+pub enum Licensing {
+    /// The client may proceed to capability exchange.
+    Licensed,
+    /// The host refused the client with this Licensing Error Message.
+    Refused {
+        refusal: Refusal,
+        reason: Option<RefusalReason>,
+    },
+    /// The client ended licensing with its own error message.
+    ClientAborted { error_code: ErrorCode },
+}
+
+/// What one connection's licensing needs.
+pub struct LicensingContext {
+    pub backend: Arc<Backend>,
+    pub machine_config: ServerConfig,
+    pub faults: Faults,
+    pub peer: String,
+    /// Directory to record this connection's licensing PDUs into, one file each.
+    pub record: Option<PathBuf>,
+}
+
+/// Runs licensing to its end on `framed`.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    context: LicensingContext,
+) -> Result<Licensing, ConnError> {
+    let host = context.backend.host().map_err(ConnError::Host)?;
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut machine = ServerMachine::new(context.machine_config.clone());
+    let mut recorder = Recorder::new(context.record.clone());
+    let preamble = context.machine_config.preamble_flags;
+    let mut issuer = Some(HostIssuer::new(
+        Arc::clone(&context.backend),
+        host,
+        context.peer.clone(),
+    ));
+    machine.start(&mut rng);
+    let mut outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;
+    loop {
+        if let Some(done) = outcome {
+            return Ok(done);
+        }
+        let frame = framed.read_pdu("licensing").await?;
+        recorder.record("client", &frame);
+        let licensing_bytes = licensing_payload(&frame).unwrap_or_default().to_vec();
+        if let Some(step) = client_step(&licensing_bytes) {
+            if let Some((error_code, state_transition)) = context.faults.error_for(step) {
+                info!(peer = %context.peer, step = step.name(), error = %error_code, "fault: answering with a Licensing Error Message");
+                let alert = error_alert(preamble, error_code, state_transition);
+                send_licensing(framed, &alert, &mut recorder).await?;
+                return Ok(if error_code == ErrorCode::STATUS_VALID_CLIENT {
+                    Licensing::Licensed
+                } else {
+                    Licensing::Refused {
+                        refusal: Refusal {
+                            error_code,
+                            state_transition,
+                        },
+                        reason: None,
+                    }
+                });
+            }
+        }
+        let now = context.backend.now().map_err(ConnError::Host)?;
+        // The issuer signs CALs and writes SQLite: off the async workers.
+        let mut owned_issuer = issuer.take().ok_or(ConnError::Internal("issuer in use"))?;
+        let (returned_machine, returned_issuer, rng_back, handled) =
+            tokio::task::spawn_blocking(move || {
+                let handled =
+                    machine.handle_pdu(now, &licensing_bytes, &mut rng, &mut owned_issuer);
+                (machine, owned_issuer, rng, handled)
+            })
+            .await
+            .map_err(|_| ConnError::Internal("licensing task failed"))?;
+        machine = returned_machine;
+        issuer = Some(returned_issuer);
+        rng = rng_back;
+        handled.map_err(|e| ConnError::Protocol {
+            stage: "licensing",
+            detail: e.to_string(),
+        })?;
+        outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;
+    }
+}
+
+/// Sends what the machine queued (with faults applied) and reports the end of licensing, if
+/// the machine reached it.
+async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    machine: &mut ServerMachine,
+    faults: &Faults,
+    recorder: &mut Recorder,
+) -> Result<Option<Licensing>, ConnError> {
+    while let Some(mut pdu) = machine.poll_transmit() {
+        if let Some(step) = server_step(&pdu) {
+            if let Some(delay) = faults.delay(step) {
+                debug!(step = step.name(), ?delay, "fault: delaying");
+                tokio::time::sleep(delay).await;
+            }
+            if faults.corrupts_mac(step) {
+                corrupt_mac(&mut pdu);
+            }
+        }
+        send_licensing(framed, &pdu, recorder).await?;
+    }
+    let mut outcome = None;
+    while let Some(event) = machine.poll_event() {
+        outcome = match event {
+            ServerEvent::Licensed(_) => Some(Licensing::Licensed),
+            ServerEvent::Refused { refusal, reason } => Some(Licensing::Refused {
+                refusal,
+                reason: Some(reason),
+            }),
+            ServerEvent::ClientError { error_code, .. } => {
+                Some(Licensing::ClientAborted { error_code })
+            }
+        };
+    }
+    Ok(outcome)
+}
+
+async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    pdu: &[u8],
+    recorder: &mut Recorder,
+) -> Result<(), ConnError> {
+    let parsed = LicensingPdu::decode(pdu).map_err(|e| ConnError::Protocol {
+        stage: "licensing",
+        detail: format!("own licensing PDU does not parse: {e}"),
+    })?;
+    let frame = LicensingFrame::new(
+        SendDataDirection::Indication,
+        USER_CHANNEL_ID - McsSendData::USER_ID_BASE,
+        IO_CHANNEL_ID,
+        parsed,
+    )
+    .to_vec()
+    .map_err(|e| ConnError::Protocol {
+        stage: "licensing",
+        detail: format!("framing own licensing PDU: {e}"),
+    })?;
+    recorder.record("server", &frame);
+    framed.write_all(&frame).await
+}
+
+/// The licensing PDU a client frame carries: a Send Data Request on the I/O channel whose
+/// security header flags SEC_LICENSE_PKT. `None` for anything else, which the machine then
+/// answers as a malformed message.
+fn licensing_payload(frame: &[u8]) -> Option<&[u8]> {
+    let tpkt = Tpkt::decode(frame).ok()?;
+    let x224 = X224Data::decode(tpkt.payload).ok()?;
+    let send = McsSendData::decode(x224.payload).ok()?;
+    if send.direction != SendDataDirection::Request || send.channel_id != IO_CHANNEL_ID {
+        return None;
+    }
+    let (body, security) = SecurityHeader::parse(send.user_data).ok()?;
+    let flags = security.flags;
+    if !flags.contains(SecurityFlags::SEC_LICENSE_PKT) || flags.contains(SecurityFlags::SEC_ENCRYPT)
+    {
+        return None;
+    }
+    Some(body)
+}
+
+fn message_type(pdu: &[u8]) -> Option<MessageType> {
+    pdu.first().map(|&byte| MessageType(byte))
+}
+
+fn client_step(pdu: &[u8]) -> Option<Step> {
+    match message_type(pdu)? {
+        MessageType::NEW_LICENSE_REQUEST => Some(Step::NewLicenseRequest),
+        MessageType::LICENSE_INFO => Some(Step::LicenseInfo),
+        MessageType::PLATFORM_CHALLENGE_RESPONSE => Some(Step::ChallengeResponse),
+        _ => None,
+    }
+}
+
+fn server_step(pdu: &[u8]) -> Option<Step> {
+    match message_type(pdu)? {
+        MessageType::LICENSE_REQUEST => Some(Step::LicenseRequest),
+        MessageType::PLATFORM_CHALLENGE => Some(Step::PlatformChallenge),
+        MessageType::NEW_LICENSE => Some(Step::NewLicense),
+        MessageType::UPGRADE_LICENSE => Some(Step::UpgradeLicense),
+        _ => None,
+    }
+}
+
+/// Flips a bit of MACData, the last 16 bytes of a Platform Challenge, New License and Upgrade
+/// License (MS-RDPELE 2.2.2.4, 2.2.2.6, 2.2.2.7).
+fn corrupt_mac(pdu: &mut [u8]) {
+    if let Some(last) = pdu.last_mut() {
+        *last ^= 0x01;
+    }
+}
+
+fn error_alert(
+    flags: PreambleFlags,
+    error_code: ErrorCode,
+    state_transition: StateTransition,
+) -> Vec<u8> {
+    LicensingPdu {
+        flags,
+        message: LicensingMessage::ErrorAlert(LicensingErrorMessage {
+            error_code,
+            state_transition,
+            error_info: LicenseBinaryBlob::new(BlobType::BB_ERROR_BLOB, &[]),
+        }),
+    }
+    .to_vec()
+    .unwrap_or_default()
+}
+
+/// Writes each licensing frame of a connection to its own file, numbered in order, for
+/// `captures/`.
+struct Recorder {
+    dir: Option<PathBuf>,
+    count: usize,
+}
+
+impl Recorder {
+    fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir, count: 0 }
+    }
+
+    fn record(&mut self, from: &str, frame: &[u8]) {
+        let Some(dir) = &self.dir else { return };
+        let name = licensing_payload_any(frame)
+            .and_then(message_type)
+            .and_then(MessageType::name)
+            .unwrap_or("not_licensing")
+            .to_ascii_lowercase();
+        self.count += 1;
+        let path = dir.join(format!("{:02}-{from}-{name}.bin", self.count));
+        if let Err(error) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, frame))
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot record licensing PDU");
+        }
+    }
+}
+
+/// The licensing payload of a frame in either direction.
+fn licensing_payload_any(frame: &[u8]) -> Option<&[u8]> {
+    let tpkt = Tpkt::decode(frame).ok()?;
+    let x224 = X224Data::decode(tpkt.payload).ok()?;
+    let send = McsSendData::decode(x224.payload).ok()?;
+    SecurityHeader::parse(send.user_data)
+        .ok()
+        .map(|(body, _)| body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdpele_proto::envelope::SecuredLicensingPdu;
+
+    #[test]
+    fn payload_of_a_real_client_frame_is_its_licensing_pdu() {
+        let secured = include_bytes!("../../../captures/xfreerdp-2.11.7_new_license_request.bin");
+        let secured = SecuredLicensingPdu::decode(secured).unwrap();
+        let frame = LicensingFrame::new(SendDataDirection::Request, 1, IO_CHANNEL_ID, secured.pdu)
+            .to_vec()
+            .unwrap();
+        let payload = licensing_payload(&frame).unwrap();
+        assert_eq!(
+            message_type(payload),
+            Some(MessageType::NEW_LICENSE_REQUEST)
+        );
+        assert!(LicensingPdu::decode(payload).is_ok());
+        assert_eq!(client_step(payload), Some(Step::NewLicenseRequest));
+    }
+
+    #[test]
+    fn frames_that_are_not_client_licensing_yield_nothing() {
+        assert_eq!(licensing_payload(&[]), None);
+        assert_eq!(licensing_payload(&[3, 0, 0, 4]), None);
+        let request = include_bytes!("../../../captures/server_license_request.bin");
+        let request = LicensingPdu::decode(request).unwrap();
+        let server = LicensingFrame::new(SendDataDirection::Indication, 1, IO_CHANNEL_ID, request)
+            .to_vec()
+            .unwrap();
+        // A server's Indication is not what a client sends.
+        assert_eq!(licensing_payload(&server), None);
+        assert!(licensing_payload_any(&server).is_some());
+    }
+
+    #[test]
+    fn a_corrupted_mac_differs_in_the_last_byte_only() {
+        let mut pdu = vec![0x03, 0x03, 0x00, 0x10, 1, 2, 3];
+        corrupt_mac(&mut pdu);
+        assert_eq!(pdu, vec![0x03, 0x03, 0x00, 0x10, 1, 2, 2]);
+    }
+}

@@ -1,0 +1,241 @@
+//! `rdpele serve`: an emulated RD Session Host that real clients connect to over TLS, licensed
+//! through [`rdpele_proto::machine::ServerMachine`] by the license server — embedded over the
+//! same data directory, or remote over HTTP.
+
+pub mod config;
+mod connection;
+mod errinfo;
+mod issuer;
+mod licensing;
+pub mod tls;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rdpele_proto::cal::LicenseServerIdentity;
+use rdpele_proto::crypto::{proprietary_certificate, LicensingPrivateKey};
+use rdpele_proto::machine::ServerConfig;
+use rdpele_proto::wire::{
+    CertBlob, CertificateChain, PreambleFlags, ServerCertificate, Wire, X509CertificateChain,
+};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::license_server::clock::Clock;
+use crate::license_server::remote::RemoteIssuer;
+use crate::license_server::server::{load_or_create_key, product_version, LicenseServer};
+use crate::license_server::store::Store;
+use config::{CertificateKind, HostConfig};
+pub use connection::Ending;
+use issuer::{Backend, Source};
+
+/// The host's own licensing key (the one its License Request certificate holds), beside the
+/// license server's in the data directory.
+pub const LICENSING_KEY_FILE: &str = "host_licensing_key.pem";
+/// Validity of the X.509 licensing certificate: as the license server's (UTCTime ends 2049).
+const CERT_NOT_BEFORE: Duration = Duration::from_secs(946_684_800);
+const CERT_NOT_AFTER: Duration = Duration::from_secs(2_524_607_999);
+
+/// What `rdpele serve` was asked to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub data: PathBuf,
+    pub config: HostConfig,
+    /// A remote license server: base URL and bearer token.
+    pub license_server: Option<(String, String)>,
+    /// Keep each session open this long after activation; `None` ends it at once.
+    pub session_seconds: Option<u64>,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// The longest the host waits for any one client PDU or write.
+    pub step_timeout: Duration,
+    /// Record each connection's licensing PDUs under this directory.
+    pub record: Option<PathBuf>,
+    /// The host name in its TLS certificate and licensing certificate.
+    pub host_name: String,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    options: Options,
+    config: HostConfig,
+    tls: tokio_rustls::TlsAcceptor,
+    machine_config: ServerConfig,
+    backend: Arc<Backend>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+impl Shared {
+    /// Prepares the host: applies the config to the data directory's settings, loads or makes
+    /// the TLS and licensing identities, and opens the license server.
+    pub fn open(options: Options) -> Result<Arc<Self>, StartError> {
+        let error = |what: &str, e: &dyn std::fmt::Display| StartError(format!("{what}: {e}"));
+        std::fs::create_dir_all(&options.data)
+            .map_err(|e| error(&format!("creating {}", options.data.display()), &e))?;
+        let config = options.config.clone();
+        let local =
+            Store::open(&options.data).map_err(|e| error("opening the data directory", &e))?;
+        let current = local
+            .session_host()
+            .map_err(|e| error("reading the session host settings", &e))?;
+        local
+            .set_session_host(
+                config.mode.unwrap_or(current.licensing_mode),
+                config.version.unwrap_or(current.version),
+            )
+            .map_err(|e| error("writing the session host settings", &e))?;
+        if let Some(start) = config.grace_period_start {
+            local
+                .set_host_first_use(start)
+                .map_err(|e| error("setting the grace period start", &e))?;
+        }
+        let host = local
+            .session_host()
+            .map_err(|e| error("reading the session host settings", &e))?
+            .info();
+
+        let tls =
+            tls::server_config(&options.data, &options.host_name).map_err(|e| error("TLS", &e))?;
+        let key = load_or_create_key(&options.data.join(LICENSING_KEY_FILE))
+            .map_err(|e| error("licensing key", &e))?;
+        let certificate = licensing_certificate(&key, config.certificate, &options.host_name)
+            .map_err(|e| error("licensing certificate", &e))?;
+        let version = product_version(host.version);
+        let machine_config = ServerConfig {
+            preamble_flags: PreambleFlags(PreambleFlags::PREAMBLE_VERSION_3_0),
+            product_version: config
+                .product
+                .version
+                .unwrap_or((u32::from(version.major) << 16) | u32::from(version.minor)),
+            company_name: config.product.company_name.clone(),
+            product_id: config.product.product_id.clone(),
+            scopes: vec![config.product.scope.clone()],
+            certificate,
+            private_key: key,
+        };
+
+        let source = match &options.license_server {
+            None => {
+                let mut server = LicenseServer::open(&options.data, host)
+                    .map_err(|e| error("opening the license server", &e))?;
+                server.set_pool_exhausted(config.faults.pool_exhausted);
+                Source::Embedded(Box::new(Mutex::new(server)))
+            }
+            Some((url, token)) => {
+                Source::Remote(RemoteIssuer::new(url, token, host, options.step_timeout))
+            }
+        };
+        let backend = Arc::new(Backend {
+            source,
+            local: Mutex::new(local),
+            clock: Clock::system(),
+            unreachable: config.faults.license_server_unreachable,
+        });
+        Ok(Arc::new(Self {
+            tls: tokio_rustls::TlsAcceptor::from(tls),
+            config,
+            machine_config,
+            backend,
+            options,
+        }))
+    }
+}
+
+/// The SERVER_CERTIFICATE of the License Request, for `key`.
+fn licensing_certificate(
+    key: &LicensingPrivateKey,
+    kind: CertificateKind,
+    host_name: &str,
+) -> Result<Vec<u8>, String> {
+    match kind {
+        CertificateKind::Proprietary => {
+            proprietary_certificate(&key.public_key()).map_err(|e| e.to_string())
+        }
+        CertificateKind::X509 => {
+            let identity = LicenseServerIdentity::self_signed(
+                host_name,
+                "WORKGROUP",
+                "00000-000-0000000-00000",
+                key.to_rsa_private_key().clone(),
+                SystemTime::UNIX_EPOCH + CERT_NOT_BEFORE,
+                SystemTime::UNIX_EPOCH + CERT_NOT_AFTER,
+            )
+            .map_err(|e| e.to_string())?;
+            let blobs = identity
+                .certificates()
+                .iter()
+                .map(|der| CertBlob { der })
+                .collect();
+            ServerCertificate {
+                temporarily_issued: false,
+                chain: CertificateChain::X509(X509CertificateChain::new(blobs)),
+            }
+            .to_vec()
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves, serving at most
+/// `max_connections` at once; each connection runs in its own task, so one client's failure
+/// ends only its own connection.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limit = Arc::new(Semaphore::new(shared.options.max_connections.max(1)));
+    let mut index: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            permit = Arc::clone(&limit).acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { return Ok(()) };
+        let (tcp, address) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        index += 1;
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let peer = address.to_string();
+            let _ = tcp.set_nodelay(true);
+            match connection::serve_connection(tcp, shared, peer.clone(), index).await {
+                Ok(ending) => tracing::debug!(peer, ?ending, "connection ended"),
+                Err(error) => warn!(peer, %error, "connection closed"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Logs where the host listens and how it licenses.
+pub fn announce(shared: &Shared, address: std::net::SocketAddr) {
+    let license_server = match &shared.options.license_server {
+        Some((url, _)) => url.clone(),
+        None => format!("embedded ({})", shared.options.data.display()),
+    };
+    info!(%address, license_server, "rdpele session host listening");
+}
