@@ -91,6 +91,7 @@ fn clone_config(config: &ServerConfig) -> ServerConfig {
         scopes: config.scopes.clone(),
         certificate: config.certificate.clone(),
         private_key: config.private_key.clone(),
+        challenge_check: config.challenge_check,
     }
 }
 

@@ -1,6 +1,6 @@
 // Test code: unwrap/expect/panic/indexing are fine here.
 //! `rdpele serve --config` with xfreerdp 2.11.7: each injected fault as a real client sees it,
-//! and the X.509 licensing certificate.
+//! and the proprietary licensing certificate (the default is an X.509 chain).
 
 #![allow(
     clippy::unwrap_used,
@@ -127,9 +127,9 @@ fn without_a_license_server_the_grace_period_admits_then_refuses() {
 }
 
 #[test]
-fn an_x509_licensing_certificate_licenses_like_a_proprietary_one() {
+fn a_proprietary_licensing_certificate_licenses_like_an_x509_chain() {
     let root = tempfile::tempdir().unwrap();
-    let host = host_with(root.path(), "[host]\ncertificate = \"x509\"\n");
+    let host = host_with(root.path(), "[host]\ncertificate = \"proprietary\"\n");
     let client = Xfreerdp::new(root.path(), "pc-01", "alice");
     client.connect(&host);
     client.connect(&host);

@@ -19,7 +19,7 @@ use rdpele_proto::cal::{
 };
 use rdpele_proto::wire::{ClientHardwareId, NewLicenseInfo, Wire};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::signature::Verifier;
 use rsa::{PrivateKey, PublicKey};
 use sha1::Sha1;
@@ -630,4 +630,32 @@ fn errors_name_the_structure_and_the_offset() {
         cal::parse_cal(&bytes).unwrap_err().to_string(),
         "LICENSED_PRODUCT_INFO.LicensedVersionInfoCount at byte offset 1476: unsupported value 0x2"
     );
+}
+
+#[test]
+fn a_host_certificate_is_issued_by_the_license_server_for_the_host_key() {
+    let server = rodent();
+    let host_key = test_key().to_public_key();
+    let der = server
+        .issue_host_certificate(
+            "RDPELE-HOST",
+            &host_key,
+            at(1_700_000_000),
+            at(2_000_000_000),
+        )
+        .unwrap();
+    let (rest, host) = X509Certificate::from_der(&der).unwrap();
+    assert!(rest.is_empty());
+    let (_, own) = X509Certificate::from_der(&server.certificates()[0]).unwrap();
+    assert_eq!(host.issuer().as_raw(), own.subject().as_raw());
+    assert_eq!(host.subject().to_string(), "CN=RDPELE-HOST");
+    assert_eq!(
+        host.public_key().raw,
+        host_key.to_public_key_der().unwrap().as_bytes()
+    );
+    // Signed by the license server's key (OIW sha1RSA over the TBS bytes).
+    let signature = Signature::try_from(host.signature_value.data.as_ref()).unwrap();
+    VerifyingKey::<Sha1>::new(test_key().to_public_key())
+        .verify(host.tbs_certificate.as_ref(), &signature)
+        .unwrap();
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use rdpele_proto::machine::ChallengeCheck;
 use rdpele_proto::wire::{ErrorCode, StateTransition};
 use serde::Deserialize;
 
@@ -22,7 +23,7 @@ pub struct ConfigError {
 }
 
 /// The parsed configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostConfig {
     /// Written into the data directory's session host settings at start, when given; otherwise
     /// the data directory's (`rdpele admin server set`) stay.
@@ -32,7 +33,25 @@ pub struct HostConfig {
     pub grace_period_start: Option<SystemTime>,
     pub product: Product,
     pub certificate: CertificateKind,
+    /// What a Client Platform Challenge Response must get right beyond its MAC.
+    pub challenge_check: ChallengeCheck,
     pub faults: Faults,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            version: None,
+            mode: None,
+            grace_period_start: None,
+            product: Product::default(),
+            certificate: CertificateKind::default(),
+            // Windows checks the MAC only (see ChallengeCheck); so does the emulated host
+            // unless told to be strict.
+            challenge_check: ChallengeCheck::MacOnly,
+            faults: Faults::default(),
+        }
+    }
 }
 
 /// What the License Request announces (MS-RDPELE 2.2.2.1 PRODUCT_INFO and SCOPE_LIST).
@@ -60,9 +79,11 @@ impl Default for Product {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CertificateKind {
     /// CERT_CHAIN_VERSION_1 with an RSA key signed by the Terminal Services key.
-    #[default]
     Proprietary,
-    /// CERT_CHAIN_VERSION_2: a self-signed X.509 certificate of the host's licensing key.
+    /// CERT_CHAIN_VERSION_2: the license server's certificate and the host's, issued by it —
+    /// what Windows hosts send (the 2008 capture) and the only kind IronRDP 0.12 can use (it
+    /// reads a proprietary certificate's little-endian modulus as big-endian).
+    #[default]
     X509,
 }
 
@@ -171,6 +192,7 @@ struct RawHost {
     licensing_mode: Option<String>,
     certificate: Option<String>,
     grace_period_start: Option<String>,
+    challenge_check: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,11 +264,20 @@ impl HostConfig {
                 .transpose()
                 .map_err(|e| format!("host.grace-period-start: {e}"))?,
             certificate: match raw.host.certificate.as_deref() {
-                None | Some("proprietary") => CertificateKind::Proprietary,
-                Some("x509") => CertificateKind::X509,
+                None | Some("x509") => CertificateKind::X509,
+                Some("proprietary") => CertificateKind::Proprietary,
                 Some(other) => {
                     return Err(format!(
                         "host.certificate: {other:?} is neither \"proprietary\" nor \"x509\""
+                    ))
+                }
+            },
+            challenge_check: match raw.host.challenge_check.as_deref() {
+                None | Some("mac-only") => ChallengeCheck::MacOnly,
+                Some("strict") => ChallengeCheck::Strict,
+                Some(other) => {
+                    return Err(format!(
+                        "host.challenge-check: {other:?} is neither \"mac-only\" nor \"strict\""
                     ))
                 }
             },
@@ -357,7 +388,12 @@ mod tests {
         let config = HostConfig::parse(text).unwrap();
         assert_eq!(config.version, Some(WindowsVersion::V2022));
         assert_eq!(config.mode, Some(LicensingMode::PerDevice));
-        assert_eq!(config.certificate, CertificateKind::Proprietary);
+        assert_eq!(config.certificate, CertificateKind::X509);
+        assert_eq!(config.challenge_check, ChallengeCheck::Strict);
+        assert_eq!(
+            HostConfig::default().challenge_check,
+            ChallengeCheck::MacOnly
+        );
         assert_eq!(config.product.scope, "microsoft.com");
         assert!(config.faults.answer_with_error.is_empty());
         assert!(!config.faults.pool_exhausted);
@@ -410,6 +446,7 @@ mod tests {
             ("[host]\nversion = \"2020\"", "host.version"),
             ("[host]\nlicensing-mode = \"per-seat\"", "host.licensing-mode"),
             ("[host]\ncertificate = \"pem\"", "host.certificate"),
+            ("[host]\nchallenge-check = \"lax\"", "host.challenge-check"),
             ("[host]\ngrace-period-start = \"yesterday\"", "host.grace-period-start"),
             ("[[fault]]\nkind = \"explode\"", "unknown kind"),
             ("[[fault]]\nkind = \"error\"\nstep = \"license-info\"", "error-code"),

@@ -498,20 +498,27 @@ async fn end_session<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     error_info: ErrorInfo,
 ) -> Result<(), ConnError> {
-    framed
-        .send_share_data(
-            "Set Error Info",
-            ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(error_info)),
-        )
-        .await?;
-    framed
-        .send(
-            "Disconnect Provider Ultimatum",
-            &X224(DisconnectProviderUltimatum::from_reason(
-                DisconnectReason::ProviderInitiated,
-            )),
-        )
-        .await?;
+    let goodbye = async {
+        framed
+            .send_share_data(
+                "Set Error Info",
+                ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(error_info)),
+            )
+            .await?;
+        framed
+            .send(
+                "Disconnect Provider Ultimatum",
+                &X224(DisconnectProviderUltimatum::from_reason(
+                    DisconnectReason::ProviderInitiated,
+                )),
+            )
+            .await
+    };
+    // A client that has left already cannot be told why; that is not the host's failure.
+    if let Err(error) = goodbye.await {
+        debug!(%error, "the client left before the end of its session was sent");
+        return Ok(());
+    }
     let linger = tokio::time::Instant::now() + LINGER;
     while let Ok(Ok(_)) = tokio::time::timeout_at(linger, framed.read_pdu("disconnecting")).await {}
     framed.shutdown().await;

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use rdpele_proto::cal::{parse_cal, CalKind};
+use rdpele_proto::cal::{parse_cal, Cal, CalKind};
 use rdpele_proto::machine::{
     Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
 };
@@ -148,12 +148,12 @@ impl HostIssuer {
         user: &str,
         hwid: &str,
         decision: &Decision,
-        presented: Option<CalKind>,
+        presented: Option<&Cal>,
     ) {
         match decision {
             Decision::Issue(cal) => match parse_cal(cal) {
                 Ok(parsed) => {
-                    let outcome = match (parsed.kind, presented) {
+                    let outcome = match (parsed.kind, presented.map(|cal| cal.kind)) {
                         (CalKind::Temporary, _) => "temporary",
                         (CalKind::Permanent, Some(CalKind::Permanent)) => "renewed",
                         (CalKind::Permanent, _) => "permanent",
@@ -167,7 +167,11 @@ impl HostIssuer {
                 }
             },
             Decision::Valid => {
-                info!(peer = %self.peer, client, user, hwid, outcome = "valid", "licensing decision");
+                // Valid as presented: the presented CAL's expiry; admitted without one: none.
+                let expires = presented
+                    .and_then(|cal| format_instant(cal.client_license.not_after))
+                    .unwrap_or_else(|| "none".to_owned());
+                info!(peer = %self.peer, client, user, hwid, outcome = "valid", expires = %expires, "licensing decision");
             }
             Decision::Refuse(Refusal {
                 error_code,
@@ -221,7 +225,7 @@ impl LicenseIssuer for HostIssuer {
             &client.user,
             &hwid,
             &decision,
-            Some(presented.cal.kind),
+            Some(&presented.cal),
         );
         assessment
     }
@@ -240,7 +244,7 @@ impl LicenseIssuer for HostIssuer {
             &client.user,
             &hwid,
             &decision,
-            Some(presented.cal.kind),
+            Some(&presented.cal),
         );
         decision
     }

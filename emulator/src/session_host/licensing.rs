@@ -67,7 +67,16 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(done) = outcome {
             return Ok(done);
         }
-        let frame = framed.read_pdu("licensing").await?;
+        let frame = match framed.read_pdu("licensing").await {
+            Ok(frame) => frame,
+            // Broken framing is answered as a malformed licensing message would be: the
+            // machine sends ERR_INVALID_MESSAGE_LEN and licensing ends.
+            Err(ConnError::Protocol { detail, .. }) => {
+                debug!(peer = %context.peer, %detail, "unreadable frame during licensing");
+                Vec::new()
+            }
+            Err(other) => return Err(other),
+        };
         recorder.record("client", &frame);
         let licensing_bytes = licensing_payload(&frame).unwrap_or_default().to_vec();
         if let Some(step) = client_step(&licensing_bytes) {
@@ -140,6 +149,10 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
             }),
             ServerEvent::ClientError { error_code, .. } => {
                 Some(Licensing::ClientAborted { error_code })
+            }
+            ServerEvent::ChallengeResponseTolerated { reason } => {
+                tracing::warn!(?reason, "the client's platform challenge response is flawed but its MAC is valid: accepted, as Windows does (challenge-check = \"mac-only\")");
+                outcome
             }
         };
     }

@@ -35,9 +35,16 @@ use issuer::{Backend, Source};
 /// The host's own licensing key (the one its License Request certificate holds), beside the
 /// license server's in the data directory.
 pub const LICENSING_KEY_FILE: &str = "host_licensing_key.pem";
+/// The key that signs the host's certificate in an X.509 chain: the license server's, in an
+/// embedded setup (the same file).
+const CHAIN_ISSUER_KEY_FILE: &str = crate::license_server::server::KEY_FILE;
 /// Validity of the X.509 licensing certificate: as the license server's (UTCTime ends 2049).
 const CERT_NOT_BEFORE: Duration = Duration::from_secs(946_684_800);
 const CERT_NOT_AFTER: Duration = Duration::from_secs(2_524_607_999);
+
+/// A connection's deadline in step timeouts: the sequence has about twenty client PDUs, but a
+/// client that waits the full timeout before each one is not one to keep.
+const CONNECTION_STEPS: u32 = 10;
 
 /// What `rdpele serve` was asked to do.
 #[derive(Clone, Debug)]
@@ -112,8 +119,9 @@ impl Shared {
             tls::server_config(&options.data, &options.host_name).map_err(|e| error("TLS", &e))?;
         let key = load_or_create_key(&options.data.join(LICENSING_KEY_FILE))
             .map_err(|e| error("licensing key", &e))?;
-        let certificate = licensing_certificate(&key, config.certificate, &options.host_name)
-            .map_err(|e| error("licensing certificate", &e))?;
+        let certificate =
+            licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
+                .map_err(|e| error("licensing certificate", &e))?;
         let version = product_version(host.version);
         let machine_config = ServerConfig {
             preamble_flags: PreambleFlags(PreambleFlags::PREAMBLE_VERSION_3_0),
@@ -126,6 +134,7 @@ impl Shared {
             scopes: vec![config.product.scope.clone()],
             certificate,
             private_key: key,
+            challenge_check: config.challenge_check,
         };
 
         let source = match &options.license_server {
@@ -157,6 +166,7 @@ impl Shared {
 
 /// The SERVER_CERTIFICATE of the License Request, for `key`.
 fn licensing_certificate(
+    dir: &std::path::Path,
     key: &LicensingPrivateKey,
     kind: CertificateKind,
     host_name: &str,
@@ -166,18 +176,31 @@ fn licensing_certificate(
             proprietary_certificate(&key.public_key()).map_err(|e| e.to_string())
         }
         CertificateKind::X509 => {
+            // MS-RDPELE 2.2.1.4.2: at least two certificates, the license server's (self-signed
+            // here) and the host's, issued by it; clients take the last one's key.
+            let issuer_key =
+                load_or_create_key(&dir.join(CHAIN_ISSUER_KEY_FILE)).map_err(|e| e.to_string())?;
             let identity = LicenseServerIdentity::self_signed(
-                host_name,
+                "RDPELE-LS",
                 "WORKGROUP",
                 "00000-000-0000000-00000",
-                key.to_rsa_private_key().clone(),
+                issuer_key.to_rsa_private_key().clone(),
                 SystemTime::UNIX_EPOCH + CERT_NOT_BEFORE,
                 SystemTime::UNIX_EPOCH + CERT_NOT_AFTER,
             )
             .map_err(|e| e.to_string())?;
+            let host = identity
+                .issue_host_certificate(
+                    host_name,
+                    key.public_key().to_rsa_public_key(),
+                    SystemTime::UNIX_EPOCH + CERT_NOT_BEFORE,
+                    SystemTime::UNIX_EPOCH + CERT_NOT_AFTER,
+                )
+                .map_err(|e| e.to_string())?;
             let blobs = identity
                 .certificates()
                 .iter()
+                .chain([&host])
                 .map(|der| CertBlob { der })
                 .collect();
             ServerCertificate {
@@ -222,9 +245,15 @@ pub async fn serve(
         tokio::spawn(async move {
             let peer = address.to_string();
             let _ = tcp.set_nodelay(true);
-            match connection::serve_connection(tcp, shared, peer.clone(), index).await {
-                Ok(ending) => tracing::debug!(peer, ?ending, "connection ended"),
-                Err(error) => warn!(peer, %error, "connection closed"),
+            // Per-read timeouts alone let a client that sends a byte now and then hold a slot
+            // for ever; the whole connection gets a deadline too.
+            let deadline = shared.options.step_timeout * CONNECTION_STEPS
+                + Duration::from_secs(shared.options.session_seconds.unwrap_or(0));
+            let served = connection::serve_connection(tcp, shared, peer.clone(), index);
+            match tokio::time::timeout(deadline, served).await {
+                Ok(Ok(ending)) => tracing::debug!(peer, ?ending, "connection ended"),
+                Ok(Err(error)) => warn!(peer, %error, "connection closed"),
+                Err(_) => warn!(peer, ?deadline, "connection closed: over its deadline"),
             }
             drop(permit);
         });

@@ -8,7 +8,7 @@ use der::asn1::Any;
 use der::Decode;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::EncodePublicKey;
-use rsa::PrivateKey;
+use rsa::{PrivateKey, PublicKey};
 use sha1::Sha1;
 use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::time::{Time, Validity};
@@ -294,6 +294,36 @@ impl LicenseServerIdentity {
             subject_public_key_info,
             signing_key,
         })
+    }
+
+    /// MS-RDPELE 2.2.1.4.2: the terminal server certificate this license server issues to a
+    /// session host — the last certificate of the X.509 chain in the host's License Request,
+    /// after the license server's own (a chain has at least these two). Subject
+    /// `CN=<host_name>`, the host's licensing key, issued by this server and signed OIW
+    /// sha1RSA; serial number the FILETIME of `not_before`.
+    pub fn issue_host_certificate(
+        &self,
+        host_name: &str,
+        host_key: &PublicKey,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<Vec<u8>, CalError> {
+        let spki = host_key
+            .to_public_key_der()
+            .map_err(|error| CalError::encoding("SubjectPublicKeyInfo", &error))?;
+        let tbs = TbsCertificate {
+            version: X509_V3,
+            serial_number: integer(&integer_content(filetime(not_before)?))?,
+            signature: sha1_rsa_oiw(),
+            issuer: Any::from_der(&self.subject)
+                .map_err(|error| CalError::encoding("issuer", &error))?,
+            validity: validity(not_before, not_after)?,
+            subject: single_rdn_name(&[(oid::COMMON_NAME, host_name)])?,
+            subject_public_key_info: Any::from_der(spki.as_bytes())
+                .map_err(|error| CalError::encoding("SubjectPublicKeyInfo", &error))?,
+            extensions: None,
+        };
+        sign_certificate(&tbs, &self.signing_key, "TerminalServerCertificate")
     }
 
     /// The certificates that precede every client license, in order.

@@ -16,7 +16,9 @@ pub mod testing;
 
 pub use client::{ClientConfig, ClientEvent, ClientMachine};
 pub use issuer::{Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal};
-pub use server::{LicensedOutcome, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
+pub use server::{
+    ChallengeCheck, LicensedOutcome, RefusalReason, ServerConfig, ServerEvent, ServerMachine,
+};
 pub use store::{LicenseStore, ProductKey};
 
 use crate::crypto;

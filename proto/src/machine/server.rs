@@ -39,6 +39,23 @@ pub struct ServerConfig {
     /// `private_key`.
     pub certificate: Vec<u8>,
     pub private_key: LicensingPrivateKey,
+    /// How much of a Client Platform Challenge Response is checked beyond its MAC.
+    pub challenge_check: ChallengeCheck,
+}
+
+/// MS-RDPELE 3.2.5.5 requires a server to verify the response's MAC; it does not say that
+/// the decrypted Platform Challenge Response Data must parse or echo the challenge. Windows
+/// hosts license clients whose response data is malformed but MAC-valid (IronRDP 0.12 sends
+/// eight zero bytes before it), so a host emulating Windows can be as lenient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChallengeCheck {
+    /// The response data must parse and echo the challenge (ERR_INVALID_MESSAGE_LEN /
+    /// ERR_INVALID_CLIENT otherwise).
+    #[default]
+    Strict,
+    /// A valid MAC is enough; a malformed or mismatching response is reported with
+    /// [`ServerEvent::ChallengeResponseTolerated`] and licensing goes on.
+    MacOnly,
 }
 
 /// What happened, for the session host to act on and log.
@@ -51,6 +68,9 @@ pub enum ServerEvent {
         refusal: Refusal,
         reason: RefusalReason,
     },
+    /// Under [`ChallengeCheck::MacOnly`], a MAC-valid challenge response that strict checking
+    /// would have refused for `reason`.
+    ChallengeResponseTolerated { reason: RefusalReason },
     /// The client sent a Licensing Error Message.
     ClientError {
         error_code: ErrorCode,
@@ -321,20 +341,29 @@ impl ServerMachine {
                 if !mac_valid(&keys, &signed, &m.mac_data) {
                     return self.refuse_invalid_mac();
                 }
-                let (Ok(response), Ok(hwid)) = (
-                    PlatformChallengeResponseData::decode(&response_plain),
-                    ClientHardwareId::decode(&hwid_plain),
-                ) else {
+                let Ok(hwid) = ClientHardwareId::decode(&hwid_plain) else {
                     return self.refuse(
                         Refusal::abort(ErrorCode::ERR_INVALID_MESSAGE_LEN),
                         RefusalReason::MalformedMessage,
                     );
                 };
-                if response.challenge != challenge {
-                    return self.refuse(
-                        Refusal::abort(ErrorCode::ERR_INVALID_CLIENT),
+                let flaw = match PlatformChallengeResponseData::decode(&response_plain) {
+                    Err(_) => Some((
+                        ErrorCode::ERR_INVALID_MESSAGE_LEN,
+                        RefusalReason::MalformedMessage,
+                    )),
+                    Ok(response) if response.challenge != challenge => Some((
+                        ErrorCode::ERR_INVALID_CLIENT,
                         RefusalReason::ChallengeMismatch,
-                    );
+                    )),
+                    Ok(_) => None,
+                };
+                if let Some((error_code, reason)) = flaw {
+                    if self.config.challenge_check == ChallengeCheck::Strict {
+                        return self.refuse(Refusal::abort(error_code), reason);
+                    }
+                    self.events
+                        .push_back(ServerEvent::ChallengeResponseTolerated { reason });
                 }
                 self.conclude(now, &keys, hwid, pending, issuer);
                 State::Finished

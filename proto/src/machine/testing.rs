@@ -11,9 +11,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use super::{
-    Assessment, ClientConfig, ClientEvent, ClientInfo, ClientMachine, Decision, LicenseIssuer,
-    LicenseStore, MachineError, PresentedLicense, ProductKey, Refusal, ServerConfig, ServerEvent,
-    ServerMachine,
+    Assessment, ChallengeCheck, ClientConfig, ClientEvent, ClientInfo, ClientMachine, Decision,
+    LicenseIssuer, LicenseStore, MachineError, PresentedLicense, ProductKey, Refusal, ServerConfig,
+    ServerEvent, ServerMachine,
 };
 use crate::cal::{
     build_cal, CalKind, CalRequest, CalType, LicenseSerial, LicenseServerIdentity, ProductVersion,
@@ -200,6 +200,7 @@ pub fn server_config(rng: &mut ChaCha20Rng) -> Result<ServerConfig, crate::crypt
         scopes: vec!["microsoft.com".into()],
         certificate,
         private_key,
+        challenge_check: ChallengeCheck::Strict,
     })
 }
 
