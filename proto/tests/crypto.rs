@@ -442,7 +442,7 @@ fn premaster_decryption_rejects_wrong_lengths_and_out_of_range_values() {
     let private = LicensingPrivateKey::from_pem(KEY_512_PKCS1).unwrap();
     let public = private.public_key();
     let encrypted = public.encrypt_premaster(&[7; 48]).unwrap();
-    for len in [0, 1, 48, 63, 65, 71, 73, 128] {
+    for len in [0, 1, 48, 63, 73, 128] {
         let blob = [encrypted.clone(), vec![0; 128]].concat();
         assert_eq!(
             private.decrypt_premaster(&blob[..len]),
@@ -452,6 +452,12 @@ fn premaster_decryption_rejects_wrong_lengths_and_out_of_range_values() {
             }),
             "{len} bytes"
         );
+    }
+    // Every length from k to k + 8 is the same value: IronRDP drops the ciphertext's zero
+    // high-order bytes before its padding.
+    for len in 64..=72 {
+        let blob = [encrypted.clone(), vec![0; 128]].concat();
+        assert_eq!(private.decrypt_premaster(&blob[..len]).unwrap(), [7; 48]);
     }
     // All ones is above any 512-bit modulus.
     assert_eq!(

@@ -172,9 +172,9 @@ fn inspect(args: &InspectArgs) -> ExitCode {
     };
     let document = describe(container, &cal);
     if args.json {
-        println!("{document}");
+        super::print_out(&format!("{document}\n"));
     } else {
-        print!("{}", tree(&document, &TreeOptions { full_hex: true }));
+        super::print_out(&tree(&document, &TreeOptions { full_hex: true }));
     }
     ExitCode::SUCCESS
 }
@@ -272,8 +272,8 @@ fn issue(args: &IssueArgs) -> ExitCode {
     });
     match written {
         Ok(len) => {
-            println!(
-                "{}: {len} bytes, {} {} CAL for {} / {}, {} to {}",
+            super::print_out(&format!(
+                "{}: {len} bytes, {} {} CAL for {} / {}, {} to {}\n",
                 args.out.display(),
                 request.product.sku,
                 CalKind::of(&request.product).name(),
@@ -281,7 +281,7 @@ fn issue(args: &IssueArgs) -> ExitCode {
                 request.user,
                 rfc3339(request.not_before).as_str().unwrap_or("?"),
                 rfc3339(request.not_after).as_str().unwrap_or("?"),
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(error) => {

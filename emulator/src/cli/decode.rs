@@ -178,16 +178,15 @@ fn print(decoded: &Decoded, args: &DecodeArgs) {
             }
         }
         if args.json {
-            println!("{document}");
+            super::print_out(&format!("{document}\n"));
         } else {
-            print!(
-                "{}",
+            super::print_out(&format!(
+                "{}\n",
                 inspect::render::tree(
                     &document,
                     &inspect::render::TreeOptions { full_hex: args.hex }
                 )
-            );
-            println!();
+            ));
         }
     }
 }

@@ -44,7 +44,7 @@ pub struct KeysArgs {
 pub fn run(args: &KeysArgs) -> ExitCode {
     match derive(args) {
         Ok(document) => {
-            println!("{document}");
+            super::print_out(&format!("{document}\n"));
             ExitCode::SUCCESS
         }
         Err(error) => {

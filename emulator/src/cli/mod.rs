@@ -66,3 +66,11 @@ pub(crate) fn read_input(path: &std::path::Path, max_bytes: u64) -> anyhow::Resu
     }
     Ok(data)
 }
+
+/// Writes `text` to standard output. A reader that goes away (`rdpele ... | head`) ends the
+/// output quietly instead of panicking, as `println!` would.
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

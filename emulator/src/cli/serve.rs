@@ -26,6 +26,11 @@ use crate::session_host::{self, Options, Shared};
 /// The license server is embedded over --data unless --license-server names a remote one.
 /// `rdpele admin ... --data DIR` works on the same directory while the host runs: installed
 /// packs, revocations and `admin clock advance` apply to the next connection.
+///
+/// Logs go to stderr, one line per licensing decision (client, user, HWID, outcome, expiry) at
+/// the default level; RDPELE_LOG=debug (tracing directives) shows more. The bound address is
+/// printed on stdout as `listening on ADDR` (useful with --listen 127.0.0.1:0). Exit status: 0
+/// after Ctrl-C, 1 if the host cannot start (the reason on stderr).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  rdpele serve --listen 127.0.0.1:3389 --data ./host\n  \
@@ -34,32 +39,32 @@ use crate::session_host::{self, Options, Shared};
 )]
 pub struct ServeArgs {
     /// Address to listen on (loopback by default).
-    #[arg(long, default_value = "127.0.0.1:3389")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3389")]
     listen: SocketAddr,
     /// Data directory: license store, keys, TLS certificate (created if missing).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Host configuration (TOML): version, licensing mode, product, certificate, faults. See
     /// examples/serve.toml.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// A remote license server (`rdpele license-server`), e.g. http://127.0.0.1:4000.
-    #[arg(long, requires = "token")]
+    #[arg(long, value_name = "URL", requires = "token")]
     license_server: Option<String>,
     /// Bearer token for --license-server (or RDPELE_TOKEN).
     #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Keep each session open this many seconds after it becomes active.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     session_seconds: Option<u64>,
     /// Connections served at once; further clients wait in the listen backlog.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 256)]
     max_connections: usize,
     /// Seconds the host waits for any one client PDU before closing the connection.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
     timeout: u64,
     /// Record each connection's licensing PDUs (TPKT frames) under DIR/connection-NNNN/.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
     /// Host name in the TLS and licensing certificates.
     #[arg(long, default_value = "rdpele-host")]
@@ -75,10 +80,10 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct LicenseServerArgs {
     /// Address to listen on (loopback by default).
-    #[arg(long, default_value = "127.0.0.1:4000")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4000")]
     listen: SocketAddr,
     /// Data directory of the license server.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Bearer token session hosts must present (or RDPELE_TOKEN).
     #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
@@ -151,7 +156,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         session_host::announce(&shared, address);
         // Scripts and tests read the bound address (with --listen 127.0.0.1:0) from here.
-        println!("listening on {address}");
+        super::print_out(&format!("listening on {address}\n"));
         session_host::serve(listener, shared, ctrl_c()).await?;
         Ok(())
     })
@@ -166,7 +171,7 @@ pub fn run_license_server(args: &LicenseServerArgs) -> ExitCode {
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             let address = listener.local_addr()?;
             tracing::info!(%address, data = %args.data.display(), "rdpele license server listening");
-            println!("listening on {address}");
+            super::print_out(&format!("listening on {address}\n"));
             remote::serve(listener, args.data.clone(), args.token.clone(), ctrl_c())
                 .await
                 .map_err(anyhow::Error::from)

@@ -343,9 +343,11 @@ impl LicensingPrivateKey {
     ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
         let k = self.modulus_len();
         // The 8 trailing bytes are padding; peers write zeros there, but they carry nothing,
-        // so they are not inspected.
+        // so they are not inspected. Any length from k to k + 8 is taken: IronRDP 0.12 writes
+        // the little-endian ciphertext without its zero high-order bytes, then the 8 bytes of
+        // padding, so about one premaster in 128 arrives a byte short of k + 8 — the same value.
         let ciphertext = match encrypted.len() {
-            len if len == k.saturating_add(WIRE_PADDING_LEN) || len == k => encrypted.get(..k),
+            len if (k..=k.saturating_add(WIRE_PADDING_LEN)).contains(&len) => encrypted.get(..k),
             _ => None,
         }
         .ok_or(CryptoError::EncryptedPremasterLength {

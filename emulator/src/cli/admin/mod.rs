@@ -171,9 +171,9 @@ fn one_line(text: &str) -> String {
 /// Prints a command's answer: `document` as one line of JSON with `--json`, else `text`.
 fn answer(context: &Context<'_>, document: &Value, text: impl FnOnce() -> String) {
     if context.json {
-        println!("{document}");
+        super::print_out(&format!("{document}\n"));
     } else {
-        print!("{}", text());
+        super::print_out(&text());
     }
 }
 

@@ -341,23 +341,23 @@ pub(super) fn run(context: &Context<'_>, args: &ReportArgs) -> CommandResult {
             "licenses": license_table.json(),
             "plot": plot_file,
         });
-        println!("{document}");
+        super::super::print_out(&format!("{document}\n"));
     } else if args.csv {
-        print!("{}\n{}", pack_table.csv(), license_table.csv());
+        super::super::print_out(&format!("{}\n{}", pack_table.csv(), license_table.csv()));
     } else {
         let which = if args.all {
             "every license issued"
         } else {
             "licenses held now"
         };
-        print!(
+        super::super::print_out(&format!(
             "CAL pools at {}\n\n{}\n{which}\n\n{}",
             instant(now),
             pack_table.text(),
             license_table.text()
-        );
+        ));
         if let Some(file) = plot_file {
-            println!("\nplot written to {file}");
+            super::super::print_out(&format!("\nplot written to {file}\n"));
         }
     }
     Ok(())

@@ -147,7 +147,10 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
         }
         _ => None,
     };
-    println!("{}", document(&outcome, license_id, now, written));
+    super::super::print_out(&format!(
+        "{}\n",
+        document(&outcome, license_id, now, written)
+    ));
     Ok(())
 }
 
