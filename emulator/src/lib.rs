@@ -2,6 +2,8 @@
 //! license server — as a library, so tests and benchmarks reach it directly.
 
 pub mod cli;
+pub mod client;
+pub mod framed;
 pub mod inspect;
 pub mod license_server;
 pub mod session_host;

@@ -17,7 +17,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -35,39 +34,9 @@ const CONNECTION_REQUEST: [u8; 19] = [
     0x00, 0x00, 0x00,
 ];
 
-/// `interop/ironrdp-client/target/release/rdpele-ironrdp-client`, built (or brought up to date)
-/// once per test process: the first test to get here runs `cargo build --release` on the
-/// client's own workspace (about 2.5 minutes cold, a no-op when fresh); the others wait.
-fn client_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let project = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("interop/ironrdp-client");
-        let binary = project.join("target/release/rdpele-ironrdp-client");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let build = Command::new(cargo)
-            .args(["build", "--release", "--manifest-path"])
-            .arg(project.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(project.join("target"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("cargo must be runnable to build the IronRDP client");
-        assert!(
-            build.status.success() || binary.exists(),
-            "building {} failed:\n{}",
-            project.display(),
-            String::from_utf8_lossy(&build.stderr)
-        );
-        binary
-    })
-}
-
 /// Starts the IronRDP client as device `machine` with its cache under `root`.
 fn spawn_ironrdp(root: &Path, host: &Host, machine: &str, extra: &[&str]) -> Child {
-    Command::new(client_binary())
+    Command::new(support::ironrdp_client())
         .args(["--connect", &host.address(), "--cache"])
         .arg(root.join(format!("ironrdp-{machine}")))
         .args([

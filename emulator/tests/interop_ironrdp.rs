@@ -24,7 +24,6 @@ mod support;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -33,47 +32,6 @@ use support::{admin, days_between, inspect, provision, set_clock_before, Host};
 /// Longest one client run may take; a licensed connection takes about 0.1 s, so this only
 /// catches hangs.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
-
-/// `interop/ironrdp-client/target/release/rdpele-ironrdp-client`, built (or brought up to date)
-/// once per test process: the first test to get here runs `cargo build --release` on the
-/// client's own workspace (about 2.5 minutes cold, a no-op when fresh); the others wait.
-fn client_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let project = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .join("interop/ironrdp-client");
-        let binary = project.join("target/release/rdpele-ironrdp-client");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let started = Instant::now();
-        let build = Command::new(cargo)
-            .args(["build", "--release", "--manifest-path"])
-            .arg(project.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(project.join("target"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("cargo must be runnable to build the IronRDP client");
-        eprintln!(
-            "rdpele-ironrdp-client: cargo build --release took {:?}",
-            started.elapsed()
-        );
-        assert!(
-            build.status.success() || binary.exists(),
-            "building {} failed:\n{}",
-            project.display(),
-            String::from_utf8_lossy(&build.stderr)
-        );
-        if !build.status.success() {
-            eprintln!(
-                "rdpele-ironrdp-client: the build failed, using the existing binary:\n{}",
-                String::from_utf8_lossy(&build.stderr)
-            );
-        }
-        binary
-    })
-}
 
 /// IronRDP as a device named `machine` (GCC client name, and the seed of its HWID) whose license
 /// cache is its own directory under the test's root.
@@ -113,7 +71,7 @@ impl Ironrdp {
 
     fn run(&self, host: &Host, extra: &[&str]) -> Outcome {
         let started = Instant::now();
-        let mut child = Command::new(client_binary())
+        let mut child = Command::new(support::ironrdp_client())
             .args(["--connect", &host.address(), "--cache"])
             .arg(&self.cache)
             .args(["--user", &self.user, "--password", "secret"])

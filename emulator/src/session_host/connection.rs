@@ -22,21 +22,20 @@ use ironrdp_pdu::rdp::server_error_info::{
 };
 use ironrdp_pdu::rdp::{client_info::CompressionType, ClientInfoPdu};
 use ironrdp_pdu::x224::{X224Data, X224};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::errinfo::license_error_info;
 use super::licensing::{self, Licensing, LicensingContext};
 use super::Shared;
+use crate::framed::{FrameError, FrameErrorKind, Framed};
 
 /// The channel ids every Windows host uses: the user channel MCS assigns, the I/O channel.
 pub const USER_CHANNEL_ID: u16 = 1002;
 pub const IO_CHANNEL_ID: u16 = 1003;
 /// Windows' share id (MS-RDPBCGR 2.2.1.13.1.1: the server picks it; clients echo it).
 const SHARE_ID: u32 = 0x0001_03EA;
-/// Buffered bytes never exceed one PDU: TPKT and fast-path lengths stop at 64 KiB.
-const MAX_PDU: usize = 0x1_0000;
 /// How long a disconnected client gets to close the connection itself.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -71,115 +70,58 @@ fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ConnError {
     }
 }
 
-/// A byte stream cut into PDUs (TPKT or fast-path, as the first byte says), with a deadline on
-/// every read.
-pub struct Framed<S> {
-    stream: S,
-    buffer: Vec<u8>,
-    timeout: Duration,
+impl From<FrameError> for ConnError {
+    fn from(error: FrameError) -> Self {
+        let stage = error.stage;
+        match error.kind {
+            FrameErrorKind::Closed => ConnError::Closed { stage },
+            FrameErrorKind::Timeout(timeout) => ConnError::Timeout { stage, timeout },
+            FrameErrorKind::Io(source) => ConnError::Io { stage, source },
+            FrameErrorKind::Framing(detail) | FrameErrorKind::Encode(detail) => {
+                ConnError::Protocol { stage, detail }
+            }
+        }
+    }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
-    pub fn new(stream: S, timeout: Duration) -> Self {
-        Self {
-            stream,
-            buffer: Vec::new(),
-            timeout,
-        }
-    }
+/// Sends `pdu` to the client on the I/O channel (MCS Send Data Indication).
+async fn send_io<S, T>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    pdu: &T,
+) -> Result<(), ConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Encode,
+{
+    let user_data = encode_vec(pdu).map_err(|e| protocol(stage, e))?;
+    let indication = mcs::SendDataIndication {
+        initiator_id: USER_CHANNEL_ID,
+        channel_id: IO_CHANNEL_ID,
+        user_data: Cow::Owned(user_data),
+    };
+    Ok(framed.send(stage, &X224(indication)).await?)
+}
 
-    /// Reads one whole PDU.
-    pub async fn read_pdu(&mut self, stage: &'static str) -> Result<Vec<u8>, ConnError> {
-        loop {
-            if let Some(info) =
-                ironrdp_pdu::find_size(&self.buffer).map_err(|e| protocol(stage, e))?
-            {
-                if info.length == 0 || info.length > MAX_PDU {
-                    return Err(protocol(stage, format!("PDU length {}", info.length)));
-                }
-                if self.buffer.len() >= info.length {
-                    let rest = self.buffer.split_off(info.length);
-                    return Ok(std::mem::replace(&mut self.buffer, rest));
-                }
-            }
-            let mut chunk = [0u8; 8192];
-            let read = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
-                .await
-                .map_err(|_| ConnError::Timeout {
-                    stage,
-                    timeout: self.timeout,
-                })?
-                .map_err(|source| ConnError::Io { stage, source })?;
-            if read == 0 {
-                return Err(ConnError::Closed { stage });
-            }
-            self.buffer
-                .extend_from_slice(chunk.get(..read).unwrap_or_default());
-        }
-    }
-
-    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
-        let write = async {
-            self.stream.write_all(bytes).await?;
-            self.stream.flush().await
-        };
-        tokio::time::timeout(self.timeout, write)
-            .await
-            .map_err(|_| ConnError::Timeout {
-                stage: "sending",
-                timeout: self.timeout,
-            })?
-            .map_err(|source| ConnError::Io {
-                stage: "sending",
-                source,
-            })
-    }
-
-    async fn send<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), ConnError> {
-        let bytes = encode_vec(pdu).map_err(|e| protocol(stage, e))?;
-        self.write_all(&bytes).await
-    }
-
-    /// Sends `pdu` to the client on the I/O channel (MCS Send Data Indication).
-    async fn send_io<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), ConnError> {
-        let user_data = encode_vec(pdu).map_err(|e| protocol(stage, e))?;
-        let indication = mcs::SendDataIndication {
-            initiator_id: USER_CHANNEL_ID,
-            channel_id: IO_CHANNEL_ID,
-            user_data: Cow::Owned(user_data),
-        };
-        self.send(stage, &X224(indication)).await
-    }
-
-    async fn send_share_data(
-        &mut self,
-        stage: &'static str,
-        pdu: ShareDataPdu,
-    ) -> Result<(), ConnError> {
-        let header = ShareControlHeader {
-            share_id: SHARE_ID,
-            pdu_source: IO_CHANNEL_ID,
-            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
-                share_data_pdu: pdu,
-                stream_priority: StreamPriority::Medium,
-                compression_flags: CompressionFlags::empty(),
-                compression_type: CompressionType::K8,
-            }),
-        };
-        self.send_io(stage, &header).await
-    }
-
-    fn has_buffered(&self) -> bool {
-        !self.buffer.is_empty()
-    }
-
-    fn into_inner(self) -> S {
-        self.stream
-    }
-
-    pub async fn shutdown(&mut self) {
-        let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
-    }
+async fn send_share_data<S>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    pdu: ShareDataPdu,
+) -> Result<(), ConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let header = ShareControlHeader {
+        share_id: SHARE_ID,
+        pdu_source: IO_CHANNEL_ID,
+        share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+            share_data_pdu: pdu,
+            stream_priority: StreamPriority::Medium,
+            compression_flags: CompressionFlags::empty(),
+            compression_type: CompressionType::K8,
+        }),
+    };
+    send_io(framed, stage, &header).await
 }
 
 /// Reads a slow-path PDU as `T` behind its X.224 Data header.
@@ -404,9 +346,19 @@ pub async fn serve_connection(
             },
         }),
     };
-    framed.send_io("Demand Active", &demand).await?;
+    send_io(&mut framed, "Demand Active", &demand).await?;
     loop {
         let bytes = framed.read_pdu("Confirm Active").await?;
+        // A client that could not use its New / Upgrade License (a bad MAC, a CAL it cannot
+        // store) says so with a Licensing Error Message instead of confirming.
+        if let Some(error_code) = licensing::client_error_alert(&bytes) {
+            warn!(peer, machine = %identity.machine, error = %error_code, "the client rejected the license it was sent");
+            let error_info = ErrorInfo::ProtocolIndependentLicensingCode(
+                ProtocolIndependentLicensingCode::ClientEndedProtocol,
+            );
+            end_session(&mut framed, error_info).await?;
+            return Ok(Ending::ClientAborted);
+        }
         if let Some(ShareControlHeader {
             share_control_pdu: ShareControlPdu::ClientConfirmActive(_),
             ..
@@ -430,37 +382,40 @@ pub async fn serve_connection(
             }
         }
     }
-    framed
-        .send_share_data(
-            "Synchronize",
-            ShareDataPdu::Synchronize(SynchronizePdu {
-                target_user_id: USER_CHANNEL_ID,
-            }),
-        )
-        .await?;
-    framed
-        .send_share_data(
-            "Control Cooperate",
-            ShareDataPdu::Control(ControlPdu {
-                action: ControlAction::Cooperate,
-                grant_id: 0,
-                control_id: 0,
-            }),
-        )
-        .await?;
-    framed
-        .send_share_data(
-            "Control Granted",
-            ShareDataPdu::Control(ControlPdu {
-                action: ControlAction::GrantedControl,
-                grant_id: USER_CHANNEL_ID,
-                control_id: u32::from(capability_sets::SERVER_CHANNEL_ID),
-            }),
-        )
-        .await?;
-    framed
-        .send_share_data("Font Map", ShareDataPdu::FontMap(FontPdu::default()))
-        .await?;
+    send_share_data(
+        &mut framed,
+        "Synchronize",
+        ShareDataPdu::Synchronize(SynchronizePdu {
+            target_user_id: USER_CHANNEL_ID,
+        }),
+    )
+    .await?;
+    send_share_data(
+        &mut framed,
+        "Control Cooperate",
+        ShareDataPdu::Control(ControlPdu {
+            action: ControlAction::Cooperate,
+            grant_id: 0,
+            control_id: 0,
+        }),
+    )
+    .await?;
+    send_share_data(
+        &mut framed,
+        "Control Granted",
+        ShareDataPdu::Control(ControlPdu {
+            action: ControlAction::GrantedControl,
+            grant_id: USER_CHANNEL_ID,
+            control_id: u32::from(capability_sets::SERVER_CHANNEL_ID),
+        }),
+    )
+    .await?;
+    send_share_data(
+        &mut framed,
+        "Font Map",
+        ShareDataPdu::FontMap(FontPdu::default()),
+    )
+    .await?;
     info!(peer, machine = %identity.machine, user = %identity.user, "session active");
 
     if let Some(seconds) = shared.options.session_seconds {
@@ -484,7 +439,10 @@ async fn hold_session<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match tokio::time::timeout_at(deadline, framed.read_pdu("active session")).await {
             Ok(Ok(_)) => {}
-            Ok(Err(ConnError::Timeout { .. })) => {}
+            Ok(Err(FrameError {
+                kind: FrameErrorKind::Timeout(_),
+                ..
+            })) => {}
             Ok(Err(_)) | Err(_) => return,
         }
     }
@@ -499,12 +457,12 @@ async fn end_session<S: AsyncRead + AsyncWrite + Unpin>(
     error_info: ErrorInfo,
 ) -> Result<(), ConnError> {
     let goodbye = async {
-        framed
-            .send_share_data(
-                "Set Error Info",
-                ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(error_info)),
-            )
-            .await?;
+        send_share_data(
+            framed,
+            "Set Error Info",
+            ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(error_info)),
+        )
+        .await?;
         framed
             .send(
                 "Disconnect Provider Ultimatum",
@@ -512,7 +470,8 @@ async fn end_session<S: AsyncRead + AsyncWrite + Unpin>(
                     DisconnectReason::ProviderInitiated,
                 )),
             )
-            .await
+            .await?;
+        Ok::<(), ConnError>(())
     };
     // A client that has left already cannot be told why; that is not the host's failure.
     if let Err(error) = goodbye.await {

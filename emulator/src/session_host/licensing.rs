@@ -19,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
 use super::config::{Faults, Step};
-use super::connection::{ConnError, Framed, IO_CHANNEL_ID, USER_CHANNEL_ID};
+use super::connection::{ConnError, IO_CHANNEL_ID, USER_CHANNEL_ID};
 use super::issuer::{Backend, HostIssuer};
+use crate::framed::{FrameError, FrameErrorKind, Framed};
 
 /// How licensing ended.
 #[derive(Debug)]
@@ -71,11 +72,14 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(frame) => frame,
             // Broken framing is answered as a malformed licensing message would be: the
             // machine sends ERR_INVALID_MESSAGE_LEN and licensing ends.
-            Err(ConnError::Protocol { detail, .. }) => {
+            Err(FrameError {
+                kind: FrameErrorKind::Framing(detail),
+                ..
+            }) => {
                 debug!(peer = %context.peer, %detail, "unreadable frame during licensing");
                 Vec::new()
             }
-            Err(other) => return Err(other),
+            Err(other) => return Err(other.into()),
         };
         recorder.record("client", &frame);
         let licensing_bytes = licensing_payload(&frame).unwrap_or_default().to_vec();
@@ -180,7 +184,7 @@ async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
         detail: format!("framing own licensing PDU: {e}"),
     })?;
     recorder.record("server", &frame);
-    framed.write_all(&frame).await
+    Ok(framed.write_all("licensing", &frame).await?)
 }
 
 /// The licensing PDU a client frame carries: a Send Data Request on the I/O channel whose
@@ -200,6 +204,17 @@ fn licensing_payload(frame: &[u8]) -> Option<&[u8]> {
         return None;
     }
     Some(body)
+}
+
+/// The error code of a client's Licensing Error Message, if `frame` is one.
+pub fn client_error_alert(frame: &[u8]) -> Option<ErrorCode> {
+    match LicensingPdu::decode(licensing_payload(frame)?)
+        .ok()?
+        .message
+    {
+        LicensingMessage::ErrorAlert(alert) => Some(alert.error_code),
+        _ => None,
+    }
 }
 
 fn message_type(pdu: &[u8]) -> Option<MessageType> {

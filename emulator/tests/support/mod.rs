@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -288,4 +289,32 @@ impl Xfreerdp {
         assert!(files.len() <= 1, "one device, one CAL: {files:?}");
         files.pop()
     }
+}
+
+/// The IronRDP-based client (`interop/ironrdp-client`, its own Cargo workspace), built once per
+/// test process: `cargo build` is a no-op when `./scripts/test` has built it already.
+pub fn ironrdp_client() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let project = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .join("interop/ironrdp-client");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let build = Command::new(cargo)
+            .args(["build", "--release", "--manifest-path"])
+            .arg(project.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(project.join("target"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("cargo must be runnable to build the IronRDP client");
+        assert!(
+            build.status.success(),
+            "building {} failed:\n{}",
+            project.display(),
+            String::from_utf8_lossy(&build.stderr)
+        );
+        project.join("target/release/rdpele-ironrdp-client")
+    })
 }

@@ -1,0 +1,22 @@
+//! The emulated client (`rdpele client`): an mstsc-like RDP client that connects over TLS,
+//! licenses through [`rdpele_proto::machine::ClientMachine`] with a license store of the
+//! caller's, activates the session and reports what the host decided — the other half of
+//! interop testing, against `rdpele serve` or a real host (xrdp, Windows RDS).
+
+mod activation;
+mod connection;
+mod error;
+mod framed;
+mod licensing;
+mod options;
+mod report;
+mod server_pdu;
+mod set_error_info;
+mod store;
+mod tls;
+
+pub use connection::connect;
+pub use error::ClientError;
+pub use options::{ClientOptions, PLATFORM_ID};
+pub use report::{ClientReport, Ending, LicensingOutcome, Timings};
+pub use store::StoreLicense;
