@@ -3,6 +3,7 @@
 mod admin;
 mod cal;
 mod decode;
+mod demo;
 mod keys;
 mod serve;
 
@@ -24,6 +25,7 @@ enum Command {
     Cal(cal::CalArgs),
     Keys(keys::KeysArgs),
     Admin(admin::AdminArgs),
+    Demo(demo::DemoArgs),
     Serve(serve::ServeArgs),
     LicenseServer(serve::LicenseServerArgs),
 }
@@ -38,6 +40,7 @@ pub fn run() -> ExitCode {
         Command::Cal(args) => cal::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Admin(args) => admin::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => serve::run_serve(&args),
         Command::LicenseServer(args) => serve::run_license_server(&args),
     }

@@ -13,7 +13,7 @@ mod install;
 mod plot;
 mod report;
 mod request;
-mod revoke;
+pub(super) mod revoke;
 mod server;
 
 use std::path::PathBuf;

@@ -43,10 +43,10 @@ pub(super) struct RevokeArgs {
 
 /// What one revocation did.
 #[derive(Debug, Default)]
-struct Answer {
+pub(crate) struct Answer {
     /// The target's licenses (any status).
     found: usize,
-    revoked: Vec<IssuedLicense>,
+    pub(crate) revoked: Vec<IssuedLicense>,
     refused: Vec<(u32, RevokeRefusal)>,
     /// RevokableCals and NextRevokeAllowedOn, for the version of the revoked CALs.
     limit: Option<(WindowsVersion, u32, SystemTime)>,
@@ -117,7 +117,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
 /// The revocation, inside the store's transaction: every active CAL of the target is offered
 /// to the policy in turn (each one revoked counting against the next), or, if it has none,
 /// its newest license, so the refusal says why.
-fn decide(snapshot: &store::RevocationSnapshot) -> store::Revocation<Answer> {
+pub(crate) fn decide(snapshot: &store::RevocationSnapshot) -> store::Revocation<Answer> {
     let mut policy_snapshot = revocation::RevocationSnapshot {
         now: snapshot.now,
         packs: snapshot
