@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod fleet;
 pub mod framed;
 pub mod inspect;
 pub mod license_server;

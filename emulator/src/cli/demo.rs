@@ -326,15 +326,7 @@ async fn logon(host: &Host, device: &mut Device, timeline: &Timeline) -> anyhow:
 }
 
 fn errinfo_name(code: u32) -> String {
-    match code {
-        0x101 => "ERRINFO_LICENSE_NO_LICENSE_SERVER".to_owned(),
-        0x102 => "ERRINFO_LICENSE_NO_LICENSE".to_owned(),
-        0x103 => "ERRINFO_LICENSE_BAD_CLIENT_MSG".to_owned(),
-        0x104 => "ERRINFO_LICENSE_HWID_DOESNT_MATCH_LICENSE".to_owned(),
-        0x105 => "ERRINFO_LICENSE_BAD_CLIENT_LICENSE".to_owned(),
-        0x109 => "ERRINFO_LICENSE_CANT_UPGRADE_LICENSE".to_owned(),
-        other => format!("ERRINFO {other:#x}"),
-    }
+    super::client::error_info_name(code).map_or_else(|| format!("ERRINFO {code:#x}"), str::to_owned)
 }
 
 /// The expiry of the CAL `device` holds.

@@ -2,8 +2,10 @@
 
 mod admin;
 mod cal;
+mod client;
 mod decode;
 mod demo;
+mod fleet;
 mod keys;
 mod serve;
 
@@ -28,6 +30,8 @@ enum Command {
     Demo(demo::DemoArgs),
     Serve(serve::ServeArgs),
     LicenseServer(serve::LicenseServerArgs),
+    Client(client::ClientArgs),
+    Fleet(fleet::FleetArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -43,6 +47,8 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => serve::run_serve(&args),
         Command::LicenseServer(args) => serve::run_license_server(&args),
+        Command::Client(args) => client::run(&args),
+        Command::Fleet(args) => fleet::run(&args),
     }
 }
 

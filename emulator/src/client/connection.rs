@@ -52,6 +52,31 @@ pub async fn connect(
     options: &ClientOptions,
     store: &mut (impl StoreLicense + Send),
 ) -> Result<ClientReport, ClientError> {
+    run(address, options, store, true).await
+}
+
+/// [`connect`], but a client the host licensed disconnects (MCS Disconnect Provider
+/// Ultimatum) as soon as licensing ends instead of activating the session: for `rdpele fleet`,
+/// which needs only the licensing outcome. The license server has decided and the CAL is
+/// stored by then, so nothing licensing does is skipped; the host sees a client that left
+/// before capability exchange. A refused or aborted client still reads the host's Set Error
+/// Info, as with [`connect`].
+pub async fn connect_through_licensing(
+    address: SocketAddr,
+    options: &ClientOptions,
+    store: &mut (impl StoreLicense + Send),
+) -> Result<ClientReport, ClientError> {
+    run(address, options, store, false).await
+}
+
+/// The connection sequence; `activate` says whether a licensed client goes on to an active
+/// session or leaves.
+async fn run(
+    address: SocketAddr,
+    options: &ClientOptions,
+    store: &mut (impl StoreLicense + Send),
+    activate: bool,
+) -> Result<ClientReport, ClientError> {
     let started = Instant::now();
     let tcp = tokio::time::timeout(options.timeout, TcpStream::connect(address))
         .await
@@ -93,6 +118,11 @@ pub async fn connect(
         Ending::ServerDisconnected
     } else {
         match outcome {
+            LicensingOutcome::New | LicensingOutcome::Upgraded | LicensingOutcome::Valid
+                if !activate =>
+            {
+                disconnect(&mut framed).await
+            }
             LicensingOutcome::New | LicensingOutcome::Upgraded | LicensingOutcome::Valid => {
                 match activation::run(&mut framed, channels, &mut error_info).await {
                     Ok(Activation::Active) => {

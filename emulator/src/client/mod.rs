@@ -7,6 +7,7 @@ mod activation;
 mod connection;
 mod error;
 mod framed;
+mod license_dir;
 mod licensing;
 mod options;
 mod report;
@@ -15,8 +16,12 @@ mod set_error_info;
 mod store;
 mod tls;
 
-pub use connection::connect;
+pub use connection::{connect, connect_through_licensing};
 pub use error::ClientError;
+pub use license_dir::{
+    freerdp_hwid, freerdp_license_path, Layout, LicenseDir, LicenseDirError, RegFileError,
+    StoredLicense, MAX_LICENSE_LEN,
+};
 pub use options::{ClientOptions, PLATFORM_ID};
 pub use report::{ClientReport, Ending, LicensingOutcome, Timings};
 pub use store::StoreLicense;

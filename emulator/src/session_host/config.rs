@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use rdpele_proto::crypto::{MAX_MODULUS_BITS, MIN_MODULUS_BITS};
 use rdpele_proto::machine::ChallengeCheck;
 use rdpele_proto::wire::{ErrorCode, StateTransition};
 use serde::Deserialize;
@@ -35,6 +36,9 @@ pub struct HostConfig {
     pub certificate: CertificateKind,
     /// What a Client Platform Challenge Response must get right beyond its MAC.
     pub challenge_check: ChallengeCheck,
+    /// The size of the host's licensing key when the host makes it; `None` keeps the data
+    /// directory's key, or makes a 2048-bit one.
+    pub licensing_key_bits: Option<usize>,
     pub faults: Faults,
 }
 
@@ -49,6 +53,7 @@ impl Default for HostConfig {
             // Windows checks the MAC only (see ChallengeCheck); so does the emulated host
             // unless told to be strict.
             challenge_check: ChallengeCheck::MacOnly,
+            licensing_key_bits: None,
             faults: Faults::default(),
         }
     }
@@ -193,6 +198,7 @@ struct RawHost {
     certificate: Option<String>,
     grace_period_start: Option<String>,
     challenge_check: Option<String>,
+    licensing_key_bits: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +287,12 @@ impl HostConfig {
                     ))
                 }
             },
+            licensing_key_bits: raw
+                .host
+                .licensing_key_bits
+                .map(check_key_bits)
+                .transpose()
+                .map_err(|e| format!("host.licensing-key-bits: {e}"))?,
             product,
             faults,
         })
@@ -354,6 +366,18 @@ fn add_fault(faults: &mut Faults, fault: &RawFault) -> Result<(), String> {
     Ok(())
 }
 
+/// A licensing key size: whole bytes (the wire measures keys in bytes), within what the crypto
+/// module accepts.
+fn check_key_bits(bits: usize) -> Result<usize, String> {
+    if (MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) && bits.is_multiple_of(8) {
+        Ok(bits)
+    } else {
+        Err(format!(
+            "{bits}: a multiple of 8 from {MIN_MODULUS_BITS} to {MAX_MODULUS_BITS}"
+        ))
+    }
+}
+
 fn parse_version(text: &str) -> Result<WindowsVersion, String> {
     Ok(match text {
         "2008R2" | "2008r2" => WindowsVersion::V2008R2,
@@ -395,8 +419,16 @@ mod tests {
             ChallengeCheck::MacOnly
         );
         assert_eq!(config.product.scope, "microsoft.com");
+        assert_eq!(config.licensing_key_bits, None);
         assert!(config.faults.answer_with_error.is_empty());
         assert!(!config.faults.pool_exhausted);
+    }
+
+    #[test]
+    fn the_licensing_key_size_is_read() {
+        let config = HostConfig::parse("[host]\nlicensing-key-bits = 512").unwrap();
+        assert_eq!(config.licensing_key_bits, Some(512));
+        assert_eq!(HostConfig::default().licensing_key_bits, None);
     }
 
     #[test]
@@ -448,6 +480,8 @@ mod tests {
             ("[host]\ncertificate = \"pem\"", "host.certificate"),
             ("[host]\nchallenge-check = \"lax\"", "host.challenge-check"),
             ("[host]\ngrace-period-start = \"yesterday\"", "host.grace-period-start"),
+            ("[host]\nlicensing-key-bits = 500", "host.licensing-key-bits"),
+            ("[host]\nlicensing-key-bits = 256", "host.licensing-key-bits"),
             ("[[fault]]\nkind = \"explode\"", "unknown kind"),
             ("[[fault]]\nkind = \"error\"\nstep = \"license-info\"", "error-code"),
             (

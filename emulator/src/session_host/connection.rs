@@ -154,6 +154,8 @@ pub enum Ending {
     Active,
     Refused(ErrorInfo),
     ClientAborted,
+    /// The client left once licensing was over (a licensing probe, such as `rdpele fleet`).
+    ClientLeftAfterLicensing,
 }
 
 /// Runs one connection to its end.
@@ -348,7 +350,22 @@ pub async fn serve_connection(
     };
     send_io(&mut framed, "Demand Active", &demand).await?;
     loop {
-        let bytes = framed.read_pdu("Confirm Active").await?;
+        let bytes = match framed.read_pdu("Confirm Active").await {
+            Ok(bytes) => bytes,
+            Err(FrameError {
+                kind: FrameErrorKind::Closed,
+                ..
+            }) => {
+                debug!(peer, machine = %identity.machine, "the client left after licensing");
+                return Ok(Ending::ClientLeftAfterLicensing);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if decode_x224::<DisconnectProviderUltimatum>("Confirm Active", &bytes).is_ok() {
+            debug!(peer, machine = %identity.machine, "the client disconnected after licensing");
+            framed.shutdown().await;
+            return Ok(Ending::ClientLeftAfterLicensing);
+        }
         // A client that could not use its New / Upgrade License (a bad MAC, a CAL it cannot
         // store) says so with a Licensing Error Message instead of confirming.
         if let Some(error_code) = licensing::client_error_alert(&bytes) {

@@ -117,8 +117,11 @@ impl Shared {
 
         let tls =
             tls::server_config(&options.data, &options.host_name).map_err(|e| error("TLS", &e))?;
-        let key = load_or_create_key(&options.data.join(LICENSING_KEY_FILE))
-            .map_err(|e| error("licensing key", &e))?;
+        let key = licensing_key(
+            &options.data.join(LICENSING_KEY_FILE),
+            config.licensing_key_bits,
+        )
+        .map_err(|e| error("licensing key", &e))?;
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
                 .map_err(|e| error("licensing certificate", &e))?;
@@ -161,6 +164,31 @@ impl Shared {
             backend,
             options,
         }))
+    }
+}
+
+/// The host's licensing key: made on first use with `bits` (2048 by default), then read from
+/// `path`. A key of another size than `bits` asks for is an error, not replaced: licensing
+/// PDUs recorded with it (`--record`) need it to be decrypted.
+fn licensing_key(
+    path: &std::path::Path,
+    bits: Option<usize>,
+) -> Result<LicensingPrivateKey, String> {
+    if let Some(bits) = bits.filter(|_| !path.exists()) {
+        let key =
+            LicensingPrivateKey::generate(bits, &mut rand::rng()).map_err(|e| e.to_string())?;
+        let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+        std::fs::write(path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let key = load_or_create_key(path).map_err(|e| e.to_string())?;
+    let held = key.public_key().modulus_bits();
+    match bits {
+        Some(bits) if held != bits => Err(format!(
+            "{} holds a {held}-bit key, the config asks for {bits} bits (delete the file to \
+             make a new key)",
+            path.display()
+        )),
+        _ => Ok(key),
     }
 }
 
