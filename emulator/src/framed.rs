@@ -9,8 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Buffered bytes never exceed one PDU and a read: TPKT and fast-path lengths stop at 64 KiB.
 const MAX_PDU: usize = 0x1_0000;
-/// How much one read asks for; the buffer grows by at most this beyond a PDU.
-const READ_CHUNK: usize = 8192;
+/// What a read asks for before the PDU's length is known: enough for most licensing and
+/// connection PDUs in one go, small enough to hold on an idle connection.
+const HEADER_READ: usize = 1024;
 
 /// What went wrong, at which step of the connection sequence.
 #[derive(Debug, thiserror::Error)]
@@ -71,20 +72,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let framing = |detail: String| FrameError::new(stage, FrameErrorKind::Framing(detail));
-            if let Some(info) =
-                ironrdp_pdu::find_size(&self.buffer).map_err(|e| framing(e.to_string()))?
+            let missing = match ironrdp_pdu::find_size(&self.buffer)
+                .map_err(|e| framing(e.to_string()))?
             {
-                if info.length == 0 || info.length > MAX_PDU {
+                Some(info) if info.length == 0 || info.length > MAX_PDU => {
                     return Err(framing(format!("PDU length {}", info.length)));
                 }
-                if self.buffer.len() >= info.length {
+                Some(info) if self.buffer.len() >= info.length => {
                     let rest = self.buffer.split_off(info.length);
                     return Ok(std::mem::replace(&mut self.buffer, rest));
                 }
-            }
-            // Reading into the buffer's own spare room: no per-connection scratch array held
-            // across the await.
-            self.buffer.reserve(READ_CHUNK);
+                Some(info) => info.length - self.buffer.len(),
+                None => HEADER_READ,
+            };
+            // Room for what the PDU still needs (or for a header), read into the buffer
+            // itself: an idle connection holds no more than a header's worth, and each PDU
+            // comes out in an allocation of its own size.
+            self.buffer.reserve(missing);
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buffer))
                 .await
                 .map_err(|_| FrameError::new(stage, FrameErrorKind::Timeout(self.timeout)))?
