@@ -72,19 +72,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let framing = |detail: String| FrameError::new(stage, FrameErrorKind::Framing(detail));
-            let missing = match ironrdp_pdu::find_size(&self.buffer)
-                .map_err(|e| framing(e.to_string()))?
-            {
-                Some(info) if info.length == 0 || info.length > MAX_PDU => {
-                    return Err(framing(format!("PDU length {}", info.length)));
-                }
-                Some(info) if self.buffer.len() >= info.length => {
-                    let rest = self.buffer.split_off(info.length);
-                    return Ok(std::mem::replace(&mut self.buffer, rest));
-                }
-                Some(info) => info.length - self.buffer.len(),
-                None => HEADER_READ,
-            };
+            let missing =
+                match ironrdp_pdu::find_size(&self.buffer).map_err(|e| framing(e.to_string()))? {
+                    Some(info) if info.length == 0 || info.length > MAX_PDU => {
+                        return Err(framing(format!("PDU length {}", info.length)));
+                    }
+                    Some(info) if self.buffer.len() >= info.length => {
+                        let rest = self.buffer.split_off(info.length);
+                        return Ok(std::mem::replace(&mut self.buffer, rest));
+                    }
+                    Some(info) => info.length - self.buffer.len(),
+                    None => HEADER_READ,
+                };
             // Room for what the PDU still needs (or for a header), read into the buffer
             // itself: an idle connection holds no more than a header's worth, and each PDU
             // comes out in an allocation of its own size.
