@@ -143,29 +143,10 @@ pub fn run(args: &ClientArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("rdpele client: {}", one_line(&error));
+            eprintln!("rdpele client: {error:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }
-}
-
-/// The error and its causes on one line, leaving out a cause that the message before it
-/// already quotes (the client's and the store's errors carry their source in their message).
-fn one_line(error: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut last = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if last.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-        last = text;
-    }
-    out
 }
 
 fn run_connect(args: &ClientArgs) -> ExitCode {
@@ -185,14 +166,14 @@ fn run_connect(args: &ClientArgs) -> ExitCode {
             if args.json {
                 let failed = json!({
                     "outcome": "error",
-                    "error": one_line(&error),
+                    "error": format!("{error:#}"),
                     "machine": machine,
                     "user": user,
                     "store": args.store.as_deref().map(Path::display).map(|p| p.to_string()),
                 });
                 print_out(&format!("{failed}\n"));
             }
-            eprintln!("rdpele client: {}", one_line(&error));
+            eprintln!("rdpele client: {error:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }

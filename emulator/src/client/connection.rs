@@ -84,11 +84,11 @@ async fn run(
             stage: "TCP connect",
             timeout: options.timeout,
         })?
-        .map_err(|source| ClientError::Connect { address, source })?;
+        .map_err(|error| ClientError::Connect { address, error })?;
     // Each PDU is a whole request; Nagle would hold the next one back for the server's ACK.
-    tcp.set_nodelay(true).map_err(|source| ClientError::Io {
+    tcp.set_nodelay(true).map_err(|error| ClientError::Io {
         stage: "TCP connect",
-        source,
+        error,
     })?;
     let (tls, selected) = start_tls(tcp, address, options).await?;
     let mut framed = Framed::new(tls, options.timeout);
@@ -131,7 +131,13 @@ async fn run(
                         if options.disconnect_after_activation {
                             disconnect(&mut framed).await
                         } else {
-                            read_to_end(&mut framed, &mut error_info, "active session").await
+                            read_to_end(
+                                &mut framed,
+                                &mut error_info,
+                                "active session",
+                                OnShareControl::Ignore,
+                            )
+                            .await
                         }
                     }
                     Ok(Activation::Disconnected) => {
@@ -143,13 +149,25 @@ async fn run(
             }
             // After a refusal the server says why (Set Error Info) and disconnects.
             LicensingOutcome::Refused { .. } => {
-                read_to_end(&mut framed, &mut error_info, "after the refusal").await
+                read_to_end(
+                    &mut framed,
+                    &mut error_info,
+                    "after the refusal",
+                    OnShareControl::Ignore,
+                )
+                .await
             }
             // The client told the server it gives up; a server still in licensing answers with
             // Set Error Info and a disconnect, one that thinks licensing is over goes on to
             // Demand Active — either way the client leaves.
             LicensingOutcome::Aborted { .. } => {
-                read_after_abort(&mut framed, &mut error_info).await
+                read_to_end(
+                    &mut framed,
+                    &mut error_info,
+                    "after the client's licensing error",
+                    OnShareControl::Leave,
+                )
+                .await
             }
         }
     };
@@ -446,12 +464,23 @@ async fn send_client_info<S: AsyncRead + AsyncWrite + Unpin>(
     send_data_request(framed, "Client Info", channels, &info).await
 }
 
+/// What the client does with a share control PDU while it waits for the server to end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnShareControl {
+    /// Read on: an active session's traffic.
+    Ignore,
+    /// Leave: after the client aborted licensing, a Demand Active means the server thought
+    /// licensing was over.
+    Leave,
+}
+
 /// Reads until the server ends the session (Ultimatum or end of stream), keeping the last Set
 /// Error Info code; if it stays silent for the timeout, the client disconnects.
 async fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     error_info: &mut Option<u32>,
     stage: &'static str,
+    on_share_control: OnShareControl,
 ) -> Ending {
     loop {
         let frame = match framed.read_pdu(stage).await.map_err(ClientError::from) {
@@ -469,37 +498,11 @@ async fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(
                 framed.shutdown().await;
                 return Ending::ServerDisconnected;
             }
+            Ok(ServerPdu::ShareControl(_)) if on_share_control == OnShareControl::Leave => {
+                return disconnect(framed).await
+            }
             // Output, keep-alives and whatever an active session carries.
             Ok(_) | Err(_) => {}
-        }
-    }
-}
-
-/// After the client aborted licensing: the server's Set Error Info and disconnect, or its
-/// Demand Active (it thought licensing was over) — at which the client leaves.
-async fn read_after_abort<S: AsyncRead + AsyncWrite + Unpin>(
-    framed: &mut Framed<S>,
-    error_info: &mut Option<u32>,
-) -> Ending {
-    const STAGE: &str = "after the client's licensing error";
-    loop {
-        let frame = match framed.read_pdu(STAGE).await.map_err(ClientError::from) {
-            Ok(frame) => frame,
-            Err(ClientError::Closed { .. }) => return Ending::ServerClosed,
-            Err(ClientError::Timeout { stage, .. }) => {
-                disconnect(framed).await;
-                return Ending::TimedOut { stage };
-            }
-            Err(error) => return failed(framed, error).await,
-        };
-        match classify(STAGE, &frame, Phase::Session) {
-            Ok(ServerPdu::ErrorInfo(code)) => *error_info = Some(code),
-            Ok(ServerPdu::Disconnect) => {
-                framed.shutdown().await;
-                return Ending::ServerDisconnected;
-            }
-            Ok(ServerPdu::ShareControl(_)) => return disconnect(framed).await,
-            Ok(ServerPdu::Licensing(_) | ServerPdu::Other) | Err(_) => {}
         }
     }
 }

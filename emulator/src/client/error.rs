@@ -12,10 +12,10 @@ use rdpele_proto::machine::MachineError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("connecting to {address}: {source}")]
+    #[error("connecting to {address}: {error}")]
     Connect {
         address: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{stage}: nothing from the server for {timeout:?}")]
     Timeout {
@@ -24,10 +24,10 @@ pub enum ClientError {
     },
     #[error("{stage}: the server closed the connection")]
     Closed { stage: &'static str },
-    #[error("{stage}: {source}")]
+    #[error("{stage}: {error}")]
     Io {
         stage: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),

@@ -27,7 +27,7 @@ impl From<FrameError> for ClientError {
         match error.kind {
             FrameErrorKind::Closed => ClientError::Closed { stage },
             FrameErrorKind::Timeout(timeout) => ClientError::Timeout { stage, timeout },
-            FrameErrorKind::Io(source) => ClientError::Io { stage, source },
+            FrameErrorKind::Io(error) => ClientError::Io { stage, error },
             FrameErrorKind::Framing(detail) => ClientError::Protocol { stage, detail },
             FrameErrorKind::Encode(detail) => ClientError::Encode { stage, detail },
         }

@@ -97,13 +97,13 @@ impl Layout {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LicenseDirError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: larger than {max} bytes", path.display())]
     TooLarge { path: PathBuf, max: usize },
     /// A `LICENSEnnn` file that is not a NEW_LICENSE_INFO (the error names field and offset).
-    #[error("{}: {source}", path.display())]
-    Malformed { path: PathBuf, source: WireError },
+    #[error("{}: {error}", path.display())]
+    Malformed { path: PathBuf, error: WireError },
     /// A `ClientHWID` file shorter than a CLIENT_HARDWARE_ID (a longer one is `TooLarge`).
     #[error("{}: CLIENT_HARDWARE_ID ends at byte offset {len}, expected 20 bytes", path.display())]
     HwidLength { path: PathBuf, len: usize },
@@ -118,8 +118,8 @@ pub enum LicenseDirError {
     /// Import refuses to mix a .reg file's store with the one already in the directory.
     #[error("{}: already holds a license store (HardwareID or Store); reset it first", path.display())]
     NotEmpty { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    RegFile { path: PathBuf, source: RegFileError },
+    #[error("{}: {error}", path.display())]
+    RegFile { path: PathBuf, error: RegFileError },
     #[error("the {0} layout has no registry form; export and import work on the mstsc layout")]
     NotMstsc(&'static str),
 }
@@ -198,7 +198,7 @@ impl LicenseDir {
                 })
             }
         };
-        removed.map_err(|(path, source)| LicenseDirError::Io { path, source })
+        removed.map_err(|(path, error)| LicenseDirError::Io { path, error })
     }
 
     pub fn root(&self) -> &Path {
@@ -232,9 +232,9 @@ impl LicenseDir {
     /// errors). `root` must hold no store yet; the HWID and every CAL come out byte for byte as
     /// exported, in the same `LICENSEnnn` slots.
     pub fn import_reg(root: &Path, reg_path: &Path, reg: &[u8]) -> Result<Self, LicenseDirError> {
-        let imported = reg_import::parse(reg).map_err(|source| LicenseDirError::RegFile {
+        let imported = reg_import::parse(reg).map_err(|error| LicenseDirError::RegFile {
             path: reg_path.to_owned(),
-            source,
+            error,
         })?;
         for name in [HARDWARE_ID_DIR, STORE_DIR] {
             if root.join(name).exists() {
@@ -435,9 +435,9 @@ fn read_store(dir: &Path) -> Result<Vec<StoredLicense>, LicenseDirError> {
         let Some(file) = read_bounded(&path, MAX_LICENSE_LEN + MAX_PRODUCT_FIELDS_LEN)? else {
             continue;
         };
-        let info = NewLicenseInfo::decode(&file).map_err(|source| LicenseDirError::Malformed {
+        let info = NewLicenseInfo::decode(&file).map_err(|error| LicenseDirError::Malformed {
             path: path.clone(),
-            source,
+            error,
         })?;
         if info.license_info.len() > MAX_LICENSE_LEN {
             return Err(LicenseDirError::LicenseTooLarge {
@@ -469,7 +469,7 @@ fn read_store(dir: &Path) -> Result<Vec<StoredLicense>, LicenseDirError> {
 fn io_error(path: &Path, source: io::Error) -> LicenseDirError {
     LicenseDirError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     }
 }
 

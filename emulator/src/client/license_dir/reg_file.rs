@@ -65,9 +65,9 @@ pub(super) fn export(store: &LicenseDir) -> Result<Vec<u8>, LicenseDirError> {
     text.line("");
     for license in &store.licenses {
         let info =
-            NewLicenseInfo::decode(&license.file).map_err(|source| LicenseDirError::Malformed {
+            NewLicenseInfo::decode(&license.file).map_err(|error| LicenseDirError::Malformed {
                 path: license.path.clone(),
-                source,
+                error,
             })?;
         text.line(&format!(
             r"[{ROOT}\{STORE}\{LICENSE_PREFIX}{:03}]",
