@@ -40,7 +40,6 @@
     clippy::indexing_slicing
 )]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,15 +48,13 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use rdpele_emulator::client::{
-    connect, ClientOptions, ClientReport, LicensingOutcome, StoreLicense, PLATFORM_ID,
+    connect, ClientOptions, ClientReport, LicensingOutcome, MemoryLicenses, PLATFORM_ID,
 };
 use rdpele_emulator::license_server::clock::Clock;
 use rdpele_emulator::license_server::model::{LicensingMode, WindowsVersion};
 use rdpele_emulator::license_server::store::{NewKeyPack, Store};
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{serve, Options, Shared};
-use rdpele_proto::machine::testing::MemoryStore;
-use rdpele_proto::machine::{LicenseStore, ProductKey};
 use rdpele_proto::wire::ClientHardwareId;
 use tokio::net::TcpSocket;
 use tokio::runtime::Runtime;
@@ -74,31 +71,6 @@ const PACK_SIZE: u32 = 1_000_000;
 const LISTEN_BACKLOG: u32 = 1024;
 /// Generous: at 256 concurrent clients a connection waits for others' RSA operations.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A device's license store, in memory.
-#[derive(Clone, Debug, Default)]
-struct DeviceStore(MemoryStore);
-
-impl LicenseStore for DeviceStore {
-    fn find(&self, product: &ProductKey) -> Option<Vec<u8>> {
-        self.0.find(product)
-    }
-}
-
-impl StoreLicense for DeviceStore {
-    type Error = Infallible;
-
-    fn store_license(
-        &mut self,
-        product: &ProductKey,
-        license_info: &[u8],
-    ) -> Result<(), Infallible> {
-        self.0
-            .licenses
-            .insert(product.clone(), license_info.to_vec());
-        Ok(())
-    }
-}
 
 /// `rdpele serve` on a loopback port, over a provisioned data directory; stops when dropped.
 struct Host {
@@ -199,9 +171,9 @@ fn device(n: u64, disconnect_after_activation: bool) -> ClientOptions {
 async fn connection(
     address: SocketAddr,
     options: ClientOptions,
-    mut store: DeviceStore,
+    mut store: MemoryLicenses,
     expected: LicensingOutcome,
-) -> (ClientReport, DeviceStore) {
+) -> (ClientReport, MemoryLicenses) {
     let report = connect(address, &options, &mut store)
         .await
         .unwrap_or_else(|error| panic!("{}: {error}", options.machine));
@@ -217,10 +189,10 @@ async fn connection(
 /// Runs `jobs` connections `batch` at a time; the stores come back in order.
 async fn in_batches(
     address: SocketAddr,
-    jobs: Vec<(ClientOptions, DeviceStore)>,
+    jobs: Vec<(ClientOptions, MemoryLicenses)>,
     expected: LicensingOutcome,
     batch: usize,
-) -> Vec<(ClientReport, DeviceStore)> {
+) -> Vec<(ClientReport, MemoryLicenses)> {
     let mut done = Vec::with_capacity(jobs.len());
     let mut jobs = jobs.into_iter().peekable();
     while jobs.peek().is_some() {
@@ -283,11 +255,11 @@ fn handshakes(c: &mut Criterion) {
     let address = host.address;
 
     // The devices of the `valid` benchmarks: a temporary CAL, then a permanent one.
-    let devices: Vec<(ClientOptions, DeviceStore)> = (0..LICENSED_DEVICES)
+    let devices: Vec<(ClientOptions, MemoryLicenses)> = (0..LICENSED_DEVICES)
         .map(|n| {
             (
                 device(u64::try_from(n).unwrap(), false),
-                DeviceStore::default(),
+                MemoryLicenses::default(),
             )
         })
         .collect();
@@ -300,7 +272,7 @@ fn handshakes(c: &mut Criterion) {
             .collect();
         in_batches(address, again, LicensingOutcome::Upgraded, 32).await
     });
-    let licensed: Vec<DeviceStore> = licensed.into_iter().map(|(_, store)| store).collect();
+    let licensed: Vec<MemoryLicenses> = licensed.into_iter().map(|(_, store)| store).collect();
     let mut next_device = u64::try_from(LICENSED_DEVICES).unwrap();
 
     let mut group = c.benchmark_group("serve_handshake");
@@ -324,7 +296,7 @@ fn handshakes(c: &mut Criterion) {
                             let jobs = (0..concurrency)
                                 .map(|_| {
                                     next_device += 1;
-                                    (device(next_device, false), DeviceStore::default())
+                                    (device(next_device, false), MemoryLicenses::default())
                                 })
                                 .collect();
                             let started = Instant::now();
@@ -403,7 +375,7 @@ fn idle_sessions(_: &mut Criterion) {
         connection(
             address,
             device(0, true),
-            DeviceStore::default(),
+            MemoryLicenses::default(),
             LicensingOutcome::New,
         )
         .await;
@@ -429,7 +401,7 @@ fn idle_sessions(_: &mut Criterion) {
                     let (report, _) = connection(
                         address,
                         options,
-                        DeviceStore::default(),
+                        MemoryLicenses::default(),
                         LicensingOutcome::New,
                     )
                     .await;

@@ -3,7 +3,6 @@
 //! clients connect to it over TCP and TLS, through licensing, while the demo moves the virtual
 //! clock and administers the license server between logons.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,14 +12,13 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use rand::RngExt;
 use rdpele_proto::cal::{parse_cal, CalKind};
-use rdpele_proto::machine::{LicenseStore, ProductKey};
 use rdpele_proto::wire::ClientHardwareId;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::admin::revoke;
-use crate::client::{self, ClientOptions, LicensingOutcome, StoreLicense};
+use crate::client::{self, ClientOptions, LicensingOutcome, MemoryLicenses};
 use crate::license_server::clock::{format_instant, Clock};
 use crate::license_server::model::{LicensingMode, WindowsVersion};
 use crate::license_server::server;
@@ -65,31 +63,12 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     }
 }
 
-/// A device's license store, in memory, as mstsc keeps one per machine.
-#[derive(Default)]
-struct Licenses(HashMap<ProductKey, Vec<u8>>);
-
-impl LicenseStore for Licenses {
-    fn find(&self, product: &ProductKey) -> Option<Vec<u8>> {
-        self.0.get(product).cloned()
-    }
-}
-
-impl StoreLicense for Licenses {
-    type Error = std::convert::Infallible;
-
-    fn store_license(&mut self, product: &ProductKey, cal: &[u8]) -> Result<(), Self::Error> {
-        self.0.insert(product.clone(), cal.to_vec());
-        Ok(())
-    }
-}
-
 /// An emulated client machine: its name, user, HWID and license store.
 struct Device {
     name: String,
     user: String,
     hwid: ClientHardwareId,
-    licenses: Licenses,
+    licenses: MemoryLicenses,
 }
 
 impl Device {
@@ -98,15 +77,14 @@ impl Device {
             name: name.to_owned(),
             user: user.to_owned(),
             hwid: fresh_hwid(),
-            licenses: Licenses::default(),
+            licenses: MemoryLicenses::default(),
         }
     }
 
     /// The kind of the CAL it holds, if any.
     fn held(&self) -> Option<CalKind> {
         self.licenses
-            .0
-            .values()
+            .cals()
             .next()
             .and_then(|cal| parse_cal(cal).ok())
             .map(|cal| cal.kind)
@@ -116,7 +94,7 @@ impl Device {
     /// is then a new device.
     fn reset(&mut self) {
         self.hwid = fresh_hwid();
-        self.licenses = Licenses::default();
+        self.licenses = MemoryLicenses::default();
     }
 }
 
@@ -333,8 +311,7 @@ fn errinfo_name(code: u32) -> String {
 fn expiry(device: &Device) -> Option<SystemTime> {
     device
         .licenses
-        .0
-        .values()
+        .cals()
         .next()
         .and_then(|cal| parse_cal(cal).ok())
         .map(|cal| cal.client_license.not_after)

@@ -24,4 +24,4 @@ pub use license_dir::{
 };
 pub use options::{ClientOptions, PLATFORM_ID};
 pub use report::{ClientReport, Ending, LicensingOutcome, Timings};
-pub use store::StoreLicense;
+pub use store::{MemoryLicenses, StoreLicense};

@@ -1,17 +1,14 @@
 //! One device of the fleet: its identity (machine name, user, a hardware id derived from the
 //! seed), its license store in memory, and what it knows of the CAL it holds.
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdpele_proto::cal::{parse_cal, CalError, CalKind, CalType};
-use rdpele_proto::machine::{LicenseStore, ProductKey};
 use rdpele_proto::wire::ClientHardwareId;
 
-use crate::client::{ClientOptions, StoreLicense, PLATFORM_ID};
+use crate::client::{ClientOptions, MemoryLicenses, PLATFORM_ID};
 
 /// Mixed into the seed for the hardware ids' stream (the schedule has its own).
 const HWID_STREAM: u64 = 0x4857_4944_0000_0000;
@@ -73,7 +70,7 @@ impl Identities {
                 // to do in it.
                 disconnect_after_activation: true,
             },
-            store: MemoryStore::default(),
+            store: MemoryLicenses::default(),
             held: None,
         }
     }
@@ -92,34 +89,9 @@ pub struct Device {
     /// 0-based.
     pub index: u32,
     pub options: ClientOptions,
-    pub store: MemoryStore,
+    pub store: MemoryLicenses,
     /// The CAL the device holds: the last one the host issued it.
     pub held: Option<HeldCal>,
-}
-
-/// A device's license store, in memory: one CAL per product and scope, as mstsc files them.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    licenses: HashMap<ProductKey, Vec<u8>>,
-}
-
-impl LicenseStore for MemoryStore {
-    fn find(&self, product: &ProductKey) -> Option<Vec<u8>> {
-        self.licenses.get(product).cloned()
-    }
-}
-
-impl StoreLicense for MemoryStore {
-    type Error = Infallible;
-
-    fn store_license(
-        &mut self,
-        product: &ProductKey,
-        license_info: &[u8],
-    ) -> Result<(), Self::Error> {
-        self.licenses.insert(product.clone(), license_info.to_vec());
-        Ok(())
-    }
 }
 
 /// What the fleet needs of a CAL: read once when it is stored, not at every count.

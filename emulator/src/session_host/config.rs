@@ -407,7 +407,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_example_file_parses_into_every_fault_kind() {
+    fn the_example_file_parses_with_its_documented_values() {
         let text = include_str!("../../../examples/serve.toml");
         let config = HostConfig::parse(text).unwrap();
         assert_eq!(config.version, Some(WindowsVersion::V2022));

@@ -82,8 +82,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Err(other) => return Err(other.into()),
         };
         recorder.record("client", &frame);
-        let licensing_bytes = licensing_payload(&frame).unwrap_or_default().to_vec();
-        if let Some(step) = client_step(&licensing_bytes) {
+        if let Some(step) = client_step(licensing_payload(&frame).unwrap_or_default()) {
             if let Some((error_code, state_transition)) = context.faults.error_for(step) {
                 info!(peer = %context.peer, step = step.name(), error = %error_code, "fault: answering with a Licensing Error Message");
                 let alert = error_alert(preamble, error_code, state_transition);
@@ -106,8 +105,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let mut owned_issuer = issuer.take().ok_or(ConnError::Internal("issuer in use"))?;
         let (returned_machine, returned_issuer, rng_back, handled) =
             tokio::task::spawn_blocking(move || {
-                let handled =
-                    machine.handle_pdu(now, &licensing_bytes, &mut rng, &mut owned_issuer);
+                // The frame moves here whole; its payload is found again rather than copied.
+                let licensing_bytes = licensing_payload(&frame).unwrap_or_default();
+                let handled = machine.handle_pdu(now, licensing_bytes, &mut rng, &mut owned_issuer);
                 (machine, owned_issuer, rng, handled)
             })
             .await
