@@ -90,6 +90,12 @@ fn a_delayed_license_request_still_licenses() {
     let client = Xfreerdp::new(root.path(), "pc-01", "alice");
     client.connect(&host);
     assert_eq!(inspect(&client.cal().unwrap())["kind"], "temporary");
+    assert!(
+        host.log()
+            .contains("fault: delaying the host's message step=\"license-request\" delay=1.5s"),
+        "{}",
+        host.log()
+    );
 }
 
 #[test]

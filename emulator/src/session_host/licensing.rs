@@ -134,10 +134,18 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
     while let Some(mut pdu) = machine.poll_transmit() {
         if let Some(step) = server_step(&pdu) {
             if let Some(delay) = faults.delay(step) {
-                debug!(step = step.name(), ?delay, "fault: delaying");
+                info!(
+                    step = step.name(),
+                    ?delay,
+                    "fault: delaying the host's message"
+                );
                 tokio::time::sleep(delay).await;
             }
             if faults.corrupts_mac(step) {
+                info!(
+                    step = step.name(),
+                    "fault: corrupting the MAC of the host's message"
+                );
                 corrupt_mac(&mut pdu);
             }
         }
