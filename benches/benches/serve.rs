@@ -50,11 +50,11 @@ use criterion::{
 use rdpele_emulator::client::{
     connect, ClientOptions, ClientReport, LicensingOutcome, MemoryLicenses, PLATFORM_ID,
 };
-use rdpele_emulator::license_server::clock::Clock;
-use rdpele_emulator::license_server::model::{LicensingMode, WindowsVersion};
-use rdpele_emulator::license_server::store::{NewKeyPack, Store};
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{serve, Options, Shared};
+use rdpele_license_server::clock::Clock;
+use rdpele_license_server::model::{LicensingMode, WindowsVersion};
+use rdpele_license_server::store::{NewKeyPack, Store};
 use rdpele_proto::wire::ClientHardwareId;
 use tokio::net::TcpSocket;
 use tokio::runtime::Runtime;

@@ -35,13 +35,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rdpele_emulator::license_server::decision::{Change, Decision, Snapshot};
-use rdpele_emulator::license_server::model::{
+use rdpele_license_server::decision::{Change, Decision, Snapshot};
+use rdpele_license_server::model::{
     IssuedLicense, LicenseStatus, LicensingMode, Outcome, ServerSettings, WindowsVersion,
 };
-use rdpele_emulator::license_server::store::{
-    Holder, NewKeyPack, Store, DATABASE_FILE, SCHEMA_VERSION,
-};
+use rdpele_license_server::store::{Holder, NewKeyPack, Store, DATABASE_FILE, SCHEMA_VERSION};
 
 const DAY: Duration = Duration::from_secs(86_400);
 /// Bump when the generated data changes, so a stale cached store is not reused.

@@ -1,10 +1,8 @@
-//! rdpele-emulator: the `rdpele` command's machinery — looking inside captures, and the emulated
-//! license server — as a library, so tests and benchmarks reach it directly.
+//! rdpele-emulator: the emulated RD Session Host ([`session_host`], `rdpele serve`) and the
+//! emulated RDP client ([`client`], `rdpele client`), both moving licensing PDUs through one
+//! [`transport`] and leaving every licensing decision to rdpele-proto's state machines and the
+//! license server of rdpele-license-server.
 
-pub mod cli;
 pub mod client;
-pub mod fleet;
-pub mod framed;
-pub mod inspect;
-pub mod license_server;
 pub mod session_host;
+pub mod transport;

@@ -1,4 +1,4 @@
-//! The client's side of [`crate::framed`]: the channels it sends on, and what a framing failure
+//! The client's side of [`crate::transport`]: the channels it sends on, and what a framing failure
 //! means for it.
 
 use std::borrow::Cow;
@@ -9,8 +9,8 @@ use ironrdp_pdu::x224::X224;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{encode_error, ClientError};
-pub(super) use crate::framed::Framed;
-use crate::framed::{FrameError, FrameErrorKind};
+pub(super) use crate::transport::Framed;
+use crate::transport::{FrameError, FrameErrorKind};
 
 /// The MCS channels the client talks on, learned during channel connection.
 #[derive(Clone, Copy, Debug)]

@@ -10,17 +10,50 @@ use rdpele_proto::machine::ChallengeCheck;
 use rdpele_proto::wire::{ErrorCode, StateTransition};
 use serde::Deserialize;
 
-use crate::license_server::clock::parse_instant;
-use crate::license_server::model::{LicensingMode, WindowsVersion};
+use rdpele_license_server::clock::parse_instant;
+use rdpele_license_server::model::{LicensingMode, WindowsVersion};
 
 /// The largest config file read: a config is a few hundred bytes.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
+/// Why a config file was not taken.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {reason}")]
-pub struct ConfigError {
-    pub path: String,
-    pub reason: String,
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{path}: cannot read it: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge { path: String },
+    #[error("{path}: not UTF-8: {source}")]
+    NotUtf8 {
+        path: String,
+        source: std::str::Utf8Error,
+    },
+    #[error("{path}: {source}")]
+    Invalid { path: String, source: InvalidConfig },
+}
+
+/// Why a config's text was not taken: TOML that does not parse, or a key whose value is not
+/// one it accepts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidConfig {
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("{key}: {reason}")]
+    Value { key: String, reason: String },
+}
+
+impl InvalidConfig {
+    fn value(key: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::Value {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// The parsed configuration.
@@ -123,12 +156,11 @@ impl Step {
             .map_or("?", |(name, _)| name)
     }
 
-    fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Option<Self> {
         Self::NAMES
             .iter()
             .find(|(name, _)| *name == text)
             .map(|(_, step)| *step)
-            .ok_or_else(|| format!("unknown step {text:?}; steps: {}", Self::list()))
     }
 
     fn list() -> String {
@@ -221,21 +253,33 @@ struct RawFault {
 }
 
 impl HostConfig {
-    /// Reads and checks a config file.
+    /// Reads and checks a config file, refusing one over a megabyte rather than reading it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let error = |reason: String| ConfigError {
-            path: path.display().to_string(),
-            reason,
-        };
-        let bytes =
-            crate::cli::read_input(path, MAX_CONFIG_BYTES).map_err(|e| error(format!("{e:#}")))?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| error(format!("not UTF-8: {e}")))?;
-        Self::parse(text).map_err(error)
+        use std::io::Read;
+        let path_text = || path.display().to_string();
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|source| ConfigError::Read {
+                path: path_text(),
+                source,
+            })?;
+        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge { path: path_text() });
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|source| ConfigError::NotUtf8 {
+            path: path_text(),
+            source,
+        })?;
+        Self::parse(text).map_err(|source| ConfigError::Invalid {
+            path: path_text(),
+            source,
+        })
     }
 
     /// Parses a config's TOML text; errors name the key and what it accepts.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, InvalidConfig> {
+        let raw: RawConfig = toml::from_str(text)?;
         let defaults = Product::default();
         let product = Product {
             company_name: raw.product.company_name.unwrap_or(defaults.company_name),
@@ -245,36 +289,37 @@ impl HostConfig {
         };
         let mut faults = Faults::default();
         for (index, fault) in raw.fault.iter().enumerate() {
-            add_fault(&mut faults, fault).map_err(|e| format!("fault[{index}]: {e}"))?;
+            add_fault(&mut faults, index, fault)?;
         }
         Ok(Self {
             version: raw
                 .host
                 .version
                 .as_deref()
-                .map(parse_version)
+                .map(str::parse)
                 .transpose()
-                .map_err(|e| format!("host.version: {e}"))?,
+                .map_err(|e| InvalidConfig::value("host.version", e))?,
             mode: raw
                 .host
                 .licensing_mode
                 .as_deref()
-                .map(parse_mode)
+                .map(str::parse)
                 .transpose()
-                .map_err(|e| format!("host.licensing-mode: {e}"))?,
+                .map_err(|e| InvalidConfig::value("host.licensing-mode", e))?,
             grace_period_start: raw
                 .host
                 .grace_period_start
                 .as_deref()
                 .map(parse_instant)
                 .transpose()
-                .map_err(|e| format!("host.grace-period-start: {e}"))?,
+                .map_err(|e| InvalidConfig::value("host.grace-period-start", e))?,
             certificate: match raw.host.certificate.as_deref() {
                 None | Some("x509") => CertificateKind::X509,
                 Some("proprietary") => CertificateKind::Proprietary,
                 Some(other) => {
-                    return Err(format!(
-                        "host.certificate: {other:?} is neither \"proprietary\" nor \"x509\""
+                    return Err(InvalidConfig::value(
+                        "host.certificate",
+                        format!("{other:?} is neither \"proprietary\" nor \"x509\""),
                     ))
                 }
             },
@@ -282,8 +327,9 @@ impl HostConfig {
                 None | Some("mac-only") => ChallengeCheck::MacOnly,
                 Some("strict") => ChallengeCheck::Strict,
                 Some(other) => {
-                    return Err(format!(
-                        "host.challenge-check: {other:?} is neither \"mac-only\" nor \"strict\""
+                    return Err(InvalidConfig::value(
+                        "host.challenge-check",
+                        format!("{other:?} is neither \"mac-only\" nor \"strict\""),
                     ))
                 }
             },
@@ -291,41 +337,44 @@ impl HostConfig {
                 .host
                 .licensing_key_bits
                 .map(check_key_bits)
-                .transpose()
-                .map_err(|e| format!("host.licensing-key-bits: {e}"))?,
+                .transpose()?,
             product,
             faults,
         })
     }
 }
 
-fn add_fault(faults: &mut Faults, fault: &RawFault) -> Result<(), String> {
+fn add_fault(faults: &mut Faults, index: usize, fault: &RawFault) -> Result<(), InvalidConfig> {
+    let bad = |reason: String| InvalidConfig::value(format!("fault[{index}]"), reason);
     let step = || {
         fault
             .step
             .as_deref()
             .ok_or_else(|| format!("kind {:?} needs a step ({})", fault.kind, Step::list()))
-            .and_then(Step::parse)
+            .and_then(|text| {
+                Step::parse(text)
+                    .ok_or_else(|| format!("unknown step {text:?}; steps: {}", Step::list()))
+            })
+            .map_err(bad)
     };
     match fault.kind.as_str() {
         "error" => {
             let step = step()?;
             if !step.from_client() {
-                return Err(format!(
+                return Err(bad(format!(
                     "an error answers a client message: step {:?} is the host's own",
                     step.name()
-                ));
+                )));
             }
-            let code = fault
-                .error_code
-                .as_deref()
-                .ok_or("kind \"error\" needs error-code (e.g. \"ERR_NO_LICENSE\")")?;
-            let code =
-                ErrorCode::from_name(code).ok_or_else(|| format!("unknown error-code {code:?}"))?;
+            let code = fault.error_code.as_deref().ok_or_else(|| {
+                bad("kind \"error\" needs error-code (e.g. \"ERR_NO_LICENSE\")".into())
+            })?;
+            let code = ErrorCode::from_name(code)
+                .ok_or_else(|| bad(format!("unknown error-code {code:?}")))?;
             let transition = match fault.state_transition.as_deref() {
                 None => StateTransition::ST_TOTAL_ABORT,
                 Some(name) => StateTransition::from_name(name)
-                    .ok_or_else(|| format!("unknown state-transition {name:?}"))?,
+                    .ok_or_else(|| bad(format!("unknown state-transition {name:?}")))?,
             };
             faults.answer_with_error.push((step, code, transition));
         }
@@ -335,32 +384,34 @@ fn add_fault(faults: &mut Faults, fault: &RawFault) -> Result<(), String> {
                 step,
                 Step::PlatformChallenge | Step::NewLicense | Step::UpgradeLicense
             ) {
-                return Err(format!(
+                return Err(bad(format!(
                     "the host's messages with a MAC are platform-challenge, new-license and \
                      upgrade-license, not {:?}",
                     step.name()
-                ));
+                )));
             }
             faults.corrupt_mac.push(step);
         }
         "delay" => {
             let step = step()?;
             if step.from_client() {
-                return Err(format!(
+                return Err(bad(format!(
                     "a delay holds one of the host's messages: {:?} is the client's",
                     step.name()
-                ));
+                )));
             }
-            let ms = fault.delay_ms.ok_or("kind \"delay\" needs delay-ms")?;
+            let ms = fault
+                .delay_ms
+                .ok_or_else(|| bad("kind \"delay\" needs delay-ms".into()))?;
             faults.delays.push((step, Duration::from_millis(ms)));
         }
         "license-server-unreachable" => faults.license_server_unreachable = true,
         "pool-exhausted" => faults.pool_exhausted = true,
         other => {
-            return Err(format!(
+            return Err(bad(format!(
                 "unknown kind {other:?}; kinds: error, corrupt-mac, delay, \
                  license-server-unreachable, pool-exhausted"
-            ))
+            )))
         }
     }
     Ok(())
@@ -368,37 +419,14 @@ fn add_fault(faults: &mut Faults, fault: &RawFault) -> Result<(), String> {
 
 /// A licensing key size: whole bytes (the wire measures keys in bytes), within what the crypto
 /// module accepts.
-fn check_key_bits(bits: usize) -> Result<usize, String> {
+fn check_key_bits(bits: usize) -> Result<usize, InvalidConfig> {
     if (MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) && bits.is_multiple_of(8) {
         Ok(bits)
     } else {
-        Err(format!(
-            "{bits}: a multiple of 8 from {MIN_MODULUS_BITS} to {MAX_MODULUS_BITS}"
+        Err(InvalidConfig::value(
+            "host.licensing-key-bits",
+            format!("{bits}: a multiple of 8 from {MIN_MODULUS_BITS} to {MAX_MODULUS_BITS}"),
         ))
-    }
-}
-
-fn parse_version(text: &str) -> Result<WindowsVersion, String> {
-    Ok(match text {
-        "2008R2" | "2008r2" => WindowsVersion::V2008R2,
-        "2012" => WindowsVersion::V2012,
-        "2016" => WindowsVersion::V2016,
-        "2019" => WindowsVersion::V2019,
-        "2022" => WindowsVersion::V2022,
-        "2025" => WindowsVersion::V2025,
-        _ => {
-            return Err(format!(
-                "{text:?}: one of 2008R2, 2012, 2016, 2019, 2022, 2025"
-            ))
-        }
-    })
-}
-
-fn parse_mode(text: &str) -> Result<LicensingMode, String> {
-    match text {
-        "per-device" => Ok(LicensingMode::PerDevice),
-        "per-user" => Ok(LicensingMode::PerUser),
-        _ => Err(format!("{text:?}: per-device or per-user")),
     }
 }
 
@@ -499,7 +527,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let error = HostConfig::parse(text).unwrap_err();
-            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(error.to_string().contains(expected), "{text:?}: {error}");
         }
     }
 }

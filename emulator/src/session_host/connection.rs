@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use super::errinfo::license_error_info;
 use super::licensing::{self, Licensing, LicensingContext};
 use super::Shared;
-use crate::framed::{FrameError, FrameErrorKind, Framed};
+use crate::transport::{FrameError, FrameErrorKind, Framed};
 
 /// The channel ids every Windows host uses: the user channel MCS assigns, the I/O channel.
 pub const USER_CHANNEL_ID: u16 = 1002;
@@ -58,7 +58,9 @@ pub enum ConnError {
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
     #[error("session host settings: {0}")]
-    Host(String),
+    Host(#[from] rdpele_license_server::store::StoreError),
+    #[error("session host clock: {0}")]
+    Clock(#[from] rdpele_license_server::clock::ClockError),
     #[error("internal: {0}")]
     Internal(&'static str),
 }

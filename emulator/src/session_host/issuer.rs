@@ -13,12 +13,12 @@ use rdpele_proto::machine::{
 };
 use tracing::{info, warn};
 
-use crate::license_server::clock::{format_instant, Clock};
-use crate::license_server::model::{HostInfo, Outcome};
-use crate::license_server::policy::admit_without_license_server;
-use crate::license_server::remote::RemoteIssuer;
-use crate::license_server::server::{presented_cal, refusal, unavailable, LicenseServer};
-use crate::license_server::store::Store;
+use rdpele_license_server::clock::{format_instant, Clock, ClockError};
+use rdpele_license_server::model::{HostInfo, Outcome};
+use rdpele_license_server::policy::admit_without_license_server;
+use rdpele_license_server::remote::RemoteIssuer;
+use rdpele_license_server::server::{presented_cal, refusal, unavailable, LicenseServer};
+use rdpele_license_server::store::{Store, StoreError};
 
 /// The license server behind a host.
 pub enum Source {
@@ -39,19 +39,16 @@ pub struct Backend {
 
 impl Backend {
     /// The host's virtual now.
-    pub fn now(&self) -> Result<SystemTime, String> {
+    pub fn now(&self) -> Result<SystemTime, ClockError> {
         let store = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        self.clock.now(&store).map_err(|e| e.to_string())
+        self.clock.now(&store)
     }
 
     /// The host's settings as they are now (an `admin server set` while serving applies to the
     /// next connection).
-    pub fn host(&self) -> Result<HostInfo, String> {
+    pub fn host(&self) -> Result<HostInfo, StoreError> {
         let store = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        store
-            .session_host()
-            .map(|host| host.info())
-            .map_err(|e| e.to_string())
+        store.session_host().map(|host| host.info())
     }
 }
 
@@ -77,15 +74,13 @@ impl HostIssuer {
         &self,
         now: SystemTime,
         presented: Option<&PresentedLicense>,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, StoreError> {
         let store = self
             .backend
             .local
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let first_use = store
-            .record_host_first_use(now)
-            .map_err(|e| e.to_string())?;
+        let first_use = store.record_host_first_use(now)?;
         let presented = presented.map(|p| presented_cal(&p.cal));
         Ok(admit_without_license_server(
             &self.host,

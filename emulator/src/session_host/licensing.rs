@@ -21,7 +21,7 @@ use tracing::{debug, info};
 use super::config::{Faults, Step};
 use super::connection::{ConnError, IO_CHANNEL_ID, USER_CHANNEL_ID};
 use super::issuer::{Backend, HostIssuer};
-use crate::framed::{FrameError, FrameErrorKind, Framed};
+use crate::transport::{FrameError, FrameErrorKind, Framed};
 
 /// How licensing ended.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     context: LicensingContext,
 ) -> Result<Licensing, ConnError> {
-    let host = context.backend.host().map_err(ConnError::Host)?;
+    let host = context.backend.host()?;
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut machine = ServerMachine::new(context.machine_config.clone());
     let mut recorder = Recorder::new(context.record.clone());
@@ -100,7 +100,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 });
             }
         }
-        let now = context.backend.now().map_err(ConnError::Host)?;
+        let now = context.backend.now()?;
         // The issuer signs CALs and writes SQLite: off the async workers.
         let mut owned_issuer = issuer.take().ok_or(ConnError::Internal("issuer in use"))?;
         let (returned_machine, returned_issuer, rng_back, handled) =

@@ -24,20 +24,20 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::license_server::clock::Clock;
-use crate::license_server::remote::RemoteIssuer;
-use crate::license_server::server::{load_or_create_key, product_version, LicenseServer};
-use crate::license_server::store::Store;
 use config::{CertificateKind, HostConfig};
 pub use connection::Ending;
 use issuer::{Backend, Source};
+use rdpele_license_server::clock::Clock;
+use rdpele_license_server::remote::RemoteIssuer;
+use rdpele_license_server::server::{load_or_create_key, product_version, LicenseServer};
+use rdpele_license_server::store::Store;
 
 /// The host's own licensing key (the one its License Request certificate holds), beside the
 /// license server's in the data directory.
 pub const LICENSING_KEY_FILE: &str = "host_licensing_key.pem";
 /// The key that signs the host's certificate in an X.509 chain: the license server's, in an
 /// embedded setup (the same file).
-const CHAIN_ISSUER_KEY_FILE: &str = crate::license_server::server::KEY_FILE;
+const CHAIN_ISSUER_KEY_FILE: &str = rdpele_license_server::server::KEY_FILE;
 /// Validity of the X.509 licensing certificate: as the license server's (UTCTime ends 2049).
 const CERT_NOT_BEFORE: Duration = Duration::from_secs(946_684_800);
 const CERT_NOT_AFTER: Duration = Duration::from_secs(2_524_607_999);
@@ -82,49 +82,72 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// Why the host could not start: the step that failed, and its cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
+#[error("{step}: {cause}")]
+pub struct StartError {
+    pub step: String,
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// A licensing key file that holds a key of another size than the config asks for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{path} holds a {held}-bit key, the config asks for {bits} bits (delete the file to make a \
+     new key)"
+)]
+pub struct KeySizeMismatch {
+    pub path: String,
+    pub held: usize,
+    pub bits: usize,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Shared {
     /// Prepares the host: applies the config to the data directory's settings, loads or makes
     /// the TLS and licensing identities, and opens the license server.
     pub fn open(options: Options) -> Result<Arc<Self>, StartError> {
-        let error = |what: &str, e: &dyn std::fmt::Display| StartError(format!("{what}: {e}"));
+        fn error<E: Into<BoxError>>(step: &str, cause: E) -> StartError {
+            StartError {
+                step: step.to_owned(),
+                cause: cause.into(),
+            }
+        }
         std::fs::create_dir_all(&options.data)
-            .map_err(|e| error(&format!("creating {}", options.data.display()), &e))?;
+            .map_err(|e| error(&format!("creating {}", options.data.display()), e))?;
         let config = options.config.clone();
         let local =
-            Store::open(&options.data).map_err(|e| error("opening the data directory", &e))?;
+            Store::open(&options.data).map_err(|e| error("opening the data directory", e))?;
         let current = local
             .session_host()
-            .map_err(|e| error("reading the session host settings", &e))?;
+            .map_err(|e| error("reading the session host settings", e))?;
         local
             .set_session_host(
                 config.mode.unwrap_or(current.licensing_mode),
                 config.version.unwrap_or(current.version),
             )
-            .map_err(|e| error("writing the session host settings", &e))?;
+            .map_err(|e| error("writing the session host settings", e))?;
         if let Some(start) = config.grace_period_start {
             local
                 .set_host_first_use(start)
-                .map_err(|e| error("setting the grace period start", &e))?;
+                .map_err(|e| error("setting the grace period start", e))?;
         }
         let host = local
             .session_host()
-            .map_err(|e| error("reading the session host settings", &e))?
+            .map_err(|e| error("reading the session host settings", e))?
             .info();
 
         let tls =
-            tls::server_config(&options.data, &options.host_name).map_err(|e| error("TLS", &e))?;
+            tls::server_config(&options.data, &options.host_name).map_err(|e| error("TLS", e))?;
         let key = licensing_key(
             &options.data.join(LICENSING_KEY_FILE),
             config.licensing_key_bits,
         )
-        .map_err(|e| error("licensing key", &e))?;
+        .map_err(|e| error("licensing key", e))?;
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
-                .map_err(|e| error("licensing certificate", &e))?;
+                .map_err(|e| error("licensing certificate", e))?;
         let version = product_version(host.version);
         let machine_config = ServerConfig {
             preamble_flags: PreambleFlags(PreambleFlags::PREAMBLE_VERSION_3_0),
@@ -143,7 +166,7 @@ impl Shared {
         let source = match &options.license_server {
             None => {
                 let mut server = LicenseServer::open(&options.data, host)
-                    .map_err(|e| error("opening the license server", &e))?;
+                    .map_err(|e| error("opening the license server", e))?;
                 server.set_pool_exhausted(config.faults.pool_exhausted);
                 Source::Embedded(Box::new(Mutex::new(server)))
             }
@@ -173,21 +196,24 @@ impl Shared {
 fn licensing_key(
     path: &std::path::Path,
     bits: Option<usize>,
-) -> Result<LicensingPrivateKey, String> {
+) -> Result<LicensingPrivateKey, BoxError> {
     if let Some(bits) = bits.filter(|_| !path.exists()) {
-        let key =
-            LicensingPrivateKey::generate(bits, &mut rand::rng()).map_err(|e| e.to_string())?;
-        let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-        std::fs::write(path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = LicensingPrivateKey::generate(bits, &mut rand::rng())?;
+        let pem = key.to_pkcs8_pem()?;
+        std::fs::write(path, pem).map_err(|source| StartError {
+            step: path.display().to_string(),
+            cause: source.into(),
+        })?;
     }
-    let key = load_or_create_key(path).map_err(|e| e.to_string())?;
+    let key = load_or_create_key(path)?;
     let held = key.public_key().modulus_bits();
     match bits {
-        Some(bits) if held != bits => Err(format!(
-            "{} holds a {held}-bit key, the config asks for {bits} bits (delete the file to \
-             make a new key)",
-            path.display()
-        )),
+        Some(bits) if held != bits => Err(KeySizeMismatch {
+            path: path.display().to_string(),
+            held,
+            bits,
+        }
+        .into()),
         _ => Ok(key),
     }
 }
@@ -198,16 +224,13 @@ fn licensing_certificate(
     key: &LicensingPrivateKey,
     kind: CertificateKind,
     host_name: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, BoxError> {
     match kind {
-        CertificateKind::Proprietary => {
-            proprietary_certificate(&key.public_key()).map_err(|e| e.to_string())
-        }
+        CertificateKind::Proprietary => Ok(proprietary_certificate(&key.public_key())?),
         CertificateKind::X509 => {
             // MS-RDPELE 2.2.1.4.2: at least two certificates, the license server's (self-signed
             // here) and the host's, issued by it; clients take the last one's key.
-            let issuer_key =
-                load_or_create_key(&dir.join(CHAIN_ISSUER_KEY_FILE)).map_err(|e| e.to_string())?;
+            let issuer_key = load_or_create_key(&dir.join(CHAIN_ISSUER_KEY_FILE))?;
             let identity = LicenseServerIdentity::self_signed(
                 "RDPELE-LS",
                 "WORKGROUP",
@@ -215,28 +238,24 @@ fn licensing_certificate(
                 issuer_key.to_rsa_private_key().clone(),
                 SystemTime::UNIX_EPOCH + CERT_NOT_BEFORE,
                 SystemTime::UNIX_EPOCH + CERT_NOT_AFTER,
-            )
-            .map_err(|e| e.to_string())?;
-            let host = identity
-                .issue_host_certificate(
-                    host_name,
-                    key.public_key().to_rsa_public_key(),
-                    SystemTime::UNIX_EPOCH + CERT_NOT_BEFORE,
-                    SystemTime::UNIX_EPOCH + CERT_NOT_AFTER,
-                )
-                .map_err(|e| e.to_string())?;
+            )?;
+            let host = identity.issue_host_certificate(
+                host_name,
+                key.public_key().to_rsa_public_key(),
+                SystemTime::UNIX_EPOCH + CERT_NOT_BEFORE,
+                SystemTime::UNIX_EPOCH + CERT_NOT_AFTER,
+            )?;
             let blobs = identity
                 .certificates()
                 .iter()
                 .chain([&host])
                 .map(|der| CertBlob { der })
                 .collect();
-            ServerCertificate {
+            Ok(ServerCertificate {
                 temporarily_issued: false,
                 chain: CertificateChain::X509(X509CertificateChain::new(blobs)),
             }
-            .to_vec()
-            .map_err(|e| e.to_string())
+            .to_vec()?)
         }
     }
 }

@@ -1,0 +1,201 @@
+//! `rdpele serve` (the emulated RD Session Host) and `rdpele license-server` (the license
+//! server alone, for several session hosts over HTTP).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use rdpele_emulator::session_host::config::HostConfig;
+use rdpele_emulator::session_host::{self, Options, Shared};
+use rdpele_license_server::remote;
+
+/// Run an emulated RD Session Host that real RDP clients (xfreerdp, mstsc, IronRDP) connect to
+/// over TLS and get licensed by.
+///
+/// Each connection goes through the RDP connection sequence up to an active session: X.224
+/// (TLS selected), MCS/GCC, channel joins, Client Info, licensing (MS-RDPELE, by the license
+/// server), capability exchange and finalization. The host then ends the session with a Set
+/// Error Info logoff (clients exit by themselves) unless --session-seconds keeps it open.
+/// A refused client gets the Licensing Error Message and an ERRINFO_LICENSE_* code.
+///
+/// The license server is embedded over --data unless --license-server names a remote one.
+/// `rdpele admin ... --data DIR` works on the same directory while the host runs: installed
+/// packs, revocations and `admin clock advance` apply to the next connection.
+///
+/// Logs go to stderr, one line per licensing decision (client, user, HWID, outcome, expiry) at
+/// the default level; RDPELE_LOG=debug (tracing directives) shows more. The bound address is
+/// printed on stdout as `listening on ADDR` (useful with --listen 127.0.0.1:0). Exit status: 0
+/// after Ctrl-C, 1 if the host cannot start (the reason on stderr).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  rdpele serve --listen 127.0.0.1:3389 --data ./host\n  \
+    xfreerdp /v:127.0.0.1:3389 /u:alice /p:x /cert:ignore /sec:tls /client-hostname:pc-01\n  \
+    rdpele cal inspect ~/.config/freerdp/licenses/<sha1 of pc-01>.cal"
+)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3389")]
+    listen: SocketAddr,
+    /// Data directory: license store, keys, TLS certificate (created if missing).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Host configuration (TOML): version, licensing mode, product, certificate, faults. See
+    /// examples/serve.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A remote license server (`rdpele license-server`), e.g. http://127.0.0.1:4000.
+    #[arg(long, value_name = "URL", requires = "token")]
+    license_server: Option<String>,
+    /// Bearer token for --license-server (or RDPELE_TOKEN).
+    #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Keep each session open this many seconds after it becomes active.
+    #[arg(long, value_name = "N")]
+    session_seconds: Option<u64>,
+    /// Connections served at once; further clients wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds the host waits for any one client PDU before closing the connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    timeout: u64,
+    /// Record each connection's licensing PDUs (TPKT frames) under DIR/connection-NNNN/.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// Host name in the TLS and licensing certificates.
+    #[arg(long, default_value = "rdpele-host")]
+    host_name: String,
+}
+
+/// Run the license server alone, for session hosts started with --license-server.
+///
+/// Serves a small HTTP+JSON API (POST /v1/new_license, /v1/assess_license,
+/// /v1/upgrade_license; GET /v1/health) that requires `Authorization: Bearer TOKEN`. Decisions
+/// use the virtual clock of --data, so `rdpele admin clock advance --data DIR` applies to
+/// every host.
+#[derive(Debug, Args)]
+pub struct LicenseServerArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    listen: SocketAddr,
+    /// Data directory of the license server.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Bearer token session hosts must present (or RDPELE_TOKEN).
+    #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+pub fn init_logging() {
+    let directives = std::env::var("RDPELE_LOG").unwrap_or_else(|_| "info".to_owned());
+    // rustls warns about every client that sends an IP address as SNI (xfreerdp does).
+    let quiet_rustls = if directives.contains("rustls") {
+        ""
+    } else {
+        ",rustls=error"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{directives}{quiet_rustls}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Connections the kernel queues before the host accepts them. tokio's default (128) drops
+/// SYNs when a few hundred clients connect at once (seen in the serve bench at 256).
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+pub fn run_serve(args: &ServeArgs) -> ExitCode {
+    init_logging();
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rdpele serve: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => HostConfig::load(path)?,
+        None => HostConfig::default(),
+    };
+    let options = Options {
+        data: args.data.clone(),
+        config,
+        license_server: args
+            .license_server
+            .clone()
+            .map(|url| (url, args.token.clone().unwrap_or_default())),
+        session_seconds: args.session_seconds,
+        max_connections: args.max_connections,
+        step_timeout: Duration::from_secs(args.timeout.max(1)),
+        record: args.record.clone(),
+        host_name: args.host_name.clone(),
+    };
+    let shared = Shared::open(options)?;
+    runtime()?.block_on(async {
+        let listener =
+            listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        session_host::announce(&shared, address);
+        // Scripts and tests read the bound address (with --listen 127.0.0.1:0) from here.
+        super::print_out(&format!("listening on {address}\n"));
+        session_host::serve(listener, shared, ctrl_c()).await?;
+        Ok(())
+    })
+}
+
+pub fn run_license_server(args: &LicenseServerArgs) -> ExitCode {
+    init_logging();
+    let result = runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            let listener = TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            let address = listener.local_addr()?;
+            tracing::info!(%address, data = %args.data.display(), "rdpele license server listening");
+            super::print_out(&format!("listening on {address}\n"));
+            remote::serve(listener, args.data.clone(), args.token.clone(), ctrl_c())
+                .await
+                .map_err(anyhow::Error::from)
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rdpele license-server: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `rdpele fleet`: many emulated clients against one session host over virtual days, to see
+//! how a CAL pool behaves over months — which devices stay temporary, when renewals come, when
+//! refusals start — with totals that reconcile with the license server's own report.
+//!
+//! Each device is an emulated client ([`rdpele_emulator::client`]) with its own license store in memory
+//! and a hardware id derived from the seed ([`device`]); the schedule says who connects on
+//! which day ([`schedule`]); the day loop connects them and moves the server's virtual clock
+//! through its data directory ([`run`]); [`held`] counts CALs the way the license server does,
+//! and [`summary`] and [`plot`] show the result.
+//!
+//! Devices connect through licensing only ([`rdpele_emulator::client::connect_through_licensing`]): the
+//! licensing outcome is all a fleet counts, and capability exchange would only slow it down.
+
+pub mod device;
+pub mod held;
+pub mod outcome;
+pub mod plot;
+pub mod run;
+pub mod schedule;
+pub mod summary;
+
+pub use run::{run, FleetError, FleetOptions, Progress};
+
+/// The largest fleet: each device keeps its CAL (about 2 KB) in memory.
+pub const MAX_DEVICES: u32 = 100_000;
+/// The longest run, in virtual days: ten years.
+pub const MAX_DAYS: u32 = 3_650;

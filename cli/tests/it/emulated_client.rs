@@ -1,0 +1,385 @@
+// Test code: unwrap/expect/panic/indexing are fine here.
+//! The emulated client (`rdpele_emulator::client`) against `rdpele serve` run in-process on a
+//! loopback port: the whole CAL life (temporary → permanent → valid → renewed) with the X.509
+//! licensing chain and with a proprietary certificate, refusals with their Set Error Info, a
+//! corrupted MAC the client must refuse, and servers that misbehave.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdpele_emulator::client::{
+    connect, ClientError, ClientOptions, ClientReport, Ending, LicensingOutcome, StoreLicense,
+};
+use rdpele_emulator::session_host::config::HostConfig;
+use rdpele_emulator::session_host::{serve, Options, Shared};
+use rdpele_license_server::clock::format_instant;
+use rdpele_proto::cal::{parse_cal, Cal, CalKind};
+use rdpele_proto::machine::testing::MemoryStore;
+use rdpele_proto::machine::{LicenseStore, ProductKey};
+use rdpele_proto::wire::{ClientHardwareId, ErrorCode, StateTransition};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::support::{admin, provision, set_clock_before};
+
+/// ERRINFO_LOGOFF_BY_USER: how `rdpele serve` ends an active session.
+const ERRINFO_LOGOFF_BY_USER: u32 = 0x0C;
+const ERRINFO_LICENSE_NO_LICENSE_SERVER: u32 = 0x101;
+const ERRINFO_LICENSE_NO_LICENSE: u32 = 0x102;
+
+/// `rdpele serve` in this process, stopped on drop.
+struct Host {
+    address: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Host {
+    async fn start(data: &Path, config: &str) -> Host {
+        let options = Options {
+            data: data.to_owned(),
+            config: HostConfig::parse(config).unwrap(),
+            license_server: None,
+            session_seconds: None,
+            max_connections: 16,
+            step_timeout: Duration::from_secs(10),
+            record: None,
+            host_name: "rdpele-test-host".to_owned(),
+        };
+        let shared = tokio::task::spawn_blocking(move || Shared::open(options))
+            .await
+            .unwrap()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(serve(listener, shared, async {
+            let _ = stopped.await;
+        }));
+        Host {
+            address,
+            _stop: stop,
+        }
+    }
+}
+
+/// A license store in memory, as proto's testing `MemoryStore` files CALs.
+#[derive(Debug, Default)]
+struct Store(MemoryStore);
+
+impl LicenseStore for Store {
+    fn find(&self, product: &ProductKey) -> Option<Vec<u8>> {
+        self.0.find(product)
+    }
+}
+
+impl StoreLicense for Store {
+    type Error = Infallible;
+
+    fn store_license(
+        &mut self,
+        product: &ProductKey,
+        license_info: &[u8],
+    ) -> Result<(), Infallible> {
+        self.0
+            .licenses
+            .insert(product.clone(), license_info.to_vec());
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The one CAL held (every test talks to one host, so one product).
+    fn only(&self) -> Option<Cal> {
+        assert!(self.0.licenses.len() <= 1, "{:?}", self.0.licenses.keys());
+        self.0
+            .licenses
+            .values()
+            .next()
+            .map(|der| parse_cal(der).unwrap())
+    }
+}
+
+fn options(machine: &str, user: &str, seed: u8) -> ClientOptions {
+    ClientOptions {
+        machine: machine.to_owned(),
+        user: user.to_owned(),
+        password: "secret".to_owned(),
+        hwid: ClientHardwareId {
+            platform_id: 0x0401_0000,
+            data: [seed; 16],
+        },
+        timeout: Duration::from_secs(10),
+        disconnect_after_activation: false,
+    }
+}
+
+async fn run(host: &Host, options: &ClientOptions, store: &mut Store) -> ClientReport {
+    connect(host.address, options, store)
+        .await
+        .unwrap_or_else(|error| panic!("{} ({error:?})", error))
+}
+
+/// Runs the admin CLI off the async workers.
+async fn admin_async(data: &Path, args: &[&str]) {
+    let data = data.to_owned();
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        admin(&data, &args);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_then_permanent_then_valid_then_renewed() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, "").await;
+    let client = options("pc-01", "alice", 1);
+    let mut store = Store::default();
+
+    // First logon: a New License with a 90-day temporary CAL; the session becomes active and
+    // the host logs the user off.
+    let first = run(&host, &client, &mut store).await;
+    assert_eq!(first.licensing, LicensingOutcome::New);
+    assert!(first.active, "{first:?}");
+    assert_eq!(first.error_info, Some(ERRINFO_LOGOFF_BY_USER));
+    assert_eq!(first.ending, Ending::ServerDisconnected);
+    assert!(first.timings.activation.is_some());
+    let temporary = store.only().unwrap();
+    assert_eq!(temporary.kind, CalKind::Temporary);
+    assert_eq!(temporary.client_license.machine, "pc-01");
+    assert_eq!(temporary.client_license.user, "alice");
+    assert_eq!(
+        first.stored.as_deref(),
+        store.0.licenses.values().next().map(Vec::as_slice)
+    );
+
+    // Second: the temporary CAL presented, an Upgrade License with a permanent one.
+    let second = run(&host, &client, &mut store).await;
+    assert_eq!(second.licensing, LicensingOutcome::Upgraded);
+    assert!(second.active && second.stored.is_some());
+    let permanent = store.only().unwrap();
+    assert_eq!(permanent.kind, CalKind::Permanent);
+
+    // Third: valid as it is; nothing stored. This one leaves by itself once active.
+    let leaving = ClientOptions {
+        disconnect_after_activation: true,
+        ..client.clone()
+    };
+    let third = run(&host, &leaving, &mut store).await;
+    assert_eq!(third.licensing, LicensingOutcome::Valid);
+    assert_eq!(third.stored, None);
+    assert!(third.active);
+    assert_eq!(third.ending, Ending::ClientDisconnected);
+    assert_eq!(store.only().unwrap(), permanent);
+
+    // Five days before it expires, the host renews it.
+    let expires = format_instant(permanent.client_license.not_after).unwrap();
+    set_clock_before(&data, &expires, 5);
+    let fourth = run(&host, &client, &mut store).await;
+    assert_eq!(fourth.licensing, LicensingOutcome::Upgraded);
+    let renewed = store.only().unwrap();
+    assert_eq!(renewed.kind, CalKind::Permanent);
+    assert!(renewed.client_license.not_after > permanent.client_license.not_after);
+    assert_eq!(
+        admin(&data, &["report"])["totals"]["per-device"]["issued"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_a_proprietary_certificate_licenses_too() {
+    // The client checks the Terminal Services signature of a proprietary certificate (as
+    // mstsc does); the X.509 chain of the default config has no such check.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, "[host]\ncertificate = \"proprietary\"\n").await;
+    let client = options("pc-06", "frank", 6);
+    let mut store = Store::default();
+    let first = run(&host, &client, &mut store).await;
+    assert_eq!(first.licensing, LicensingOutcome::New);
+    assert!(first.active);
+    let second = run(&host, &client, &mut store).await;
+    assert_eq!(second.licensing, LicensingOutcome::Upgraded);
+    assert_eq!(store.only().unwrap().kind, CalKind::Permanent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_temporary_cal_with_no_cal_free_is_refused_with_errinfo_no_license() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, "[[fault]]\nkind = \"pool-exhausted\"\n").await;
+    let client = options("pc-02", "bob", 2);
+    let mut store = Store::default();
+
+    assert_eq!(
+        run(&host, &client, &mut store).await.licensing,
+        LicensingOutcome::New
+    );
+    let temporary = store.only().unwrap();
+    // No CAL free: the temporary one goes on.
+    assert_eq!(
+        run(&host, &client, &mut store).await.licensing,
+        LicensingOutcome::Valid
+    );
+
+    admin_async(&data, &["clock", "advance", "91d"]).await;
+    let refused = run(&host, &client, &mut store).await;
+    assert_eq!(
+        refused.licensing,
+        LicensingOutcome::Refused {
+            error_code: ErrorCode::ERR_INVALID_CLIENT,
+            state_transition: StateTransition::ST_TOTAL_ABORT,
+        },
+        "{refused:?}"
+    );
+    assert_eq!(refused.error_info, Some(ERRINFO_LICENSE_NO_LICENSE));
+    assert!(!refused.active);
+    assert_eq!(refused.stored, None);
+    assert_eq!(refused.ending, Ending::ServerDisconnected);
+    assert_eq!(store.only().unwrap(), temporary, "the CAL is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_licensing_error_reaches_the_report_with_its_errinfo() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(
+        &data,
+        "[[fault]]\nkind = \"error\"\nstep = \"new-license-request\"\n\
+         error-code = \"ERR_NO_LICENSE_SERVER\"\n",
+    )
+    .await;
+    let mut store = Store::default();
+    let report = run(&host, &options("pc-03", "carol", 3), &mut store).await;
+    assert_eq!(
+        report.licensing,
+        LicensingOutcome::Refused {
+            error_code: ErrorCode::ERR_NO_LICENSE_SERVER,
+            state_transition: StateTransition::ST_TOTAL_ABORT,
+        }
+    );
+    assert_eq!(report.error_info, Some(ERRINFO_LICENSE_NO_LICENSE_SERVER));
+    assert!(store.only().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_new_license_mac_is_refused_by_the_client_and_nothing_is_stored() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(
+        &data,
+        "[[fault]]\nkind = \"corrupt-mac\"\nstep = \"new-license\"\n",
+    )
+    .await;
+    let mut store = Store::default();
+    let report = run(&host, &options("pc-04", "dave", 4), &mut store).await;
+    let LicensingOutcome::Aborted { error_code, reason } = report.licensing else {
+        panic!("{report:?}")
+    };
+    assert_eq!(error_code, ErrorCode::ERR_INVALID_MAC);
+    assert!(reason.contains("MAC"), "{reason}");
+    assert_eq!(report.stored, None);
+    assert!(store.0.licenses.is_empty());
+    assert!(!report.active);
+    // The host had finished licensing when it sent the New License, so it went on to Demand
+    // Active, and the client left.
+    assert_eq!(report.ending, Ending::ClientDisconnected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_misbehave_give_typed_errors() {
+    let options = ClientOptions {
+        timeout: Duration::from_millis(300),
+        ..options("pc-05", "eve", 5)
+    };
+
+    // Garbage instead of an X.224 Connection Confirm.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        tcp.write_all(&[3, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef, 0])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    });
+    let error = connect(address, &options, &mut Store::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Protocol {
+                stage: "X.224 Connection Confirm",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    // A TPKT length the client will not buffer.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        tcp.write_all(&[3, 0, 0, 2]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    });
+    let error = connect(address, &options, &mut Store::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Protocol { .. }), "{error:?}");
+
+    // Silence.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let silent = Arc::new(tokio::sync::Notify::new());
+    let done = Arc::clone(&silent);
+    tokio::spawn(async move {
+        let (_tcp, _) = listener.accept().await.unwrap();
+        done.notified().await;
+    });
+    let error = connect(address, &options, &mut Store::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ClientError::Timeout {
+                stage: "X.224 Connection Confirm",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.stage(), "X.224 Connection Confirm");
+    silent.notify_one();
+
+    // Nobody listening.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let error = connect(address, &options, &mut Store::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
+}

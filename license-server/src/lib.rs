@@ -1,0 +1,11 @@
+//! The emulated RD License Server: the Windows CAL rules ([`policy`]) over a durable store,
+//! on a virtual clock.
+
+pub mod clock;
+pub mod decision;
+pub mod model;
+pub mod policy;
+#[cfg(any(feature = "http-server", feature = "http-client"))]
+pub mod remote;
+pub mod server;
+pub mod store;

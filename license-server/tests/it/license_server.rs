@@ -1,0 +1,195 @@
+//! The license server (SQLite store, Windows policy, CAL signing) as the issuer of the real
+//! protocol state machines, in memory: what a session host does on each connection.
+
+// Test code: a failed unwrap or index is the test failing, with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rdpele_license_server::clock::Clock;
+use rdpele_license_server::model::{HostInfo, LicensingMode, WindowsVersion};
+use rdpele_license_server::server::{LicenseServer, KEY_FILE};
+use rdpele_license_server::store::NewKeyPack;
+use rdpele_proto::cal::{self, CalKind};
+use rdpele_proto::machine::testing::{client_config, MemoryStore, Pair, DAY};
+use rdpele_proto::machine::{ClientEvent, ServerEvent};
+use rdpele_proto::wire::ErrorCode;
+
+const TEST_KEY: &str = include_str!("../../../proto/src/cal/testdata/license_server_test_key.pem");
+
+fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000)
+}
+
+/// A license server in `dir` for a 2019 per-device host, activated or not, with a pack of
+/// `pack` per-device 2019 CALs (none when 0), on a clock frozen at `epoch()`.
+fn server(dir: &Path, activated: bool, pack: u32) -> LicenseServer {
+    std::fs::write(dir.join(KEY_FILE), TEST_KEY).unwrap();
+    let host = HostInfo {
+        version: WindowsVersion::V2019,
+        mode: LicensingMode::PerDevice,
+    };
+    let server = LicenseServer::open(dir, host)
+        .unwrap()
+        .with_clock_and_seed(Clock::frozen(epoch()), 7);
+    let mut settings = server.store().settings().unwrap();
+    settings.activated = activated;
+    settings.version = WindowsVersion::V2022;
+    server.store().set_settings(&settings).unwrap();
+    if pack > 0 {
+        server
+            .store()
+            .install_pack(&NewKeyPack {
+                key_pack_type: LicensingMode::PerDevice,
+                product_version: WindowsVersion::V2019,
+                total_licenses: pack,
+                installed_at: epoch(),
+            })
+            .unwrap();
+    }
+    server
+}
+
+/// One connection of device `hwid` at `now`.
+fn connect(
+    server: &mut LicenseServer,
+    store: &mut MemoryStore,
+    seed: u64,
+    hwid: u8,
+    now: SystemTime,
+) -> Pair {
+    let mut pair = Pair::seeded(
+        seed,
+        client_config(hwid, &format!("WS-{hwid:02}"), "alice"),
+        now,
+    )
+    .unwrap();
+    pair.run(server, store).unwrap();
+    assert!(pair.server.is_finished() && pair.client.is_finished());
+    pair
+}
+
+fn cal_of(store: &MemoryStore) -> cal::Cal {
+    cal::parse_cal(store.licenses.values().next().unwrap()).unwrap()
+}
+
+#[test]
+fn temporary_then_permanent_then_valid_through_the_real_store_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 5);
+    let mut store = MemoryStore::default();
+
+    connect(&mut server, &mut store, 1, 7, epoch());
+    let temporary = cal_of(&store);
+    assert_eq!(temporary.kind, CalKind::Temporary);
+    assert_eq!(temporary.client_license.machine, "WS-07");
+    assert_eq!(
+        temporary
+            .client_license
+            .not_after
+            .duration_since(temporary.client_license.not_before)
+            .unwrap(),
+        DAY * 90
+    );
+
+    let pair = connect(&mut server, &mut store, 2, 7, epoch() + DAY);
+    assert!(matches!(
+        pair.client_events[0],
+        ClientEvent::StoreLicense { upgrade: true, .. }
+    ));
+    let permanent = cal_of(&store);
+    assert_eq!(permanent.kind, CalKind::Permanent);
+    let days = permanent
+        .client_license
+        .not_after
+        .duration_since(permanent.client_license.not_before)
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    assert!((52..=89).contains(&days), "{days} days");
+    let packs = server.store().packs(epoch() + DAY).unwrap();
+    assert_eq!(packs[0].in_use, 1, "one CAL taken from the pack");
+
+    let pair = connect(&mut server, &mut store, 3, 7, epoch() + DAY * 2);
+    assert_eq!(
+        pair.transcript.len(),
+        3,
+        "License Request, License Info, STATUS_VALID_CLIENT"
+    );
+    assert_eq!(
+        server.store().packs(epoch() + DAY * 2).unwrap()[0].in_use,
+        1,
+        "nothing more taken"
+    );
+}
+
+#[test]
+fn an_unactivated_server_lets_the_temporary_license_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), false, 5);
+    let mut store = MemoryStore::default();
+    connect(&mut server, &mut store, 1, 7, epoch());
+    let pair = connect(&mut server, &mut store, 2, 7, epoch() + DAY);
+    assert_eq!(pair.transcript.len(), 3, "valid client without an upgrade");
+    assert_eq!(cal_of(&store).kind, CalKind::Temporary);
+    assert_eq!(server.store().packs(epoch() + DAY).unwrap()[0].in_use, 0);
+}
+
+#[test]
+fn an_exhausted_pool_keeps_the_next_device_temporary_then_refuses_it_after_90_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 1);
+    let (mut first, mut second) = (MemoryStore::default(), MemoryStore::default());
+    connect(&mut server, &mut first, 1, 1, epoch());
+    connect(&mut server, &mut first, 2, 1, epoch() + DAY);
+    assert_eq!(cal_of(&first).kind, CalKind::Permanent);
+    connect(&mut server, &mut second, 3, 2, epoch());
+    connect(&mut server, &mut second, 4, 2, epoch() + DAY);
+    assert_eq!(
+        cal_of(&second).kind,
+        CalKind::Temporary,
+        "no permanent CAL free"
+    );
+    // The first device renews its permanent CAL in the last week, so the pool stays full.
+    let expiry = cal_of(&first).client_license.not_after;
+    connect(&mut server, &mut first, 5, 1, expiry - DAY * 3);
+    assert!(cal_of(&first).client_license.not_after > epoch() + DAY * 91);
+    let pair = connect(&mut server, &mut second, 6, 2, epoch() + DAY * 91);
+    let refused = pair.server_events.iter().find_map(|e| match e {
+        ServerEvent::Refused { refusal, .. } => Some(refusal.error_code),
+        _ => None,
+    });
+    assert_eq!(
+        refused,
+        Some(ErrorCode::ERR_INVALID_CLIENT),
+        "{:?}",
+        pair.server_events
+    );
+}
+
+#[test]
+fn an_expired_permanent_license_returns_to_the_pool_for_the_waiting_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 1);
+    let (mut first, mut second) = (MemoryStore::default(), MemoryStore::default());
+    connect(&mut server, &mut first, 1, 1, epoch());
+    connect(&mut server, &mut first, 2, 1, epoch() + DAY);
+    let expiry = cal_of(&first).client_license.not_after;
+    connect(&mut server, &mut second, 3, 2, epoch());
+    connect(&mut server, &mut second, 4, 2, epoch() + DAY);
+    assert_eq!(cal_of(&second).kind, CalKind::Temporary);
+    // The first device stays away; once its CAL expires the second device gets the license.
+    let pair = connect(&mut server, &mut second, 5, 2, expiry + DAY);
+    assert!(matches!(
+        pair.client_events[0],
+        ClientEvent::StoreLicense { upgrade: true, .. }
+    ));
+    assert_eq!(cal_of(&second).kind, CalKind::Permanent);
+    assert_eq!(server.store().packs(expiry + DAY).unwrap()[0].in_use, 1);
+}
