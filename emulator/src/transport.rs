@@ -1,10 +1,14 @@
-//! A byte stream cut into RDP PDUs (TPKT or fast-path, as the first byte says, MS-RDPBCGR
-//! 2.2.9.1.2 and 2.2.1.1), with a deadline on every read and write: what the session host and
-//! the emulated client both read and write through.
+//! The one transport the session host and the emulated client share: a byte stream cut into
+//! RDP PDUs (TPKT or fast-path, as the first byte says, MS-RDPBCGR 2.2.9.1.2 and 2.2.1.1) with a
+//! deadline on every read and write, the MCS channels, licensing PDUs framed onto them, and one
+//! error type for a peer that closes, goes silent, fails or misbehaves. Licensing frames are
+//! rdpele-proto's envelope; the rest of the connection sequence is ironrdp-pdu's.
 
 use std::time::Duration;
 
 use ironrdp_core::{encode_vec, Encode};
+use rdpele_proto::envelope::{LicensingFrame, McsSendData, SendDataDirection};
+use rdpele_proto::wire::{LicensingPdu, Wire};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Buffered bytes never exceed one PDU and a read: TPKT and fast-path lengths stop at 64 KiB.
@@ -13,40 +17,133 @@ const MAX_PDU: usize = 0x1_0000;
 /// connection PDUs in one go, small enough to hold on an idle connection.
 const HEADER_READ: usize = 1024;
 
-/// What went wrong, at which step of the connection sequence.
-#[derive(Debug, thiserror::Error)]
-#[error("{stage}: {kind}")]
-pub struct FrameError {
-    pub stage: &'static str,
-    pub kind: FrameErrorKind,
+/// Who is at the other end of a [`Framed`] stream: the host reads from a client, the client
+/// from a server. Named in every error message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Client,
+    Server,
 }
 
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        })
+    }
+}
+
+/// What went wrong moving PDUs, at which step of the connection sequence: the one error the
+/// session host and the emulated client share for a closed, silent, failing or misbehaving
+/// peer.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameErrorKind {
-    #[error("the peer closed the connection")]
+#[error("{stage}: {}", Described(self))]
+pub struct TransportError {
+    pub stage: &'static str,
+    pub peer: Peer,
+    pub kind: TransportErrorKind,
+}
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
     Closed,
-    #[error("nothing from the peer for {0:?}")]
     Timeout(Duration),
-    #[error(transparent)]
     Io(std::io::Error),
-    /// A length the framing cannot stand for (zero, over 64 KiB, or an unknown header).
-    #[error("{0}")]
-    Framing(String),
-    /// One of our own PDUs did not encode.
-    #[error("encoding: {0}")]
+    /// The peer sent something malformed, a length the framing cannot stand for, or not what
+    /// this stage expects.
+    Protocol(String),
+    /// One of our own PDUs did not encode (a name too long for its field).
     Encode(String),
 }
 
-impl FrameError {
-    fn new(stage: &'static str, kind: FrameErrorKind) -> Self {
-        Self { stage, kind }
+/// The message of a [`TransportError`] after its stage.
+struct Described<'a>(&'a TransportError);
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let peer = self.0.peer;
+        match &self.0.kind {
+            TransportErrorKind::Closed => write!(f, "the {peer} closed the connection"),
+            TransportErrorKind::Timeout(timeout) => {
+                write!(f, "no data from the {peer} for {timeout:?}")
+            }
+            TransportErrorKind::Io(error) => write!(f, "{error}"),
+            TransportErrorKind::Protocol(detail) => f.write_str(detail),
+            TransportErrorKind::Encode(detail) => write!(f, "encoding our own PDU: {detail}"),
+        }
     }
+}
+
+impl TransportError {
+    pub fn new(stage: &'static str, peer: Peer, kind: TransportErrorKind) -> Self {
+        Self { stage, peer, kind }
+    }
+
+    pub fn protocol(stage: &'static str, peer: Peer, detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            stage,
+            peer,
+            TransportErrorKind::Protocol(detail.to_string()),
+        )
+    }
+
+    pub fn encode(stage: &'static str, peer: Peer, detail: impl std::fmt::Display) -> Self {
+        Self::new(stage, peer, TransportErrorKind::Encode(detail.to_string()))
+    }
+}
+
+/// The MCS channels a connection talks on (MS-RDPBCGR 2.2.1.6 - 2.2.1.9): every Windows host
+/// assigns user channel 1002 and announces I/O channel 1003; the client learns both during
+/// channel connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Channels {
+    /// The user channel id from Attach User Confirm (the initiator of every client request).
+    pub user_id: u16,
+    /// The I/O channel from the Server Network Data.
+    pub io_channel: u16,
+}
+
+impl Channels {
+    /// What the session host assigns and announces, as Windows does.
+    pub const HOST: Self = Self {
+        user_id: 1002,
+        io_channel: LicensingFrame::IO_CHANNEL_ID,
+    };
+}
+
+/// Frames one licensing PDU of a state machine's as it goes on the wire (MS-RDPELE 2.2.2
+/// TS_LICENSING_PDU: a Send Data Request from a client, an Indication from a host, on the I/O
+/// channel, behind a basic security header flagged SEC_LICENSE_PKT) and sends it. Returns the
+/// frame, for a caller that records what it sent.
+pub async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    direction: SendDataDirection,
+    channels: Channels,
+    pdu: &[u8],
+) -> Result<Vec<u8>, TransportError> {
+    const STAGE: &str = "licensing";
+    let peer = framed.peer;
+    let parsed = LicensingPdu::decode(pdu).map_err(|e| TransportError::encode(STAGE, peer, e))?;
+    let initiator = channels
+        .user_id
+        .checked_sub(McsSendData::USER_ID_BASE)
+        .ok_or_else(|| {
+            TransportError::protocol(STAGE, peer, format!("user channel {}", channels.user_id))
+        })?;
+    let frame = LicensingFrame::new(direction, initiator, channels.io_channel, parsed)
+        .to_vec()
+        .map_err(|e| TransportError::encode(STAGE, peer, e))?;
+    framed.write_all(STAGE, &frame).await?;
+    Ok(frame)
 }
 
 pub struct Framed<S> {
     stream: S,
     buffer: Vec<u8>,
     timeout: Duration,
+    peer: Peer,
 }
 
 impl<S> std::fmt::Debug for Framed<S> {
@@ -59,19 +156,29 @@ impl<S> std::fmt::Debug for Framed<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
-    pub fn new(stream: S, timeout: Duration) -> Self {
+    pub fn new(stream: S, timeout: Duration, peer: Peer) -> Self {
         Self {
             stream,
             buffer: Vec::new(),
             timeout,
+            peer,
         }
     }
 
+    pub fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    fn error(&self, stage: &'static str, kind: TransportErrorKind) -> TransportError {
+        TransportError::new(stage, self.peer, kind)
+    }
+
     /// Reads one whole PDU within the timeout.
-    pub async fn read_pdu(&mut self, stage: &'static str) -> Result<Vec<u8>, FrameError> {
+    pub async fn read_pdu(&mut self, stage: &'static str) -> Result<Vec<u8>, TransportError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let peer = self.peer;
         loop {
-            let framing = |detail: String| FrameError::new(stage, FrameErrorKind::Framing(detail));
+            let framing = |detail: String| TransportError::protocol(stage, peer, detail);
             let missing =
                 match ironrdp_pdu::find_size(&self.buffer).map_err(|e| framing(e.to_string()))? {
                     Some(info) if info.length == 0 || info.length > MAX_PDU => {
@@ -90,23 +197,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             self.buffer.reserve(missing);
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buffer))
                 .await
-                .map_err(|_| FrameError::new(stage, FrameErrorKind::Timeout(self.timeout)))?
-                .map_err(|e| FrameError::new(stage, FrameErrorKind::Io(e)))?;
+                .map_err(|_| self.error(stage, TransportErrorKind::Timeout(self.timeout)))?
+                .map_err(|e| self.error(stage, TransportErrorKind::Io(e)))?;
             if read == 0 {
-                return Err(FrameError::new(stage, FrameErrorKind::Closed));
+                return Err(self.error(stage, TransportErrorKind::Closed));
             }
         }
     }
 
-    pub async fn write_all(&mut self, stage: &'static str, bytes: &[u8]) -> Result<(), FrameError> {
+    pub async fn write_all(
+        &mut self,
+        stage: &'static str,
+        bytes: &[u8],
+    ) -> Result<(), TransportError> {
+        let (timeout, peer) = (self.timeout, self.peer);
         let write = async {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
         };
-        tokio::time::timeout(self.timeout, write)
+        tokio::time::timeout(timeout, write)
             .await
-            .map_err(|_| FrameError::new(stage, FrameErrorKind::Timeout(self.timeout)))?
-            .map_err(|e| FrameError::new(stage, FrameErrorKind::Io(e)))
+            .map_err(|_| TransportError::new(stage, peer, TransportErrorKind::Timeout(timeout)))?
+            .map_err(|e| TransportError::new(stage, peer, TransportErrorKind::Io(e)))
     }
 
     /// Sends a PDU that encodes itself whole (X.224, MCS, or anything wrapped in `X224`).
@@ -114,9 +226,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         &mut self,
         stage: &'static str,
         pdu: &T,
-    ) -> Result<(), FrameError> {
-        let bytes = encode_vec(pdu)
-            .map_err(|e| FrameError::new(stage, FrameErrorKind::Encode(e.to_string())))?;
+    ) -> Result<(), TransportError> {
+        let bytes = encode_vec(pdu).map_err(|e| TransportError::encode(stage, self.peer, e))?;
         self.write_all(stage, &bytes).await
     }
 
@@ -153,7 +264,7 @@ mod tests {
     fn pdus_come_out_whole_however_the_bytes_arrive() {
         runtime().block_on(async {
             let (mut near, far) = tokio::io::duplex(64);
-            let mut framed = Framed::new(far, Duration::from_secs(5));
+            let mut framed = Framed::new(far, Duration::from_secs(5), Peer::Server);
             let tpkt = [3u8, 0, 0, 7, 0xAA, 0xBB, 0xCC];
             let fast_path = [0u8, 4, 0x11, 0x22];
             tokio::spawn(async move {
@@ -165,7 +276,7 @@ mod tests {
             assert_eq!(framed.read_pdu("test").await.unwrap(), tpkt);
             assert_eq!(framed.read_pdu("test").await.unwrap(), fast_path);
             let end = framed.read_pdu("test").await.unwrap_err();
-            assert!(matches!(end.kind, FrameErrorKind::Closed), "{end}");
+            assert!(matches!(end.kind, TransportErrorKind::Closed), "{end}");
         });
     }
 
@@ -173,16 +284,22 @@ mod tests {
     fn impossible_lengths_and_silence_are_errors_naming_the_stage() {
         runtime().block_on(async {
             let (mut near, far) = tokio::io::duplex(64);
-            let mut framed = Framed::new(far, Duration::from_millis(50));
+            let mut framed = Framed::new(far, Duration::from_millis(50), Peer::Client);
             near.write_all(&[3, 0, 0, 0]).await.unwrap();
             let error = framed.read_pdu("MCS Connect Initial").await.unwrap_err();
             assert_eq!(error.stage, "MCS Connect Initial");
-            assert!(matches!(error.kind, FrameErrorKind::Framing(_)), "{error}");
+            assert!(
+                matches!(error.kind, TransportErrorKind::Protocol(_)),
+                "{error}"
+            );
 
             let (_near, far) = tokio::io::duplex(64);
-            let mut silent = Framed::new(far, Duration::from_millis(50));
+            let mut silent = Framed::new(far, Duration::from_millis(50), Peer::Client);
             let error = silent.read_pdu("Client Info").await.unwrap_err();
-            assert!(matches!(error.kind, FrameErrorKind::Timeout(_)), "{error}");
+            assert!(
+                matches!(error.kind, TransportErrorKind::Timeout(_)),
+                "{error}"
+            );
         });
     }
 }

@@ -22,6 +22,7 @@ use rdpele_emulator::client::{
 };
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{serve, Options, Shared};
+use rdpele_emulator::transport::{TransportError, TransportErrorKind};
 use rdpele_license_server::clock::format_instant;
 use rdpele_proto::cal::{parse_cal, Cal, CalKind};
 use rdpele_proto::machine::testing::MemoryStore;
@@ -328,10 +329,11 @@ async fn servers_that_misbehave_give_typed_errors() {
     assert!(
         matches!(
             error,
-            ClientError::Protocol {
+            ClientError::Transport(TransportError {
                 stage: "X.224 Connection Confirm",
+                kind: TransportErrorKind::Protocol(_),
                 ..
-            }
+            })
         ),
         "{error:?}"
     );
@@ -347,7 +349,16 @@ async fn servers_that_misbehave_give_typed_errors() {
     let error = connect(address, &options, &mut Store::default())
         .await
         .unwrap_err();
-    assert!(matches!(error, ClientError::Protocol { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            ClientError::Transport(TransportError {
+                kind: TransportErrorKind::Protocol(_),
+                ..
+            })
+        ),
+        "{error:?}"
+    );
 
     // Silence.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -364,10 +375,11 @@ async fn servers_that_misbehave_give_typed_errors() {
     assert!(
         matches!(
             error,
-            ClientError::Timeout {
+            ClientError::Transport(TransportError {
                 stage: "X.224 Connection Confirm",
+                kind: TransportErrorKind::Timeout(_),
                 ..
-            }
+            })
         ),
         "{error:?}"
     );

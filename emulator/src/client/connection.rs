@@ -26,14 +26,15 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::activation::{self, Activation, DESKTOP};
-use super::error::{encode_error, protocol, ClientError};
+use super::error::{encode_error, protocol, timeout, ClientError};
 use super::framed::{send_data_request, Channels, Framed};
-use super::licensing::{self, Licensing};
+use super::licensing::{self, LicensingRun};
 use super::options::ClientOptions;
 use super::report::{ClientReport, Ending, LicensingOutcome, Timings};
 use super::server_pdu::{classify, Phase, ServerPdu};
 use super::store::StoreLicense;
 use super::tls;
+use crate::transport::{Peer, TransportError, TransportErrorKind};
 
 /// Windows 10's client build, as mstsc announces it in the Client Core Data.
 const CLIENT_BUILD: u32 = 19041;
@@ -80,24 +81,20 @@ async fn run(
     let started = Instant::now();
     let tcp = tokio::time::timeout(options.timeout, TcpStream::connect(address))
         .await
-        .map_err(|_| ClientError::Timeout {
-            stage: "TCP connect",
-            timeout: options.timeout,
-        })?
+        .map_err(|_| timeout("TCP connect", options.timeout))?
         .map_err(|error| ClientError::Connect { address, error })?;
     // Each PDU is a whole request; Nagle would hold the next one back for the server's ACK.
-    tcp.set_nodelay(true).map_err(|error| ClientError::Io {
-        stage: "TCP connect",
-        error,
+    tcp.set_nodelay(true).map_err(|error| {
+        TransportError::new("TCP connect", Peer::Server, TransportErrorKind::Io(error))
     })?;
     let (tls, selected) = start_tls(tcp, address, options).await?;
-    let mut framed = Framed::new(tls, options.timeout);
+    let mut framed = Framed::new(tls, options.timeout, Peer::Server);
 
     let (channels, gcc_server_certificate) = connect_mcs(&mut framed, options, selected).await?;
     send_client_info(&mut framed, channels, options, address).await?;
     let connected = Instant::now();
 
-    let Licensing {
+    let LicensingRun {
         outcome,
         stored,
         mut error_info,
@@ -196,7 +193,7 @@ async fn start_tls(
     options: &ClientOptions,
 ) -> Result<(TlsStream<TcpStream>, SecurityProtocol), ClientError> {
     const CONFIRM: &str = "X.224 Connection Confirm";
-    let mut framed = Framed::new(tcp, options.timeout);
+    let mut framed = Framed::new(tcp, options.timeout, Peer::Server);
     let request = nego::ConnectionRequest {
         // mstsc's routing cookie, "Cookie: mstshash=USER".
         nego_data: Some(nego::NegoRequestData::cookie(options.user.clone())),
@@ -241,10 +238,7 @@ async fn start_tls(
         ),
     )
     .await
-    .map_err(|_| ClientError::Timeout {
-        stage: "TLS handshake",
-        timeout: options.timeout,
-    })?
+    .map_err(|_| timeout("TLS handshake", options.timeout))?
     .map_err(ClientError::Tls)?;
     Ok((tls, selected))
 }
@@ -483,14 +477,21 @@ async fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(
     on_share_control: OnShareControl,
 ) -> Ending {
     loop {
-        let frame = match framed.read_pdu(stage).await.map_err(ClientError::from) {
+        let frame = match framed.read_pdu(stage).await {
             Ok(frame) => frame,
-            Err(ClientError::Closed { .. }) => return Ending::ServerClosed,
-            Err(ClientError::Timeout { stage, .. }) => {
+            Err(TransportError {
+                kind: TransportErrorKind::Closed,
+                ..
+            }) => return Ending::ServerClosed,
+            Err(TransportError {
+                kind: TransportErrorKind::Timeout(_),
+                stage,
+                ..
+            }) => {
                 disconnect(framed).await;
                 return Ending::TimedOut { stage };
             }
-            Err(error) => return failed(framed, error).await,
+            Err(error) => return failed(framed, error.into()).await,
         };
         match classify(stage, &frame, Phase::Session) {
             Ok(ServerPdu::ErrorInfo(code)) => *error_info = Some(code),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use rdpele_proto::machine::MachineError;
 
+use crate::transport::{Peer, TransportError, TransportErrorKind};
+
 /// A connection that failed before licensing ended. Once licensing has an outcome, later
 /// failures are recorded in the report instead ([`super::Ending::Failed`]), so the outcome is
 /// never lost.
@@ -17,28 +19,14 @@ pub enum ClientError {
         address: SocketAddr,
         error: std::io::Error,
     },
-    #[error("{stage}: nothing from the server for {timeout:?}")]
-    Timeout {
-        stage: &'static str,
-        timeout: Duration,
-    },
-    #[error("{stage}: the server closed the connection")]
-    Closed { stage: &'static str },
-    #[error("{stage}: {error}")]
-    Io {
-        stage: &'static str,
-        error: std::io::Error,
-    },
+    /// The server closed, went silent, failed or misbehaved at a stage of the sequence, or one
+    /// of the client's own PDUs did not encode.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
     #[error("TLS configuration: {0}")]
     TlsConfig(rustls::Error),
-    /// The server sent something malformed, or not what this stage expects.
-    #[error("{stage}: {detail}")]
-    Protocol { stage: &'static str, detail: String },
-    /// One of the client's own PDUs did not encode (a name or password too long for its field).
-    #[error("{stage}: encoding the client's PDU: {detail}")]
-    Encode { stage: &'static str, detail: String },
     /// The license store refused the CAL; like xfreerdp, the client gives up on the connection.
     #[error("storing the CAL: {0}")]
     Store(Box<dyn std::error::Error + Send + Sync>),
@@ -51,11 +39,7 @@ impl ClientError {
     pub fn stage(&self) -> &'static str {
         match self {
             Self::Connect { .. } => "TCP connect",
-            Self::Timeout { stage, .. }
-            | Self::Closed { stage }
-            | Self::Io { stage, .. }
-            | Self::Protocol { stage, .. }
-            | Self::Encode { stage, .. } => stage,
+            Self::Transport(error) => error.stage,
             Self::Tls(_) | Self::TlsConfig(_) => "TLS handshake",
             Self::Store(_) | Self::Machine(_) => "licensing",
         }
@@ -63,15 +47,13 @@ impl ClientError {
 }
 
 pub(super) fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ClientError {
-    ClientError::Protocol {
-        stage,
-        detail: detail.to_string(),
-    }
+    TransportError::protocol(stage, Peer::Server, detail).into()
 }
 
 pub(super) fn encode_error(stage: &'static str, detail: impl std::fmt::Display) -> ClientError {
-    ClientError::Encode {
-        stage,
-        detail: detail.to_string(),
-    }
+    TransportError::encode(stage, Peer::Server, detail).into()
+}
+
+pub(super) fn timeout(stage: &'static str, timeout: Duration) -> ClientError {
+    TransportError::new(stage, Peer::Server, TransportErrorKind::Timeout(timeout)).into()
 }

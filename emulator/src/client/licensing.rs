@@ -4,22 +4,23 @@
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rdpele_proto::envelope::{LicensingFrame, McsSendData, SendDataDirection};
+use rdpele_proto::envelope::SendDataDirection;
 use rdpele_proto::machine::{ClientConfig, ClientEvent, ClientMachine};
-use rdpele_proto::wire::{ErrorCode, LicensingPdu, StateTransition, Wire};
+use rdpele_proto::wire::{ErrorCode, StateTransition};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::error::{encode_error, protocol, ClientError};
+use super::error::{protocol, ClientError};
 use super::framed::{Channels, Framed};
 use super::report::LicensingOutcome;
 use super::server_pdu::{classify, Phase, ServerPdu};
 use super::store::StoreLicense;
+use crate::transport::{self, TransportError, TransportErrorKind};
 
 const STAGE: &str = "licensing";
 
 /// How licensing went.
 #[derive(Debug)]
-pub(super) struct Licensing {
+pub(super) struct LicensingRun {
     pub outcome: LicensingOutcome,
     pub stored: Option<Vec<u8>>,
     /// A Set Error Info the server sent while licensing.
@@ -45,21 +46,24 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     channels: Channels,
     config: ClientConfig,
     store: &mut (impl StoreLicense + Send),
-) -> Result<Licensing, ClientError> {
+) -> Result<LicensingRun, ClientError> {
     let mut machine = ClientMachine::new(config);
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut events = Events::default();
     let mut error_info = None;
     let mut disconnected = false;
     while !machine.is_finished() {
-        let frame = match framed.read_pdu(STAGE).await.map_err(ClientError::from) {
+        let frame = match framed.read_pdu(STAGE).await {
             Ok(frame) => frame,
             // A server that refused and hung up has said all it will.
-            Err(ClientError::Closed { .. }) if events.server_error.is_some() => {
+            Err(TransportError {
+                kind: TransportErrorKind::Closed,
+                ..
+            }) if events.server_error.is_some() => {
                 disconnected = true;
                 break;
             }
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         };
         match classify(STAGE, &frame, Phase::Licensing)? {
             ServerPdu::Licensing(pdu) => {
@@ -67,7 +71,13 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     .handle_pdu(&pdu, &mut rng, &*store)
                     .map_err(ClientError::Machine)?;
                 while let Some(answer) = machine.poll_transmit() {
-                    send_licensing(framed, channels, &answer).await?;
+                    transport::send_licensing(
+                        framed,
+                        SendDataDirection::Request,
+                        channels,
+                        &answer,
+                    )
+                    .await?;
                 }
                 while let Some(event) = machine.poll_event() {
                     events.apply(event, store)?;
@@ -101,7 +111,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             },
         )
     })?;
-    Ok(Licensing {
+    Ok(LicensingRun {
         outcome,
         stored: events.stored,
         error_info,
@@ -162,29 +172,6 @@ impl Events {
                 state_transition,
             })
     }
-}
-
-/// Frames one of the machine's PDUs as the client sends it: a Send Data Request on the I/O
-/// channel with a basic security header flagged SEC_LICENSE_PKT.
-async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
-    framed: &mut Framed<S>,
-    channels: Channels,
-    pdu: &[u8],
-) -> Result<(), ClientError> {
-    let parsed = LicensingPdu::decode(pdu).map_err(|e| encode_error(STAGE, e))?;
-    let initiator = channels
-        .user_id
-        .checked_sub(McsSendData::USER_ID_BASE)
-        .ok_or_else(|| protocol(STAGE, format!("user channel {}", channels.user_id)))?;
-    let frame = LicensingFrame::new(
-        SendDataDirection::Request,
-        initiator,
-        channels.io_channel,
-        parsed,
-    )
-    .to_vec()
-    .map_err(|e| encode_error(STAGE, e))?;
-    Ok(framed.write_all(STAGE, &frame).await?)
 }
 
 #[cfg(test)]

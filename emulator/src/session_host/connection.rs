@@ -27,34 +27,22 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::errinfo::license_error_info;
-use super::licensing::{self, Licensing, LicensingContext};
+use super::licensing::{self, LicensingContext, LicensingEnd};
 use super::Shared;
-use crate::transport::{FrameError, FrameErrorKind, Framed};
+use crate::transport::{Channels, Framed, Peer, TransportError, TransportErrorKind};
 
-/// The channel ids every Windows host uses: the user channel MCS assigns, the I/O channel.
-pub const USER_CHANNEL_ID: u16 = 1002;
-pub const IO_CHANNEL_ID: u16 = 1003;
+const USER_CHANNEL_ID: u16 = Channels::HOST.user_id;
+const IO_CHANNEL_ID: u16 = Channels::HOST.io_channel;
 /// Windows' share id (MS-RDPBCGR 2.2.1.13.1.1: the server picks it; clients echo it).
 const SHARE_ID: u32 = 0x0001_03EA;
 /// How long a disconnected client gets to close the connection itself.
 const LINGER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnError {
-    #[error("{stage}: the client closed the connection")]
-    Closed { stage: &'static str },
-    #[error("{stage}: no data from the client for {timeout:?}")]
-    Timeout {
-        stage: &'static str,
-        timeout: Duration,
-    },
-    #[error("{stage}: {source}")]
-    Io {
-        stage: &'static str,
-        source: std::io::Error,
-    },
-    #[error("{stage}: {detail}")]
-    Protocol { stage: &'static str, detail: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
     #[error("session host settings: {0}")]
@@ -66,24 +54,7 @@ pub enum ConnError {
 }
 
 fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ConnError {
-    ConnError::Protocol {
-        stage,
-        detail: detail.to_string(),
-    }
-}
-
-impl From<FrameError> for ConnError {
-    fn from(error: FrameError) -> Self {
-        let stage = error.stage;
-        match error.kind {
-            FrameErrorKind::Closed => ConnError::Closed { stage },
-            FrameErrorKind::Timeout(timeout) => ConnError::Timeout { stage, timeout },
-            FrameErrorKind::Io(source) => ConnError::Io { stage, source },
-            FrameErrorKind::Framing(detail) | FrameErrorKind::Encode(detail) => {
-                ConnError::Protocol { stage, detail }
-            }
-        }
-    }
+    TransportError::protocol(stage, Peer::Client, detail).into()
 }
 
 /// Sends `pdu` to the client on the I/O channel (MCS Send Data Indication).
@@ -151,7 +122,7 @@ struct ClientIdentity {
 
 /// How a connection ended, for the log.
 #[derive(Debug)]
-pub enum Ending {
+pub enum ConnectionEnd {
     /// The session reached the active state and the host ended it.
     Active,
     Refused(ErrorInfo),
@@ -166,9 +137,9 @@ pub async fn serve_connection(
     shared: Arc<Shared>,
     peer: String,
     index: u64,
-) -> Result<Ending, ConnError> {
+) -> Result<ConnectionEnd, ConnError> {
     let timeout = shared.options.step_timeout;
-    let mut framed = Framed::new(tcp, timeout);
+    let mut framed = Framed::new(tcp, timeout, Peer::Client);
 
     // X.224 Connection Request / Confirm (MS-RDPBCGR 2.2.1.1, 2.2.1.2).
     let request_bytes = framed.read_pdu("X.224 Connection Request").await?;
@@ -201,12 +172,15 @@ pub async fn serve_connection(
     }
     let tls = tokio::time::timeout(timeout, shared.tls.accept(framed.into_inner()))
         .await
-        .map_err(|_| ConnError::Timeout {
-            stage: "TLS handshake",
-            timeout,
+        .map_err(|_| {
+            TransportError::new(
+                "TLS handshake",
+                Peer::Client,
+                TransportErrorKind::Timeout(timeout),
+            )
         })?
         .map_err(ConnError::Tls)?;
-    let mut framed = Framed::new(tls, timeout);
+    let mut framed = Framed::new(tls, timeout, Peer::Client);
 
     // MCS Connect Initial / Response with the GCC blocks (2.2.1.3, 2.2.1.4).
     let initial_bytes = framed.read_pdu("MCS Connect Initial").await?;
@@ -321,21 +295,21 @@ pub async fn serve_connection(
             .map(|dir| dir.join(format!("connection-{index:04}"))),
     };
     match licensing::run(&mut framed, context).await? {
-        Licensing::Licensed => {}
-        Licensing::Refused { refusal, reason } => {
+        LicensingEnd::Licensed => {}
+        LicensingEnd::Refused { refusal, reason } => {
             let code = license_error_info(refusal.error_code, reason);
             let error_info = ErrorInfo::ProtocolIndependentLicensingCode(code);
             end_session(&mut framed, error_info).await?;
             info!(peer, machine = %identity.machine, error = %refusal.error_code, errinfo = ?code, "licensing refused; connection closed");
-            return Ok(Ending::Refused(error_info));
+            return Ok(ConnectionEnd::Refused(error_info));
         }
-        Licensing::ClientAborted { error_code } => {
+        LicensingEnd::ClientAborted { error_code } => {
             warn!(peer, machine = %identity.machine, error = %error_code, "the client ended licensing with an error");
             let error_info = ErrorInfo::ProtocolIndependentLicensingCode(
                 ProtocolIndependentLicensingCode::ClientEndedProtocol,
             );
             end_session(&mut framed, error_info).await?;
-            return Ok(Ending::ClientAborted);
+            return Ok(ConnectionEnd::ClientAborted);
         }
     }
 
@@ -354,19 +328,19 @@ pub async fn serve_connection(
     loop {
         let bytes = match framed.read_pdu("Confirm Active").await {
             Ok(bytes) => bytes,
-            Err(FrameError {
-                kind: FrameErrorKind::Closed,
+            Err(TransportError {
+                kind: TransportErrorKind::Closed,
                 ..
             }) => {
                 debug!(peer, machine = %identity.machine, "the client left after licensing");
-                return Ok(Ending::ClientLeftAfterLicensing);
+                return Ok(ConnectionEnd::ClientLeftAfterLicensing);
             }
             Err(error) => return Err(error.into()),
         };
         if decode_x224::<DisconnectProviderUltimatum>("Confirm Active", &bytes).is_ok() {
             debug!(peer, machine = %identity.machine, "the client disconnected after licensing");
             framed.shutdown().await;
-            return Ok(Ending::ClientLeftAfterLicensing);
+            return Ok(ConnectionEnd::ClientLeftAfterLicensing);
         }
         // A client that could not use its New / Upgrade License (a bad MAC, a CAL it cannot
         // store) says so with a Licensing Error Message instead of confirming.
@@ -376,7 +350,7 @@ pub async fn serve_connection(
                 ProtocolIndependentLicensingCode::ClientEndedProtocol,
             );
             end_session(&mut framed, error_info).await?;
-            return Ok(Ending::ClientAborted);
+            return Ok(ConnectionEnd::ClientAborted);
         }
         if let Some(ShareControlHeader {
             share_control_pdu: ShareControlPdu::ClientConfirmActive(_),
@@ -445,7 +419,7 @@ pub async fn serve_connection(
         ErrorInfo::ProtocolIndependentCode(ProtocolIndependentCode::LogoffByUser),
     )
     .await?;
-    Ok(Ending::Active)
+    Ok(ConnectionEnd::Active)
 }
 
 /// Keeps an active session open for `duration`, dropping what the client sends, or until it
@@ -458,8 +432,8 @@ async fn hold_session<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match tokio::time::timeout_at(deadline, framed.read_pdu("active session")).await {
             Ok(Ok(_)) => {}
-            Ok(Err(FrameError {
-                kind: FrameErrorKind::Timeout(_),
+            Ok(Err(TransportError {
+                kind: TransportErrorKind::Timeout(_),
                 ..
             })) => {}
             Ok(Err(_)) | Err(_) => return,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rdpele_proto::envelope::{
-    LicensingFrame, McsSendData, SecurityFlags, SecurityHeader, SendDataDirection, Tpkt, X224Data,
+    McsSendData, SecurityFlags, SecurityHeader, SendDataDirection, Tpkt, X224Data,
 };
 use rdpele_proto::machine::{Refusal, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
 use rdpele_proto::wire::{
@@ -19,13 +19,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
 use super::config::{Faults, Step};
-use super::connection::{ConnError, IO_CHANNEL_ID, USER_CHANNEL_ID};
+use super::connection::ConnError;
 use super::issuer::{Backend, HostIssuer};
-use crate::transport::{FrameError, FrameErrorKind, Framed};
+use crate::transport::{self, Channels, Framed, Peer, TransportError, TransportErrorKind};
 
 /// How licensing ended.
 #[derive(Debug)]
-pub enum Licensing {
+pub enum LicensingEnd {
     /// The client may proceed to capability exchange.
     Licensed,
     /// The host refused the client with this Licensing Error Message.
@@ -51,7 +51,7 @@ pub struct LicensingContext {
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     context: LicensingContext,
-) -> Result<Licensing, ConnError> {
+) -> Result<LicensingEnd, ConnError> {
     let host = context.backend.host()?;
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut machine = ServerMachine::new(context.machine_config.clone());
@@ -72,8 +72,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(frame) => frame,
             // Broken framing is answered as a malformed licensing message would be: the
             // machine sends ERR_INVALID_MESSAGE_LEN and licensing ends.
-            Err(FrameError {
-                kind: FrameErrorKind::Framing(detail),
+            Err(TransportError {
+                kind: TransportErrorKind::Protocol(detail),
                 ..
             }) => {
                 debug!(peer = %context.peer, %detail, "unreadable frame during licensing");
@@ -88,9 +88,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 let alert = error_alert(preamble, error_code, state_transition);
                 send_licensing(framed, &alert, &mut recorder).await?;
                 return Ok(if error_code == ErrorCode::STATUS_VALID_CLIENT {
-                    Licensing::Licensed
+                    LicensingEnd::Licensed
                 } else {
-                    Licensing::Refused {
+                    LicensingEnd::Refused {
                         refusal: Refusal {
                             error_code,
                             state_transition,
@@ -115,10 +115,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         machine = returned_machine;
         issuer = Some(returned_issuer);
         rng = rng_back;
-        handled.map_err(|e| ConnError::Protocol {
-            stage: "licensing",
-            detail: e.to_string(),
-        })?;
+        handled.map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
         outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;
     }
 }
@@ -130,7 +127,7 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
     machine: &mut ServerMachine,
     faults: &Faults,
     recorder: &mut Recorder,
-) -> Result<Option<Licensing>, ConnError> {
+) -> Result<Option<LicensingEnd>, ConnError> {
     while let Some(mut pdu) = machine.poll_transmit() {
         if let Some(step) = server_step(&pdu) {
             if let Some(delay) = faults.delay(step) {
@@ -154,13 +151,13 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
     let mut outcome = None;
     while let Some(event) = machine.poll_event() {
         outcome = match event {
-            ServerEvent::Licensed(_) => Some(Licensing::Licensed),
-            ServerEvent::Refused { refusal, reason } => Some(Licensing::Refused {
+            ServerEvent::Licensed(_) => Some(LicensingEnd::Licensed),
+            ServerEvent::Refused { refusal, reason } => Some(LicensingEnd::Refused {
                 refusal,
                 reason: Some(reason),
             }),
             ServerEvent::ClientError { error_code, .. } => {
-                Some(Licensing::ClientAborted { error_code })
+                Some(LicensingEnd::ClientAborted { error_code })
             }
             ServerEvent::ChallengeResponseTolerated { reason } => {
                 tracing::warn!(?reason, "the client's platform challenge response is flawed but its MAC is valid: accepted, as Windows does (challenge-check = \"mac-only\")");
@@ -176,23 +173,11 @@ async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
     pdu: &[u8],
     recorder: &mut Recorder,
 ) -> Result<(), ConnError> {
-    let parsed = LicensingPdu::decode(pdu).map_err(|e| ConnError::Protocol {
-        stage: "licensing",
-        detail: format!("own licensing PDU does not parse: {e}"),
-    })?;
-    let frame = LicensingFrame::new(
-        SendDataDirection::Indication,
-        USER_CHANNEL_ID - McsSendData::USER_ID_BASE,
-        IO_CHANNEL_ID,
-        parsed,
-    )
-    .to_vec()
-    .map_err(|e| ConnError::Protocol {
-        stage: "licensing",
-        detail: format!("framing own licensing PDU: {e}"),
-    })?;
+    let frame =
+        transport::send_licensing(framed, SendDataDirection::Indication, Channels::HOST, pdu)
+            .await?;
     recorder.record("server", &frame);
-    Ok(framed.write_all("licensing", &frame).await?)
+    Ok(())
 }
 
 /// The licensing PDU a client frame carries: a Send Data Request on the I/O channel whose
@@ -202,7 +187,8 @@ fn licensing_payload(frame: &[u8]) -> Option<&[u8]> {
     let tpkt = Tpkt::decode(frame).ok()?;
     let x224 = X224Data::decode(tpkt.payload).ok()?;
     let send = McsSendData::decode(x224.payload).ok()?;
-    if send.direction != SendDataDirection::Request || send.channel_id != IO_CHANNEL_ID {
+    if send.direction != SendDataDirection::Request || send.channel_id != Channels::HOST.io_channel
+    {
         return None;
     }
     let (body, security) = SecurityHeader::parse(send.user_data).ok()?;
@@ -314,15 +300,20 @@ fn licensing_payload_any(frame: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdpele_proto::envelope::SecuredLicensingPdu;
+    use rdpele_proto::envelope::{LicensingFrame, SecuredLicensingPdu};
 
     #[test]
     fn payload_of_a_real_client_frame_is_its_licensing_pdu() {
         let secured = include_bytes!("../../../captures/xfreerdp-2.11.7_new_license_request.bin");
         let secured = SecuredLicensingPdu::decode(secured).unwrap();
-        let frame = LicensingFrame::new(SendDataDirection::Request, 1, IO_CHANNEL_ID, secured.pdu)
-            .to_vec()
-            .unwrap();
+        let frame = LicensingFrame::new(
+            SendDataDirection::Request,
+            1,
+            Channels::HOST.io_channel,
+            secured.pdu,
+        )
+        .to_vec()
+        .unwrap();
         let payload = licensing_payload(&frame).unwrap();
         assert_eq!(
             message_type(payload),
@@ -338,9 +329,14 @@ mod tests {
         assert_eq!(licensing_payload(&[3, 0, 0, 4]), None);
         let request = include_bytes!("../../../captures/server_license_request.bin");
         let request = LicensingPdu::decode(request).unwrap();
-        let server = LicensingFrame::new(SendDataDirection::Indication, 1, IO_CHANNEL_ID, request)
-            .to_vec()
-            .unwrap();
+        let server = LicensingFrame::new(
+            SendDataDirection::Indication,
+            1,
+            Channels::HOST.io_channel,
+            request,
+        )
+        .to_vec()
+        .unwrap();
         // A server's Indication is not what a client sends.
         assert_eq!(licensing_payload(&server), None);
         assert!(licensing_payload_any(&server).is_some());

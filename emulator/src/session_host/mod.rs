@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use config::{CertificateKind, HostConfig};
-pub use connection::Ending;
+pub use connection::ConnectionEnd;
 use issuer::{Backend, Source};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::remote::RemoteIssuer;
