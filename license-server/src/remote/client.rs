@@ -22,7 +22,11 @@ pub enum RemoteCallError {
     #[error("answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unreadable answer: {0}")]
-    Answer(String),
+    Answer(ureq::Error),
+    #[error("unreadable answer: cal: {0}")]
+    Cal(hex::FromHexError),
+    #[error("unreadable answer: now_unix {0}")]
+    Now(i64),
 }
 
 /// The license server's answer to `/v1/health`.
@@ -111,7 +115,7 @@ impl RemoteIssuer {
         let now = u64::try_from(body.now_unix)
             .ok()
             .and_then(|seconds| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds)))
-            .ok_or_else(|| RemoteCallError::Answer(format!("now_unix {}", body.now_unix)))?;
+            .ok_or(RemoteCallError::Now(body.now_unix))?;
         Ok(RemoteHealth {
             version: body.version,
             now,
@@ -155,7 +159,7 @@ impl RemoteIssuer {
             .and_then(|answer| match answer {
                 DecisionBody::Issue { cal } => hex::decode(&cal)
                     .map(Decision::Issue)
-                    .map_err(|error| RemoteCallError::Answer(format!("cal: {error}"))),
+                    .map_err(RemoteCallError::Cal),
                 DecisionBody::Valid => Ok(Decision::Valid),
                 DecisionBody::Refuse(refusal) => Ok(Decision::Refuse(refusal.into())),
             });
@@ -187,8 +191,7 @@ fn answer<T: DeserializeOwned>(
             body: text,
         });
     }
-    body.read_json()
-        .map_err(|error| RemoteCallError::Answer(error.to_string()))
+    body.read_json().map_err(RemoteCallError::Answer)
 }
 
 impl LicenseIssuer for RemoteIssuer {
