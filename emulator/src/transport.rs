@@ -4,9 +4,12 @@
 //! error type for a peer that closes, goes silent, fails or misbehaves. Licensing frames are
 //! rdpele-proto's envelope; the rest of the connection sequence is ironrdp-pdu's.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use ironrdp_core::{encode_vec, Encode};
+use ironrdp_pdu::mcs;
+use ironrdp_pdu::x224::X224;
 use rdpele_proto::envelope::{LicensingFrame, McsSendData, SendDataDirection};
 use rdpele_proto::wire::{LicensingPdu, Wire};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -111,6 +114,38 @@ impl Channels {
         user_id: 1002,
         io_channel: LicensingFrame::IO_CHANNEL_ID,
     };
+}
+
+/// Sends `pdu` on the I/O channel: an MCS Send Data Request from a client, an Indication from
+/// a host (MS-RDPBCGR 2.2.1.11 onwards: Client Info, capability exchange, finalization).
+pub async fn send_io<S: AsyncRead + AsyncWrite + Unpin, T: Encode>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    direction: SendDataDirection,
+    channels: Channels,
+    pdu: &T,
+) -> Result<(), TransportError> {
+    let user_data =
+        Cow::Owned(encode_vec(pdu).map_err(|e| TransportError::encode(stage, framed.peer, e))?);
+    let (initiator_id, channel_id) = (channels.user_id, channels.io_channel);
+    match direction {
+        SendDataDirection::Request => {
+            let request = mcs::SendDataRequest {
+                initiator_id,
+                channel_id,
+                user_data,
+            };
+            framed.send(stage, &X224(request)).await
+        }
+        SendDataDirection::Indication => {
+            let indication = mcs::SendDataIndication {
+                initiator_id,
+                channel_id,
+                user_data,
+            };
+            framed.send(stage, &X224(indication)).await
+        }
+    }
 }
 
 /// Frames one licensing PDU of a state machine's as it goes on the wire (MS-RDPELE 2.2.2

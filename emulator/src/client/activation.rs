@@ -13,11 +13,12 @@ use ironrdp_pdu::rdp::headers::{
     CompressionFlags, ShareControlHeader, ShareControlPdu, ShareDataHeader, ShareDataPdu,
     StreamPriority,
 };
+use rdpele_proto::envelope::SendDataDirection;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::ClientError;
-use super::framed::{send_data_request, Channels, Framed};
 use super::server_pdu::{classify, Phase, ServerPdu};
+use crate::transport::{send_io, Channels, Framed};
 
 /// The desktop the client asks for, in the Client Core Data and the Bitmap capability set.
 pub(super) const DESKTOP: (u16, u16) = (1024, 768);
@@ -90,7 +91,14 @@ async fn confirm_and_finalize<S: AsyncRead + AsyncWrite + Unpin>(
             },
         }),
     };
-    send_data_request(framed, "Confirm Active", channels, &confirm).await?;
+    send_io(
+        framed,
+        "Confirm Active",
+        SendDataDirection::Request,
+        channels,
+        &confirm,
+    )
+    .await?;
     let share_data = |pdu| ShareControlHeader {
         share_id,
         pdu_source: channels.user_id,
@@ -136,7 +144,14 @@ async fn confirm_and_finalize<S: AsyncRead + AsyncWrite + Unpin>(
         ),
     ];
     for (stage, pdu) in finalization {
-        send_data_request(framed, stage, channels, &share_data(pdu)).await?;
+        send_io(
+            framed,
+            stage,
+            SendDataDirection::Request,
+            channels,
+            &share_data(pdu),
+        )
+        .await?;
     }
     Ok(())
 }

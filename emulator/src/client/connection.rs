@@ -20,6 +20,7 @@ use ironrdp_pdu::rdp::headers::{BasicSecurityHeader, BasicSecurityHeaderFlags};
 use ironrdp_pdu::rdp::ClientInfoPdu;
 use ironrdp_pdu::x224::{X224Data, X224};
 use rdpele_proto::envelope::McsSendData;
+use rdpele_proto::envelope::SendDataDirection;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -27,13 +28,13 @@ use tokio_rustls::client::TlsStream;
 
 use super::activation::{self, Activation, DESKTOP};
 use super::error::{encode_error, protocol, timeout, ClientError};
-use super::framed::{send_data_request, Channels, Framed};
 use super::licensing::{self, LicensingRun};
 use super::options::ClientOptions;
 use super::report::{ClientReport, Ending, LicensingOutcome, Timings};
 use super::server_pdu::{classify, Phase, ServerPdu};
 use super::store::StoreLicense;
 use super::tls;
+use crate::transport::{send_io, Channels, Framed};
 use crate::transport::{Peer, TransportError, TransportErrorKind};
 
 /// Windows 10's client build, as mstsc announces it in the Client Core Data.
@@ -455,7 +456,8 @@ async fn send_client_info<S: AsyncRead + AsyncWrite + Unpin>(
             },
         },
     };
-    send_data_request(framed, "Client Info", channels, &info).await
+    let direction = SendDataDirection::Request;
+    Ok(send_io(framed, "Client Info", direction, channels, &info).await?)
 }
 
 /// What the client does with a share control PDU while it waits for the server to end.

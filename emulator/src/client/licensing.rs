@@ -10,11 +10,11 @@ use rdpele_proto::wire::{ErrorCode, StateTransition};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{protocol, ClientError};
-use super::framed::{Channels, Framed};
 use super::report::LicensingOutcome;
 use super::server_pdu::{classify, Phase, ServerPdu};
 use super::store::StoreLicense;
 use crate::transport::{self, TransportError, TransportErrorKind};
+use crate::transport::{Channels, Framed};
 
 const STAGE: &str = "licensing";
 

@@ -6,7 +6,6 @@
 mod activation;
 mod connection;
 mod error;
-mod framed;
 mod license_dir;
 mod licensing;
 mod options;

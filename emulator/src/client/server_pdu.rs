@@ -36,7 +36,7 @@ pub(super) enum Phase {
     Session,
 }
 
-/// Classifies one PDU as [`super::framed::Framed::read_pdu`] returned it.
+/// Classifies one PDU as [`crate::transport::Framed::read_pdu`] returned it.
 pub(super) fn classify(
     stage: &'static str,
     frame: &[u8],

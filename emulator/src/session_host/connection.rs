@@ -22,6 +22,7 @@ use ironrdp_pdu::rdp::server_error_info::{
 };
 use ironrdp_pdu::rdp::{client_info::CompressionType, ClientInfoPdu};
 use ironrdp_pdu::x224::{X224Data, X224};
+use rdpele_proto::envelope::SendDataDirection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
@@ -29,7 +30,7 @@ use tracing::{debug, info, warn};
 use super::errinfo::license_error_info;
 use super::licensing::{self, LicensingContext, LicensingEnd};
 use super::Shared;
-use crate::transport::{Channels, Framed, Peer, TransportError, TransportErrorKind};
+use crate::transport::{self, Channels, Framed, Peer, TransportError, TransportErrorKind};
 
 const USER_CHANNEL_ID: u16 = Channels::HOST.user_id;
 const IO_CHANNEL_ID: u16 = Channels::HOST.io_channel;
@@ -67,13 +68,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     T: Encode,
 {
-    let user_data = encode_vec(pdu).map_err(|e| protocol(stage, e))?;
-    let indication = mcs::SendDataIndication {
-        initiator_id: USER_CHANNEL_ID,
-        channel_id: IO_CHANNEL_ID,
-        user_data: Cow::Owned(user_data),
-    };
-    Ok(framed.send(stage, &X224(indication)).await?)
+    let direction = SendDataDirection::Indication;
+    Ok(transport::send_io(framed, stage, direction, Channels::HOST, pdu).await?)
 }
 
 async fn send_share_data<S>(
