@@ -14,7 +14,7 @@ pub mod tpkt;
 pub mod x224;
 
 pub use fast_path::FastPathPdu;
-pub use licensing_frame::LicensingFrame;
+pub use licensing_frame::{LicensingFrame, LicensingPayload};
 pub use mcs::{ConnectPdu, DomainMcsPdu, McsPduType, McsSendData, SendDataDirection};
 pub use secured_licensing_pdu::SecuredLicensingPdu;
 pub use security_header::{

@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use super::error::{fail, field, EncodeError, PResult, WireError, WireErrorKind};
+use super::error::{fail, field, EncodeError, PResult, ParseError, WireError, WireErrorKind};
 
 /// A wire structure: a borrowing nom parser and an encoder into a caller-provided buffer.
 ///
@@ -28,6 +28,16 @@ pub trait Wire<'a>: Sized {
         finish(input, Self::NAME, Self::parse(input))
     }
 
+    /// Parses one structure from the front of `input`, returning it and the number of bytes it
+    /// took; what follows is the caller's (the next structure, or a body this one announces).
+    #[inline]
+    fn decode_prefix(input: &'a [u8]) -> Result<(Self, usize), WireError> {
+        match Self::parse(input) {
+            Ok((rest, value)) => Ok((value, input.len().saturating_sub(rest.len()))),
+            Err(e) => Err(nom_error(input, Self::NAME, e)),
+        }
+    }
+
     /// Encodes into a new buffer sized once from [`Wire::encoded_len`].
     fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -51,13 +61,24 @@ pub fn finish<'a, T>(
             offset: input.len().saturating_sub(rest.len()),
             kind: WireErrorKind::TrailingBytes { count: rest.len() },
         }),
-        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e.into_wire_error(input)),
-        Err(nom::Err::Incomplete(_)) => Err(WireError {
+        Err(e) => Err(nom_error(input, structure, e)),
+    }
+}
+
+/// A nom failure of a parser given `input` as a [`WireError`] with an offset into `input`.
+fn nom_error<'a>(
+    input: &'a [u8],
+    structure: &'static str,
+    error: nom::Err<ParseError<'a>>,
+) -> WireError {
+    match error {
+        nom::Err::Error(e) | nom::Err::Failure(e) => e.into_wire_error(input),
+        nom::Err::Incomplete(_) => WireError {
             structure,
             field: "(end)",
             offset: input.len(),
             kind: WireErrorKind::Truncated,
-        }),
+        },
     }
 }
 
