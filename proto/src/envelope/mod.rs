@@ -9,6 +9,7 @@ pub mod licensing_frame;
 pub mod mcs;
 pub mod secured_licensing_pdu;
 pub mod security_header;
+pub mod set_error_info;
 pub mod stream;
 pub mod tpkt;
 pub mod x224;
@@ -21,6 +22,7 @@ pub use security_header::{
     AnySecurityHeader, FipsSecurityHeader, NonFipsSecurityHeader, SecurityFlags, SecurityHeader,
     SecurityHeaderKind,
 };
+pub use set_error_info::{ErrorInfo, SetErrorInfoPdu};
 pub use stream::{walk, StreamItem, StreamPdu, Walk};
 pub use tpkt::Tpkt;
 pub use x224::{TpduCode, X224Data};
