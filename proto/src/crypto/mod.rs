@@ -36,13 +36,13 @@
 //! explicit (possibly absent) RNG, so it behaves the same even if another crate in the build
 //! turns that feature on.
 
-pub mod error;
-pub mod keys;
-pub mod mac;
-pub mod proprietary;
-pub mod rc4;
-pub mod rsa;
-pub mod secret;
+mod error;
+mod keys;
+mod mac;
+mod proprietary;
+mod rc4;
+mod rsa;
+mod secret;
 
 pub use error::CryptoError;
 pub use keys::{
@@ -52,6 +52,7 @@ pub use keys::{
 pub use mac::{mac_data, verify_mac, MAC_LEN};
 pub use proprietary::{
     proprietary_certificate, verify_proprietary_certificate, verify_server_certificate,
+    TS_SIGNING_KEY_MODULUS, TS_SIGNING_KEY_PRIVATE_EXPONENT, TS_SIGNING_KEY_PUBLIC_EXPONENT,
 };
 pub use rc4::rc4;
 pub use rsa::{

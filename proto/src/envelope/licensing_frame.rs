@@ -8,7 +8,7 @@ use super::secured_licensing_pdu::SecuredLicensingPdu;
 use super::security_header::{SecurityFlags, SecurityHeader};
 use super::tpkt::Tpkt;
 use super::x224::X224Data;
-use crate::wire::codec::{parse_within, Wire};
+use crate::wire::codec::{parse_within, Parse, Wire};
 use crate::wire::error::{EncodeError, PResult, ParseError};
 use crate::wire::LicensingPdu;
 
@@ -142,13 +142,6 @@ impl<'a> LicensingFrame<'a> {
 impl<'a> Wire<'a> for LicensingFrame<'a> {
     const NAME: &'static str = "TS_LICENSING_PDU";
 
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, tpkt) = Tpkt::parse(input)?;
-        let x224 = parse_within(tpkt.payload, X224Data::NAME, X224Data::parse)?;
-        let send_data = parse_within(x224.payload, McsSendData::NAME, McsSendData::parse)?;
-        Ok((rest, Self::from_layers(tpkt, x224, send_data)?))
-    }
-
     fn encoded_len(&self) -> usize {
         let secured_len = self.secured.encoded_len();
         Tpkt::HEADER_LEN
@@ -169,6 +162,15 @@ impl<'a> Wire<'a> for LicensingFrame<'a> {
         X224Data::encode_header(self.x224_eot, buf);
         send_data.encode_header(secured_len, buf)?;
         self.secured.encode(buf)
+    }
+}
+
+impl<'a> Parse<'a> for LicensingFrame<'a> {
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, tpkt) = Tpkt::parse(input)?;
+        let x224 = parse_within(tpkt.payload, X224Data::NAME, X224Data::parse)?;
+        let send_data = parse_within(x224.payload, McsSendData::NAME, McsSendData::parse)?;
+        Ok((rest, Self::from_layers(tpkt, x224, send_data)?))
     }
 }
 

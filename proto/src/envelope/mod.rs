@@ -4,15 +4,15 @@
 //! per structure like [`crate::wire`]. [`LicensingFrame`] is a whole licensing PDU on the wire;
 //! [`walk`] goes through a captured stream PDU by PDU.
 
-pub mod fast_path;
-pub mod licensing_frame;
-pub mod mcs;
-pub mod secured_licensing_pdu;
-pub mod security_header;
-pub mod set_error_info;
-pub mod stream;
-pub mod tpkt;
-pub mod x224;
+mod fast_path;
+mod licensing_frame;
+mod mcs;
+mod secured_licensing_pdu;
+mod security_header;
+mod set_error_info;
+mod stream;
+mod tpkt;
+mod x224;
 
 pub use fast_path::FastPathPdu;
 pub use licensing_frame::{LicensingFrame, LicensingPayload};

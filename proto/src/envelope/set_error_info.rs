@@ -6,7 +6,7 @@
 
 use bytes::BufMut;
 
-use crate::wire::codec::{u16_le, u32_le, u8_field, Wire};
+use crate::wire::codec::{u16_le, u32_le, u8_field, Parse, Wire};
 use crate::wire::error::{fail, EncodeError, PResult, WireErrorKind};
 
 /// `errorInfo` of TS_SET_ERROR_INFO_PDU (MS-RDPBCGR 2.2.5.1.1). Open: a test harness must
@@ -128,6 +128,27 @@ impl SetErrorInfoPdu {
 impl<'a> Wire<'a> for SetErrorInfoPdu {
     const NAME: &'static str = "TS_SET_ERROR_INFO_PDU";
 
+    fn encoded_len(&self) -> usize {
+        Self::LEN
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u16_le(self.total_length);
+        buf.put_u16_le(self.pdu_type);
+        buf.put_u16_le(self.pdu_source);
+        buf.put_u32_le(self.share_id);
+        buf.put_u8(self.pad1);
+        buf.put_u8(self.stream_id);
+        buf.put_u16_le(self.uncompressed_length);
+        buf.put_u8(Self::PDUTYPE2_SET_ERROR_INFO_PDU);
+        buf.put_u8(self.compressed_type);
+        buf.put_u16_le(self.compressed_length);
+        buf.put_u32_le(self.error_info.0);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for SetErrorInfoPdu {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (at, total_length) = u16_le(input, Self::NAME, "totalLength")?;
         let (rest, pdu_type) = u16_le(at, Self::NAME, "pduType")?;
@@ -183,25 +204,6 @@ impl<'a> Wire<'a> for SetErrorInfoPdu {
                 error_info: ErrorInfo(error_info),
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        Self::LEN
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u16_le(self.total_length);
-        buf.put_u16_le(self.pdu_type);
-        buf.put_u16_le(self.pdu_source);
-        buf.put_u32_le(self.share_id);
-        buf.put_u8(self.pad1);
-        buf.put_u8(self.stream_id);
-        buf.put_u16_le(self.uncompressed_length);
-        buf.put_u8(Self::PDUTYPE2_SET_ERROR_INFO_PDU);
-        buf.put_u8(self.compressed_type);
-        buf.put_u16_le(self.compressed_length);
-        buf.put_u32_le(self.error_info.0);
-        Ok(())
     }
 }
 

@@ -4,17 +4,18 @@ use bytes::BufMut;
 
 use super::error::{fail, field, EncodeError, PResult, ParseError, WireError, WireErrorKind};
 
-/// A wire structure: a borrowing nom parser and an encoder into a caller-provided buffer.
+/// A wire structure: a decoder that borrows from its input and an encoder into a
+/// caller-provided buffer.
 ///
 /// Invariant relied on by the tests and fuzz targets: when [`Wire::decode`] accepts bytes,
 /// [`Wire::encode`] of the result reproduces them exactly — quirks seen on input are stored, and
 /// lengths and counts are derived from the data rather than stored.
-pub trait Wire<'a>: Sized {
+///
+/// Implemented by this crate's types only: the parser behind it is nom, which stays an
+/// implementation detail.
+pub trait Wire<'a>: Parse<'a> {
     /// The structure's name as the specification spells it; used in errors.
     const NAME: &'static str;
-
-    /// Parses one structure from the front of `input`, returning the rest.
-    fn parse(input: &'a [u8]) -> PResult<'a, Self>;
 
     /// Exact number of bytes [`Wire::encode`] writes.
     fn encoded_len(&self) -> usize;
@@ -46,9 +47,16 @@ pub trait Wire<'a>: Sized {
     }
 }
 
+/// The nom parser behind [`Wire`]. Public in name only, so that it can bound `Wire`; it lives in
+/// a crate-private module, which seals `Wire` and keeps nom out of the public API.
+pub trait Parse<'a>: Sized {
+    /// Parses one structure from the front of `input`, returning the rest.
+    fn parse(input: &'a [u8]) -> PResult<'a, Self>;
+}
+
 /// Turns a nom result over the whole of `input` into a value or a [`WireError`] with an offset.
 #[inline]
-pub fn finish<'a, T>(
+pub(crate) fn finish<'a, T>(
     input: &'a [u8],
     structure: &'static str,
     result: PResult<'a, T>,
