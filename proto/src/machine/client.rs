@@ -38,6 +38,7 @@ pub struct ClientConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// Store this CAL under `product` (replacing any earlier one when `upgrade`).
     StoreLicense {
