@@ -1,6 +1,9 @@
-//! Parsers and encoders for every licensing structure (MS-RDPELE 2.2, MS-RDPBCGR 2.2.1.12), one
-//! module per structure. Parsers borrow from the input and never allocate; encoders append to a
-//! caller-provided [`bytes::BufMut`].
+//! Every licensing structure ([MS-RDPELE] 2.2, [MS-RDPBCGR] 2.2.1.12) as a [`Wire`] type.
+//! Decoders borrow from the input and never allocate; encoders append to a caller-provided
+//! [`bytes::BufMut`]. Each type's documentation names its specification section.
+//!
+//! [MS-RDPELE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpele/3d3f160a-3ab3-4dfb-ba4e-47c27cd79409
+//! [MS-RDPBCGR]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpbcgr/c330f4c8-896f-4d41-983c-aec97fbdbb90
 
 pub(crate) mod codec;
 pub(crate) mod error;
@@ -53,4 +56,4 @@ pub use server_certificate::{
     CERT_CHAIN_VERSION_2, CERT_TEMPORARILY_ISSUED,
 };
 pub use text::{Ascii, Utf16};
-pub use x509_chain::{CertBlob, X509CertificateChain};
+pub use x509_chain::{CertBlob, X509CertificateChain, MAX_CERTIFICATES};

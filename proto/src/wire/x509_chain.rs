@@ -7,7 +7,7 @@ use super::error::{EncodeError, PResult};
 use super::list::Counted;
 
 /// The specification's upper bound on `NumCertBlobs`.
-pub(crate) const MAX_CERTIFICATES: u32 = 200;
+pub const MAX_CERTIFICATES: u32 = 200;
 
 /// One DER certificate, borrowed from the input.
 #[derive(Clone, Copy, PartialEq, Eq)]
