@@ -390,6 +390,15 @@ mod tests {
     }
 
     #[test]
+    fn decode_prefix_leaves_the_data_and_reports_a_short_header() {
+        let (header, consumed) = SecurityHeader::decode_prefix(&SPEC_NON_FIPS).unwrap();
+        assert_eq!(consumed, SecurityHeader::LEN);
+        assert_eq!(header.flags_hi, 0x0302);
+        let err = SecurityHeader::decode_prefix(&SPEC_NON_FIPS[..3]).unwrap_err();
+        assert_eq!((err.field, err.kind), ("flagsHi", WireErrorKind::Truncated));
+    }
+
+    #[test]
     fn basic_kind_reads_only_four_bytes() {
         let (header, consumed) =
             SecurityHeader::decode_prefix_with(&SPEC_NON_FIPS, SecurityHeaderKind::Basic).unwrap();
