@@ -78,7 +78,7 @@ rm -rf "$out"
 mkdir -p "$out"/{licensing_pdu,licensing_pdu_structured,license_request,new_license_request} \
     "$out"/{license_info,platform_challenge,challenge_response,new_license,upgrade_license} \
     "$out"/{error_message,server_certificate,new_license_info,challenge_response_data,hwid} \
-    "$out"/{frame,cal,server_machine,client_machine}
+    "$out"/{frame,cal,server_machine,client_machine,set_error_info}
 
 # licensing_pdu: every licensing capture from the preamble on, plus the two message types no
 # capture holds (a platform challenge, and the upgrade license relabelled as a new license:
@@ -124,6 +124,10 @@ hex 0001""00ff""0300""1000""$(printf '54%.0s' {1..16}) >"$out/challenge_response
 # xfreerdp's HWID for client hostname "vm" (the captures' machine name): LE32(0x04010000) ‖
 # MD5("vm").
 { hex 00000104 && hex "$(printf 'vm' | md5sum | cut -c1-32)"; } >"$out/hwid/xfreerdp_vm"
+
+# Synthetic: ERRINFO_LICENSE_NO_LICENSE in an uncompressed Share Data Header from pduSource
+# 1003, shareId 0x000103ea, STREAM_MED.
+hex 1600""1700""eb03""ea030100""00""02""0800""2f""00""0000""02010000 >"$out/set_error_info/no_license"
 
 # frame: every licensing capture on the wire. Server messages as a Windows server frames them
 # (Indication from its channel 1002, shortest length form); client messages as xfreerdp does

@@ -25,7 +25,7 @@ pub use machine::{client_machine, server_machine};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::cal::{parse_cal, parse_cal_container, CalContainer, CalError};
-use crate::envelope::LicensingFrame;
+use crate::envelope::{LicensingFrame, SetErrorInfoPdu};
 
 use crate::wire::{
     ClientHardwareId, ClientLicenseInfo, ClientNewLicenseRequest, ClientPlatformChallengeResponse,
@@ -72,13 +72,20 @@ targets!(
     PlatformChallengeResponseData,
 );
 
-impl Target for ClientHardwareId {
-    type Value<'a> = ClientHardwareId;
+/// Wire types that borrow nothing.
+macro_rules! owned_targets {
+    ($($ty:ident),* $(,)?) => {$(
+        impl Target for $ty {
+            type Value<'a> = $ty;
 
-    fn shorten<'short, 'long: 'short>(value: ClientHardwareId) -> ClientHardwareId {
-        value
-    }
+            fn shorten<'short, 'long: 'short>(value: $ty) -> $ty {
+                value
+            }
+        }
+    )*};
 }
+
+owned_targets!(ClientHardwareId, SetErrorInfoPdu);
 
 /// The oracle: whatever `T` accepts must re-encode byte for byte and decode back to itself.
 fn round_trip<T: Target>(data: &[u8]) {
@@ -163,6 +170,11 @@ pub fn challenge_response_data(data: &[u8]) {
 /// CLIENT_HARDWARE_ID: the decrypted EncryptedHWID.
 pub fn hwid(data: &[u8]) {
     round_trip::<ClientHardwareId>(data);
+}
+
+/// TS_SET_ERROR_INFO_PDU: the Send Data userData of a Set Error Info PDU.
+pub fn set_error_info(data: &[u8]) {
+    round_trip::<SetErrorInfoPdu>(data);
 }
 
 /// Builds a [`LicensingPdu`] from `data` with `arbitrary`, encodes it, and checks that the

@@ -218,7 +218,9 @@ fn spec_encrypted_valid_client_is_classified_not_parsed() {
     assert_eq!(*bytes, wire);
     assert_eq!(send_data.user_id(), Some(1002));
     assert_eq!(send_data.user_data.len(), 28);
-    let header = NonFipsSecurityHeader::parse(send_data.user_data).unwrap().1;
+    let header = NonFipsSecurityHeader::decode_prefix(send_data.user_data)
+        .unwrap()
+        .0;
     assert_eq!(
         header.basic.flags,
         SecurityFlags::SEC_ENCRYPT

@@ -1,14 +1,19 @@
-//! MS-RDPELE licensing cryptography (MS-RDPELE 5.1, and the parts of MS-RDPBCGR 5.3 it reuses):
+//! Licensing cryptography ([MS-RDPELE] 5.1, and the parts of [MS-RDPBCGR] 5.3 it reuses):
 //!
-//! - [`keys`]: the master secret, session key blob, MAC salt key and licensing encryption key
-//!   from the premaster secret and the two randoms (MS-RDPELE 5.1.2).
-//! - [`rc4`](mod@rc4): licensing blob encryption, a fresh RC4 state per blob (5.1.3, 5.1.4).
-//! - [`mac`]: MACData over the unencrypted data, verified in constant time (5.1.5).
-//! - [`rsa`](mod@rsa): the raw little-endian RSA premaster exchange (MS-RDPBCGR 5.3.4.1), keys
-//!   from proprietary certificates and X.509 chains, and RSA-SHA1 CAL signatures.
-//! - [`proprietary`]: proprietary certificates signed with the published Terminal Services key
-//!   (MS-RDPBCGR 5.3.3.1).
-//! - [`secret`]: secrets that never print and are wiped on drop.
+//! - [`derive_session_keys`]: the master secret, session key blob, MAC salt key and licensing
+//!   encryption key from the premaster secret and the two randoms (MS-RDPELE 5.1.2).
+//! - [`rc4()`](fn@rc4): licensing blob encryption, a fresh RC4 state per blob (5.1.3, 5.1.4).
+//! - [`mac_data`], [`verify_mac`]: MACData over the unencrypted data, verified in constant time
+//!   (5.1.5).
+//! - [`LicensingPrivateKey`], [`LicensingPublicKey`]: the raw little-endian RSA premaster
+//!   exchange (MS-RDPBCGR 5.3.4.1), keys from proprietary certificates and X.509 chains, and
+//!   RSA-SHA1 CAL signatures.
+//! - [`proprietary_certificate`], [`verify_proprietary_certificate`]: proprietary certificates
+//!   signed with the published Terminal Services key (MS-RDPBCGR 5.3.3.1).
+//! - [`Secret`]: secrets that never print and are wiped on drop.
+//!
+//! [MS-RDPELE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpele/3d3f160a-3ab3-4dfb-ba4e-47c27cd79409
+//! [MS-RDPBCGR]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpbcgr/c330f4c8-896f-4d41-983c-aec97fbdbb90
 //!
 //! Nothing here reads a clock or the operating system's RNG: randomness (key generation, RSA
 //! blinding) always comes from the caller, through the [`rand_core`] traits re-exported here.
@@ -36,13 +41,13 @@
 //! explicit (possibly absent) RNG, so it behaves the same even if another crate in the build
 //! turns that feature on.
 
-pub mod error;
-pub mod keys;
-pub mod mac;
-pub mod proprietary;
-pub mod rc4;
-pub mod rsa;
-pub mod secret;
+mod error;
+mod keys;
+mod mac;
+mod proprietary;
+mod rc4;
+mod rsa;
+mod secret;
 
 pub use error::CryptoError;
 pub use keys::{
@@ -52,6 +57,7 @@ pub use keys::{
 pub use mac::{mac_data, verify_mac, MAC_LEN};
 pub use proprietary::{
     proprietary_certificate, verify_proprietary_certificate, verify_server_certificate,
+    TS_SIGNING_KEY_MODULUS, TS_SIGNING_KEY_PRIVATE_EXPONENT, TS_SIGNING_KEY_PUBLIC_EXPONENT,
 };
 pub use rc4::rc4;
 pub use rsa::{

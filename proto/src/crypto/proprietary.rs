@@ -10,11 +10,10 @@ use subtle::ConstantTimeEq;
 
 use super::error::CryptoError;
 use super::rsa::{LicensingPublicKey, WIRE_PADDING_LEN};
-use crate::wire::key_exchange_list::KEY_EXCHANGE_ALG_RSA;
-use crate::wire::proprietary_certificate::SIGNATURE_ALG_RSA;
 use crate::wire::{
     BlobType, CertificateChain, LicenseBinaryBlob, ProprietaryCertificate, ServerCertificate, Wire,
 };
+use crate::wire::{KEY_EXCHANGE_ALG_RSA, SIGNATURE_ALG_RSA};
 
 /// MS-RDPBCGR 5.3.3.1.1: the Terminal Services signing key's 64-byte modulus n, little-endian.
 pub const TS_SIGNING_KEY_MODULUS: [u8; 64] = [

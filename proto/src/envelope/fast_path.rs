@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use crate::wire::codec::{u8_field, Wire};
+use crate::wire::codec::{u8_field, Parse, Wire};
 use crate::wire::error::{fail, EncodeError, PResult, WireErrorKind};
 
 /// A fast-path PDU framed but not parsed: the header byte, a one- or two-byte length counting
@@ -48,6 +48,34 @@ impl<'a> FastPathPdu<'a> {
 impl<'a> Wire<'a> for FastPathPdu<'a> {
     const NAME: &'static str = "TS_FP_UPDATE_PDU";
 
+    fn encoded_len(&self) -> usize {
+        1 + self.length_field_len() + self.body.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let length = self.encoded_len();
+        let too_long = || EncodeError::TooLong {
+            structure: Self::NAME,
+            field: "length1",
+            length,
+            max: Self::MAX_LEN.into(),
+        };
+        buf.put_u8(self.header);
+        if self.length_field_len() == 1 {
+            buf.put_u8(u8::try_from(length).map_err(|_| too_long())?);
+        } else {
+            let length = u16::try_from(length)
+                .ok()
+                .filter(|length| *length <= Self::MAX_LEN)
+                .ok_or_else(too_long)?;
+            buf.put_u16(Self::LONG_LENGTH_MARKER | length);
+        }
+        buf.put_slice(self.body);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for FastPathPdu<'a> {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (length_field, header) = u8_field(input, Self::NAME, "fpOutputHeader")?;
         if !Self::starts_with(header) {
@@ -99,32 +127,6 @@ impl<'a> Wire<'a> for FastPathPdu<'a> {
                 body,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        1 + self.length_field_len() + self.body.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let length = self.encoded_len();
-        let too_long = || EncodeError::TooLong {
-            structure: Self::NAME,
-            field: "length1",
-            length,
-            max: Self::MAX_LEN.into(),
-        };
-        buf.put_u8(self.header);
-        if self.length_field_len() == 1 {
-            buf.put_u8(u8::try_from(length).map_err(|_| too_long())?);
-        } else {
-            let length = u16::try_from(length)
-                .ok()
-                .filter(|length| *length <= Self::MAX_LEN)
-                .ok_or_else(too_long)?;
-            buf.put_u16(Self::LONG_LENGTH_MARKER | length);
-        }
-        buf.put_slice(self.body);
-        Ok(())
     }
 }
 

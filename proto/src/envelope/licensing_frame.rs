@@ -5,11 +5,22 @@ use bytes::BufMut;
 
 use super::mcs::{McsSendData, SendDataDirection};
 use super::secured_licensing_pdu::SecuredLicensingPdu;
+use super::security_header::{SecurityFlags, SecurityHeader};
 use super::tpkt::Tpkt;
 use super::x224::X224Data;
-use crate::wire::codec::{parse_within, Wire};
+use crate::wire::codec::{parse_within, Parse, Wire};
 use crate::wire::error::{EncodeError, PResult, ParseError};
 use crate::wire::LicensingPdu;
+
+/// The licensing PDU inside a frame, located without parsing it: see [`LicensingFrame::payload`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LicensingPayload<'a> {
+    /// The MCS channel the Send Data was on; licensing uses the I/O channel
+    /// ([`LicensingFrame::IO_CHANNEL_ID`]), which the caller checks against what it announced.
+    pub channel_id: u16,
+    /// The licensing PDU, preamble on, as it follows the basic security header.
+    pub pdu: &'a [u8],
+}
 
 /// MS-RDPELE 2.2.2 TS_LICENSING_PDU (MS-RDPBCGR 2.2.1.12 for the Valid Client case): a licensing
 /// PDU in its TPKT packet, X.224 Data TPDU and MCS Send Data Request (client to server) or
@@ -61,6 +72,35 @@ impl<'a> LicensingFrame<'a> {
         }
     }
 
+    /// Finds the licensing PDU in `frame`, one whole TPKT packet holding an X.224 Data TPDU and
+    /// an MCS Send Data of `direction`, whose userData starts with a basic security header
+    /// flagged SEC_LICENSE_PKT (MS-RDPBCGR 2.2.8.1.1.2.1). `None` for anything else, including
+    /// an encrypted (SEC_ENCRYPT) licensing PDU, whose body is not a licensing PDU until
+    /// decrypted.
+    ///
+    /// The licensing PDU itself is not parsed, so a malformed one is still handed over: a test
+    /// harness has to see what a peer sent in order to report it.
+    pub fn payload(frame: &'a [u8], direction: SendDataDirection) -> Option<LicensingPayload<'a>> {
+        let tpkt = Tpkt::decode(frame).ok()?;
+        let x224 = X224Data::decode(tpkt.payload).ok()?;
+        let send_data = McsSendData::decode(x224.payload).ok()?;
+        if send_data.direction != direction {
+            return None;
+        }
+        let (security, consumed) = SecurityHeader::decode_prefix(send_data.user_data).ok()?;
+        let pdu = send_data.user_data.get(consumed..)?;
+        let flags = security.flags;
+        if !flags.contains(SecurityFlags::SEC_LICENSE_PKT)
+            || flags.contains(SecurityFlags::SEC_ENCRYPT)
+        {
+            return None;
+        }
+        Some(LicensingPayload {
+            channel_id: send_data.channel_id,
+            pdu,
+        })
+    }
+
     /// Completes a frame whose outer layers are parsed by reading the Send Data's userData as
     /// a secured licensing PDU, all of it.
     pub(super) fn from_layers(
@@ -102,13 +142,6 @@ impl<'a> LicensingFrame<'a> {
 impl<'a> Wire<'a> for LicensingFrame<'a> {
     const NAME: &'static str = "TS_LICENSING_PDU";
 
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, tpkt) = Tpkt::parse(input)?;
-        let x224 = parse_within(tpkt.payload, X224Data::NAME, X224Data::parse)?;
-        let send_data = parse_within(x224.payload, McsSendData::NAME, McsSendData::parse)?;
-        Ok((rest, Self::from_layers(tpkt, x224, send_data)?))
-    }
-
     fn encoded_len(&self) -> usize {
         let secured_len = self.secured.encoded_len();
         Tpkt::HEADER_LEN
@@ -129,6 +162,15 @@ impl<'a> Wire<'a> for LicensingFrame<'a> {
         X224Data::encode_header(self.x224_eot, buf);
         send_data.encode_header(secured_len, buf)?;
         self.secured.encode(buf)
+    }
+}
+
+impl<'a> Parse<'a> for LicensingFrame<'a> {
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, tpkt) = Tpkt::parse(input)?;
+        let x224 = parse_within(tpkt.payload, X224Data::NAME, X224Data::parse)?;
+        let send_data = parse_within(x224.payload, McsSendData::NAME, McsSendData::parse)?;
+        Ok((rest, Self::from_layers(tpkt, x224, send_data)?))
     }
 }
 
@@ -210,5 +252,101 @@ mod tests {
                 "prefix {len}"
             );
         }
+    }
+
+    /// xfreerdp 2.11.7's Client New License Request (secured: security header on) in a frame
+    /// as the client sends it, with the offset of the licensing PDU in it.
+    fn xfreerdp_new_license_request() -> (Vec<u8>, usize) {
+        let secured = include_bytes!("../../../captures/xfreerdp-2.11.7_new_license_request.bin");
+        let secured = SecuredLicensingPdu::decode(secured).unwrap();
+        let pdu_len = secured.pdu.encoded_len();
+        let frame = LicensingFrame::new(
+            SendDataDirection::Request,
+            1,
+            LicensingFrame::IO_CHANNEL_ID,
+            secured.pdu,
+        )
+        .to_vec()
+        .unwrap();
+        let offset = frame.len() - pdu_len;
+        (frame, offset)
+    }
+
+    #[test]
+    fn payload_of_a_client_frame_is_its_licensing_pdu() {
+        let (frame, offset) = xfreerdp_new_license_request();
+        let payload = LicensingFrame::payload(&frame, SendDataDirection::Request).unwrap();
+        assert_eq!(payload.channel_id, LicensingFrame::IO_CHANNEL_ID);
+        assert_eq!(payload.pdu, &frame[offset..]);
+        assert!(matches!(
+            LicensingPdu::decode(payload.pdu).unwrap().message,
+            LicensingMessage::NewLicenseRequest(_)
+        ));
+    }
+
+    #[test]
+    fn payload_of_a_windows_server_frame_keeps_its_channel() {
+        let payload =
+            LicensingFrame::payload(&WINDOWS_VALID_CLIENT, SendDataDirection::Indication).unwrap();
+        assert_eq!(payload.channel_id, 1003);
+        assert_eq!(payload.pdu, &WINDOWS_VALID_CLIENT[18..]);
+    }
+
+    #[test]
+    fn payload_of_the_other_direction_is_none() {
+        let (frame, _) = xfreerdp_new_license_request();
+        assert_eq!(
+            LicensingFrame::payload(&frame, SendDataDirection::Indication),
+            None
+        );
+        assert_eq!(
+            LicensingFrame::payload(&WINDOWS_VALID_CLIENT, SendDataDirection::Request),
+            None
+        );
+    }
+
+    #[test]
+    fn payload_of_a_malformed_licensing_pdu_is_still_its_bytes() {
+        let (mut frame, offset) = xfreerdp_new_license_request();
+        frame[offset] = 0x42; // bMsgType no licensing message has
+        assert!(LicensingFrame::decode(&frame).is_err());
+        let payload = LicensingFrame::payload(&frame, SendDataDirection::Request).unwrap();
+        assert_eq!(payload.pdu, &frame[offset..]);
+    }
+
+    #[test]
+    fn payload_needs_sec_license_pkt_without_sec_encrypt() {
+        let (frame, offset) = xfreerdp_new_license_request();
+        let flags_at = offset - 4;
+        let mut encrypted = frame.clone();
+        encrypted[flags_at] |= 0x08;
+        assert_eq!(
+            LicensingFrame::payload(&encrypted, SendDataDirection::Request),
+            None
+        );
+        let mut not_licensing = frame;
+        not_licensing[flags_at] &= !0x80;
+        assert_eq!(
+            LicensingFrame::payload(&not_licensing, SendDataDirection::Request),
+            None
+        );
+    }
+
+    #[test]
+    fn payload_of_a_partial_or_overlong_frame_is_none() {
+        let (frame, _) = xfreerdp_new_license_request();
+        for len in 0..frame.len() {
+            assert_eq!(
+                LicensingFrame::payload(&frame[..len], SendDataDirection::Request),
+                None,
+                "prefix {len}"
+            );
+        }
+        let mut longer = frame;
+        longer.push(0);
+        assert_eq!(
+            LicensingFrame::payload(&longer, SendDataDirection::Request),
+            None
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use crate::wire::codec::{take_len, u8_field, Wire};
+use crate::wire::codec::{take_len, u8_field, Parse, Wire};
 use crate::wire::error::{fail, field, EncodeError, PResult, WireErrorKind};
 use crate::wire::open_enum::open_enum;
 
@@ -73,7 +73,7 @@ impl McsPduType {
 
     /// Names the MCS PDU at the front of `input` (the payload of an X.224 Data TPDU), consuming
     /// only the byte(s) that name it.
-    pub fn parse(input: &[u8]) -> PResult<'_, Self> {
+    pub(crate) fn parse(input: &[u8]) -> PResult<'_, Self> {
         let (rest, first) = u8_field(input, Self::STRUCTURE, "choice")?;
         if first == Self::BER_APPLICATION_HIGH_TAG {
             let (rest, tag) = u8_field(rest, Self::STRUCTURE, "tag")?;
@@ -227,6 +227,18 @@ impl<'a> McsSendData<'a> {
 impl<'a> Wire<'a> for McsSendData<'a> {
     const NAME: &'static str = "DomainMCSPDU";
 
+    fn encoded_len(&self) -> usize {
+        self.header_len(self.user_data.len()) + self.user_data.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.encode_header(self.user_data.len(), buf)?;
+        buf.put_slice(self.user_data);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for McsSendData<'a> {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, choice) = u8_field(input, Self::NAME, "choice")?;
         let direction = match choice {
@@ -261,16 +273,6 @@ impl<'a> Wire<'a> for McsSendData<'a> {
                 user_data,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.header_len(self.user_data.len()) + self.user_data.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.encode_header(self.user_data.len(), buf)?;
-        buf.put_slice(self.user_data);
-        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::security_header::{SecurityFlags, SecurityHeader};
-use crate::wire::codec::Wire;
+use crate::wire::codec::{Parse, Wire};
 use crate::wire::error::{fail, EncodeError, PResult, WireErrorKind};
 use crate::wire::LicensingPdu;
 
@@ -31,6 +31,17 @@ impl<'a> SecuredLicensingPdu<'a> {
 impl<'a> Wire<'a> for SecuredLicensingPdu<'a> {
     const NAME: &'static str = "TS_LICENSING_PDU";
 
+    fn encoded_len(&self) -> usize {
+        SecurityHeader::LEN + self.pdu.encoded_len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.security.encode(buf)?;
+        self.pdu.encode(buf)
+    }
+}
+
+impl<'a> Parse<'a> for SecuredLicensingPdu<'a> {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, security) = SecurityHeader::parse(input)?;
         let flags = security.flags;
@@ -54,15 +65,6 @@ impl<'a> Wire<'a> for SecuredLicensingPdu<'a> {
         }
         let (rest, pdu) = LicensingPdu::parse(rest)?;
         Ok((rest, Self { security, pdu }))
-    }
-
-    fn encoded_len(&self) -> usize {
-        SecurityHeader::LEN + self.pdu.encoded_len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.security.encode(buf)?;
-        self.pdu.encode(buf)
     }
 }
 

@@ -3,8 +3,8 @@
 
 use bytes::BufMut;
 
-use crate::wire::codec::{take_array, u16_le, u8_field, Wire};
-use crate::wire::error::{fail, EncodeError, PResult, WireErrorKind};
+use crate::wire::codec::{take_array, u16_le, u8_field, Parse, Wire};
+use crate::wire::error::{fail, EncodeError, PResult, WireError, WireErrorKind};
 
 /// `flags` of TS_SECURITY_HEADER (MS-RDPBCGR 2.2.8.1.1.2.1): a bit set. Unknown bits are kept.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -130,15 +130,19 @@ impl SecurityHeader {
         Self { flags, flags_hi: 0 }
     }
 
-    /// Parses whichever header `kind` says precedes the data.
-    pub fn parse_with(input: &[u8], kind: SecurityHeaderKind) -> PResult<'_, AnySecurityHeader> {
+    /// Decodes whichever header `kind` says precedes the data, returning it and its length;
+    /// the data follows.
+    pub fn decode_prefix_with(
+        input: &[u8],
+        kind: SecurityHeaderKind,
+    ) -> Result<(AnySecurityHeader, usize), WireError> {
         match kind {
-            SecurityHeaderKind::Basic => Self::parse(input).map(|(r, h)| (r, h.into())),
+            SecurityHeaderKind::Basic => Self::decode_prefix(input).map(|(h, n)| (h.into(), n)),
             SecurityHeaderKind::NonFips => {
-                NonFipsSecurityHeader::parse(input).map(|(r, h)| (r, h.into()))
+                NonFipsSecurityHeader::decode_prefix(input).map(|(h, n)| (h.into(), n))
             }
             SecurityHeaderKind::Fips => {
-                FipsSecurityHeader::parse(input).map(|(r, h)| (r, h.into()))
+                FipsSecurityHeader::decode_prefix(input).map(|(h, n)| (h.into(), n))
             }
         }
     }
@@ -159,10 +163,6 @@ impl SecurityHeader {
 impl<'a> Wire<'a> for SecurityHeader {
     const NAME: &'static str = "TS_SECURITY_HEADER";
 
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        Self::parse_as(input, Self::NAME)
-    }
-
     fn encoded_len(&self) -> usize {
         Self::LEN
     }
@@ -171,6 +171,12 @@ impl<'a> Wire<'a> for SecurityHeader {
         buf.put_u16_le(self.flags.0);
         buf.put_u16_le(self.flags_hi);
         Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for SecurityHeader {
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        Self::parse_as(input, Self::NAME)
     }
 }
 
@@ -186,6 +192,18 @@ pub struct NonFipsSecurityHeader {
 impl<'a> Wire<'a> for NonFipsSecurityHeader {
     const NAME: &'static str = "TS_SECURITY_HEADER1";
 
+    fn encoded_len(&self) -> usize {
+        SecurityHeader::LEN + self.data_signature.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.basic.encode(buf)?;
+        buf.put_slice(&self.data_signature);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for NonFipsSecurityHeader {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, basic) = SecurityHeader::parse_as(input, Self::NAME)?;
         let (input, data_signature) = take_array(input, Self::NAME, "dataSignature")?;
@@ -196,16 +214,6 @@ impl<'a> Wire<'a> for NonFipsSecurityHeader {
                 data_signature,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        SecurityHeader::LEN + self.data_signature.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.basic.encode(buf)?;
-        buf.put_slice(&self.data_signature);
-        Ok(())
     }
 }
 
@@ -231,6 +239,21 @@ impl FipsSecurityHeader {
 impl<'a> Wire<'a> for FipsSecurityHeader {
     const NAME: &'static str = "TS_SECURITY_HEADER2";
 
+    fn encoded_len(&self) -> usize {
+        usize::from(Self::LENGTH)
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.basic.encode(buf)?;
+        buf.put_u16_le(Self::LENGTH);
+        buf.put_u8(self.version);
+        buf.put_u8(self.padlen);
+        buf.put_slice(&self.data_signature);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for FipsSecurityHeader {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, basic) = SecurityHeader::parse_as(input, Self::NAME)?;
         let (after_length, length) = u16_le(rest, Self::NAME, "length")?;
@@ -257,22 +280,9 @@ impl<'a> Wire<'a> for FipsSecurityHeader {
             },
         ))
     }
-
-    fn encoded_len(&self) -> usize {
-        usize::from(Self::LENGTH)
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.basic.encode(buf)?;
-        buf.put_u16_le(Self::LENGTH);
-        buf.put_u8(self.version);
-        buf.put_u8(self.padlen);
-        buf.put_slice(&self.data_signature);
-        Ok(())
-    }
 }
 
-/// A security header of the kind given to [`SecurityHeader::parse_with`].
+/// A security header of the kind given to [`SecurityHeader::decode_prefix_with`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum AnySecurityHeader {
@@ -355,8 +365,10 @@ mod tests {
 
     #[test]
     fn parses_spec_non_fips_header_and_encodes_byte_exact() {
-        let (rest, header) =
-            SecurityHeader::parse_with(&SPEC_NON_FIPS, SecurityHeaderKind::NonFips).unwrap();
+        let (header, consumed) =
+            SecurityHeader::decode_prefix_with(&SPEC_NON_FIPS, SecurityHeaderKind::NonFips)
+                .unwrap();
+        let rest = &SPEC_NON_FIPS[consumed..];
         assert!(rest.is_empty());
         assert_eq!(header.kind(), SecurityHeaderKind::NonFips);
         let basic = header.basic();
@@ -378,9 +390,19 @@ mod tests {
     }
 
     #[test]
+    fn decode_prefix_leaves_the_data_and_reports_a_short_header() {
+        let (header, consumed) = SecurityHeader::decode_prefix(&SPEC_NON_FIPS).unwrap();
+        assert_eq!(consumed, SecurityHeader::LEN);
+        assert_eq!(header.flags_hi, 0x0302);
+        let err = SecurityHeader::decode_prefix(&SPEC_NON_FIPS[..3]).unwrap_err();
+        assert_eq!((err.field, err.kind), ("flagsHi", WireErrorKind::Truncated));
+    }
+
+    #[test]
     fn basic_kind_reads_only_four_bytes() {
-        let (rest, header) =
-            SecurityHeader::parse_with(&SPEC_NON_FIPS, SecurityHeaderKind::Basic).unwrap();
+        let (header, consumed) =
+            SecurityHeader::decode_prefix_with(&SPEC_NON_FIPS, SecurityHeaderKind::Basic).unwrap();
+        let rest = &SPEC_NON_FIPS[consumed..];
         assert_eq!(rest, &SPEC_NON_FIPS[4..]);
         assert_eq!(header, AnySecurityHeader::Basic(header.basic()));
     }
@@ -396,7 +418,8 @@ mod tests {
         assert_eq!(header.padlen, 3);
         assert_eq!(header.data_signature, [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(header.to_vec().unwrap(), bytes);
-        let (_, any) = SecurityHeader::parse_with(&bytes, SecurityHeaderKind::Fips).unwrap();
+        let (any, _) =
+            SecurityHeader::decode_prefix_with(&bytes, SecurityHeaderKind::Fips).unwrap();
         assert_eq!(any, AnySecurityHeader::Fips(header));
     }
 

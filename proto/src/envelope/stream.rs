@@ -7,7 +7,7 @@ use super::mcs::{DomainMcsPdu, McsPduType, McsSendData};
 use super::security_header::SecurityFlags;
 use super::tpkt::Tpkt;
 use super::x224::{TpduCode, X224Data};
-use crate::wire::codec::{parse_within, Wire};
+use crate::wire::codec::{parse_within, Parse, Wire};
 use crate::wire::error::{PResult, ParseError, WireError, WireErrorKind};
 
 /// What one PDU of the stream is.

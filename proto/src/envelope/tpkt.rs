@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use crate::wire::codec::{len_u16, u8_field, Wire};
+use crate::wire::codec::{len_u16, u8_field, Parse, Wire};
 use crate::wire::error::{fail, field, EncodeError, PResult, WireErrorKind};
 
 /// RFC 1006 §6 / T.123 §8 TPKT: `version` (3), `reserved`, a big-endian `length` that counts the
@@ -43,6 +43,18 @@ impl<'a> Tpkt<'a> {
 impl<'a> Wire<'a> for Tpkt<'a> {
     const NAME: &'static str = "TPKT";
 
+    fn encoded_len(&self) -> usize {
+        Self::HEADER_LEN + self.payload.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        Self::encode_header(self.reserved, self.payload.len(), buf)?;
+        buf.put_slice(self.payload);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for Tpkt<'a> {
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, version) = u8_field(input, Self::NAME, "version")?;
         if version != Self::VERSION {
@@ -81,16 +93,6 @@ impl<'a> Wire<'a> for Tpkt<'a> {
             );
         };
         Ok((rest, Self { reserved, payload }))
-    }
-
-    fn encoded_len(&self) -> usize {
-        Self::HEADER_LEN + self.payload.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        Self::encode_header(self.reserved, self.payload.len(), buf)?;
-        buf.put_slice(self.payload);
-        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use crate::wire::codec::{u8_field, Wire};
+use crate::wire::codec::{u8_field, Parse, Wire};
 use crate::wire::error::{fail, EncodeError, PResult, WireErrorKind};
 use crate::wire::open_enum::open_enum;
 
@@ -31,7 +31,7 @@ impl TpduCode {
 
     /// Reads the code of the TPDU at the front of `tpdu` (the payload of one TPKT packet) and
     /// skips the header its length indicator announces, returning the TPDU's user data.
-    pub fn parse(tpdu: &[u8]) -> PResult<'_, Self> {
+    pub(crate) fn parse(tpdu: &[u8]) -> PResult<'_, Self> {
         let (rest, li) = u8_field(tpdu, Self::STRUCTURE, "LI")?;
         // The header holds at least the code byte; X.224 §13.2.1 reserves LI 255.
         if li == 0 || li == u8::MAX {
@@ -94,6 +94,18 @@ impl<'a> X224Data<'a> {
 impl<'a> Wire<'a> for X224Data<'a> {
     const NAME: &'static str = "X.224 Data TPDU";
 
+    fn encoded_len(&self) -> usize {
+        Self::HEADER_LEN + self.payload.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        Self::encode_header(self.eot, buf);
+        buf.put_slice(self.payload);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for X224Data<'a> {
     /// Consumes all of `input`: a Data TPDU has no length of its own and ends with its packet.
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, li) = u8_field(input, Self::NAME, "LI")?;
@@ -116,16 +128,6 @@ impl<'a> Wire<'a> for X224Data<'a> {
         }
         let (payload, eot) = u8_field(after_code, Self::NAME, "EOT")?;
         Ok((&[], Self { eot, payload }))
-    }
-
-    fn encoded_len(&self) -> usize {
-        Self::HEADER_LEN + self.payload.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        Self::encode_header(self.eot, buf);
-        buf.put_slice(self.payload);
-        Ok(())
     }
 }
 

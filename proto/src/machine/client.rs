@@ -15,11 +15,8 @@ use crate::wire::{
     ClientNewLicenseRequest, ClientPlatformChallengeResponse, ClientType, ErrorCode,
     LicenseBinaryBlob, LicenseDetailLevel, LicensingErrorMessage, LicensingMessage, LicensingPdu,
     NewLicenseInfo, PlatformChallengeResponseData, PreambleFlags, ServerCertificate,
-    ServerLicenseRequest, StateTransition, Wire,
+    ServerLicenseRequest, StateTransition, Wire, KEY_EXCHANGE_ALG_RSA,
 };
-
-/// KEY_EXCHANGE_ALG_RSA, the only algorithm defined.
-const KEY_EXCHANGE_ALG_RSA: u32 = 1;
 
 /// Who the client is and how it answers.
 #[derive(Clone, Debug)]
@@ -41,6 +38,7 @@ pub struct ClientConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// Store this CAL under `product` (replacing any earlier one when `upgrade`).
     StoreLicense {

@@ -60,6 +60,7 @@ pub enum ChallengeCheck {
 
 /// What happened, for the session host to act on and log.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// Licensing ended with the client allowed in.
     Licensed(LicensedOutcome),
@@ -79,6 +80,7 @@ pub enum ServerEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LicensedOutcome {
     /// A New License carried a CAL to a client that had none.
     Issued { client: ClientInfo },
@@ -92,6 +94,7 @@ pub enum LicensedOutcome {
 
 /// Why the server refused, beyond the error code the client sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RefusalReason {
     MalformedMessage,
     UnexpectedMessage,

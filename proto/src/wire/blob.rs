@@ -1,6 +1,6 @@
 //! MS-RDPBCGR 2.2.1.12.1.2 Licensing Binary BLOB (LICENSE_BINARY_BLOB).
 
-use super::codec::{len_u16, take_len, u16_le, Wire};
+use super::codec::{len_u16, take_len, u16_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::open_enum::open_enum;
 use bytes::BufMut;
@@ -88,17 +88,19 @@ impl<'a> LicenseBinaryBlob<'a> {
 impl<'a> Wire<'a> for LicenseBinaryBlob<'a> {
     const NAME: &'static str = "LICENSE_BINARY_BLOB";
 
-    #[inline]
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        Self::parse_as(Self::NAME, "blobData")(input)
-    }
-
     fn encoded_len(&self) -> usize {
         Self::HEADER_LEN + self.data.len()
     }
 
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
         self.encode_as(buf, Self::NAME, "wBlobLen")
+    }
+}
+
+impl<'a> Parse<'a> for LicenseBinaryBlob<'a> {
+    #[inline]
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        Self::parse_as(Self::NAME, "blobData")(input)
     }
 }
 

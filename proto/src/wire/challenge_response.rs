@@ -3,7 +3,7 @@
 use bytes::BufMut;
 
 use super::blob::LicenseBinaryBlob;
-use super::codec::{take_array, Wire};
+use super::codec::{take_array, Parse, Wire};
 use super::error::{EncodeError, PResult};
 
 /// The client's encrypted answer to the platform challenge and its encrypted hardware id. The
@@ -19,23 +19,6 @@ pub struct ClientPlatformChallengeResponse<'a> {
 
 impl<'a> Wire<'a> for ClientPlatformChallengeResponse<'a> {
     const NAME: &'static str = "CLIENT_PLATFORM_CHALLENGE_RESPONSE";
-
-    #[inline]
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, encrypted_platform_challenge_response) =
-            LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedPlatformChallengeResponse")(input)?;
-        let (rest, encrypted_hwid) =
-            LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedHWID")(rest)?;
-        let (rest, mac_data) = take_array(rest, Self::NAME, "MACData")?;
-        Ok((
-            rest,
-            Self {
-                encrypted_platform_challenge_response,
-                encrypted_hwid,
-                mac_data,
-            },
-        ))
-    }
 
     fn encoded_len(&self) -> usize {
         self.encrypted_platform_challenge_response.encoded_len()
@@ -53,6 +36,25 @@ impl<'a> Wire<'a> for ClientPlatformChallengeResponse<'a> {
             .encode_as(buf, Self::NAME, "EncryptedHWID")?;
         buf.put_slice(&self.mac_data);
         Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for ClientPlatformChallengeResponse<'a> {
+    #[inline]
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, encrypted_platform_challenge_response) =
+            LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedPlatformChallengeResponse")(input)?;
+        let (rest, encrypted_hwid) =
+            LicenseBinaryBlob::parse_as(Self::NAME, "EncryptedHWID")(rest)?;
+        let (rest, mac_data) = take_array(rest, Self::NAME, "MACData")?;
+        Ok((
+            rest,
+            Self {
+                encrypted_platform_challenge_response,
+                encrypted_hwid,
+                mac_data,
+            },
+        ))
     }
 }
 

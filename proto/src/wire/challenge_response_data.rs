@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{len_u16, take_len, u16_le, Wire};
+use super::codec::{len_u16, take_len, u16_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::open_enum::open_enum;
 
@@ -40,6 +40,22 @@ pub struct PlatformChallengeResponseData<'a> {
 impl<'a> Wire<'a> for PlatformChallengeResponseData<'a> {
     const NAME: &'static str = "PLATFORM_CHALLENGE_RESPONSE_DATA";
 
+    fn encoded_len(&self) -> usize {
+        8 + self.challenge.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let cb_challenge = len_u16(self.challenge.len(), Self::NAME, "cbChallenge")?;
+        buf.put_u16_le(self.version);
+        buf.put_u16_le(self.client_type.0);
+        buf.put_u16_le(self.license_detail_level.0);
+        buf.put_u16_le(cb_challenge);
+        buf.put_slice(self.challenge);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for PlatformChallengeResponseData<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, version) = u16_le(input, Self::NAME, "wVersion")?;
@@ -56,19 +72,5 @@ impl<'a> Wire<'a> for PlatformChallengeResponseData<'a> {
                 challenge,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        8 + self.challenge.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let cb_challenge = len_u16(self.challenge.len(), Self::NAME, "cbChallenge")?;
-        buf.put_u16_le(self.version);
-        buf.put_u16_le(self.client_type.0);
-        buf.put_u16_le(self.license_detail_level.0);
-        buf.put_u16_le(cb_challenge);
-        buf.put_slice(self.challenge);
-        Ok(())
     }
 }

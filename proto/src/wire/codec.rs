@@ -2,19 +2,20 @@
 
 use bytes::BufMut;
 
-use super::error::{fail, field, EncodeError, PResult, WireError, WireErrorKind};
+use super::error::{fail, field, EncodeError, PResult, ParseError, WireError, WireErrorKind};
 
-/// A wire structure: a borrowing nom parser and an encoder into a caller-provided buffer.
+/// A wire structure: a decoder that borrows from its input and an encoder into a
+/// caller-provided buffer.
 ///
 /// Invariant relied on by the tests and fuzz targets: when [`Wire::decode`] accepts bytes,
 /// [`Wire::encode`] of the result reproduces them exactly — quirks seen on input are stored, and
 /// lengths and counts are derived from the data rather than stored.
-pub trait Wire<'a>: Sized {
+///
+/// Implemented by this crate's types only: the parser behind it is nom, which stays an
+/// implementation detail.
+pub trait Wire<'a>: Parse<'a> {
     /// The structure's name as the specification spells it; used in errors.
     const NAME: &'static str;
-
-    /// Parses one structure from the front of `input`, returning the rest.
-    fn parse(input: &'a [u8]) -> PResult<'a, Self>;
 
     /// Exact number of bytes [`Wire::encode`] writes.
     fn encoded_len(&self) -> usize;
@@ -28,6 +29,16 @@ pub trait Wire<'a>: Sized {
         finish(input, Self::NAME, Self::parse(input))
     }
 
+    /// Parses one structure from the front of `input`, returning it and the number of bytes it
+    /// took; what follows is the caller's (the next structure, or a body this one announces).
+    #[inline]
+    fn decode_prefix(input: &'a [u8]) -> Result<(Self, usize), WireError> {
+        match Self::parse(input) {
+            Ok((rest, value)) => Ok((value, input.len().saturating_sub(rest.len()))),
+            Err(e) => Err(nom_error(input, Self::NAME, e)),
+        }
+    }
+
     /// Encodes into a new buffer sized once from [`Wire::encoded_len`].
     fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -36,9 +47,16 @@ pub trait Wire<'a>: Sized {
     }
 }
 
+/// The nom parser behind [`Wire`]. Public in name only, so that it can bound `Wire`; it lives in
+/// a crate-private module, which seals `Wire` and keeps nom out of the public API.
+pub trait Parse<'a>: Sized {
+    /// Parses one structure from the front of `input`, returning the rest.
+    fn parse(input: &'a [u8]) -> PResult<'a, Self>;
+}
+
 /// Turns a nom result over the whole of `input` into a value or a [`WireError`] with an offset.
 #[inline]
-pub fn finish<'a, T>(
+pub(crate) fn finish<'a, T>(
     input: &'a [u8],
     structure: &'static str,
     result: PResult<'a, T>,
@@ -51,13 +69,24 @@ pub fn finish<'a, T>(
             offset: input.len().saturating_sub(rest.len()),
             kind: WireErrorKind::TrailingBytes { count: rest.len() },
         }),
-        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e.into_wire_error(input)),
-        Err(nom::Err::Incomplete(_)) => Err(WireError {
+        Err(e) => Err(nom_error(input, structure, e)),
+    }
+}
+
+/// A nom failure of a parser given `input` as a [`WireError`] with an offset into `input`.
+fn nom_error<'a>(
+    input: &'a [u8],
+    structure: &'static str,
+    error: nom::Err<ParseError<'a>>,
+) -> WireError {
+    match error {
+        nom::Err::Error(e) | nom::Err::Failure(e) => e.into_wire_error(input),
+        nom::Err::Incomplete(_) => WireError {
             structure,
             field: "(end)",
             offset: input.len(),
             kind: WireErrorKind::Truncated,
-        }),
+        },
     }
 }
 

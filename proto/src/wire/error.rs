@@ -46,7 +46,7 @@ pub struct ParseError<'a> {
 }
 
 /// Result of every nom parser in this crate.
-pub type PResult<'a, T> = nom::IResult<&'a [u8], T, ParseError<'a>>;
+pub(crate) type PResult<'a, T> = nom::IResult<&'a [u8], T, ParseError<'a>>;
 
 impl<'a> ParseError<'a> {
     #[inline]
@@ -78,7 +78,7 @@ impl<'a> ParseError<'a> {
     /// Converts to the public error, measuring the offset against `input`, the slice the
     /// top-level parser was given.
     #[inline]
-    pub fn into_wire_error(self, input: &[u8]) -> WireError {
+    pub(crate) fn into_wire_error(self, input: &[u8]) -> WireError {
         let offset = self
             .at
             .as_ptr()

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::blob::LicenseBinaryBlob;
-use super::codec::{u32_le, Wire};
+use super::codec::{u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::open_enum::open_enum;
 
@@ -58,6 +58,18 @@ impl LicensingErrorMessage<'_> {
 impl<'a> Wire<'a> for LicensingErrorMessage<'a> {
     const NAME: &'static str = "LICENSE_ERROR_MESSAGE";
 
+    fn encoded_len(&self) -> usize {
+        8 + self.error_info.encoded_len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.error_code.0);
+        buf.put_u32_le(self.state_transition.0);
+        self.error_info.encode_as(buf, Self::NAME, "bbErrorInfo")
+    }
+}
+
+impl<'a> Parse<'a> for LicensingErrorMessage<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, error_code) = u32_le(input, Self::NAME, "dwErrorCode")?;
@@ -71,15 +83,5 @@ impl<'a> Wire<'a> for LicensingErrorMessage<'a> {
                 error_info,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        8 + self.error_info.encoded_len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u32_le(self.error_code.0);
-        buf.put_u32_le(self.state_transition.0);
-        self.error_info.encode_as(buf, Self::NAME, "bbErrorInfo")
     }
 }

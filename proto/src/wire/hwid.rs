@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{take_array, u32_le, Wire};
+use super::codec::{take_array, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 
 /// `PlatformId` and 16 bytes of hardware-derived data (Data1..Data4). Licenses are bound to
@@ -40,13 +40,6 @@ impl ClientHardwareId {
 impl<'a> Wire<'a> for ClientHardwareId {
     const NAME: &'static str = "CLIENT_HARDWARE_ID";
 
-    #[inline]
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, platform_id) = u32_le(input, Self::NAME, "PlatformId")?;
-        let (rest, data) = take_array(rest, Self::NAME, "Data1..Data4")?;
-        Ok((rest, Self { platform_id, data }))
-    }
-
     fn encoded_len(&self) -> usize {
         Self::LEN
     }
@@ -54,5 +47,14 @@ impl<'a> Wire<'a> for ClientHardwareId {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
         buf.put_slice(&self.to_bytes());
         Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for ClientHardwareId {
+    #[inline]
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, platform_id) = u32_le(input, Self::NAME, "PlatformId")?;
+        let (rest, data) = take_array(rest, Self::NAME, "Data1..Data4")?;
+        Ok((rest, Self { platform_id, data }))
     }
 }

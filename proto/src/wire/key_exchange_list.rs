@@ -3,7 +3,7 @@
 use bytes::BufMut;
 
 use super::blob::{BlobType, LicenseBinaryBlob};
-use super::codec::Wire;
+use super::codec::{Parse, Wire};
 use super::error::{fail, EncodeError, PResult, WireErrorKind};
 
 /// KEY_EXCHANGE_ALG_RSA, the only algorithm the specification defines.
@@ -55,6 +55,20 @@ impl core::fmt::Debug for KeyExchangeList<'_> {
 impl<'a> Wire<'a> for KeyExchangeList<'a> {
     const NAME: &'static str = "KeyExchangeList";
 
+    fn encoded_len(&self) -> usize {
+        LicenseBinaryBlob::HEADER_LEN + self.algorithms.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        LicenseBinaryBlob::new(self.blob_type, self.algorithms).encode_as(
+            buf,
+            Self::NAME,
+            "wBlobLen",
+        )
+    }
+}
+
+impl<'a> Parse<'a> for KeyExchangeList<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, blob) = LicenseBinaryBlob::parse_as(Self::NAME, "wBlobLen")(input)?;
@@ -70,18 +84,6 @@ impl<'a> Wire<'a> for KeyExchangeList<'a> {
                 },
             ),
         }
-    }
-
-    fn encoded_len(&self) -> usize {
-        LicenseBinaryBlob::HEADER_LEN + self.algorithms.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        LicenseBinaryBlob::new(self.blob_type, self.algorithms).encode_as(
-            buf,
-            Self::NAME,
-            "wBlobLen",
-        )
     }
 }
 

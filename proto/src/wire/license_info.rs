@@ -3,7 +3,7 @@
 use bytes::BufMut;
 
 use super::blob::LicenseBinaryBlob;
-use super::codec::{take_array, u32_le, Wire};
+use super::codec::{take_array, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 
 /// A client presents the license it holds: the same key exchange fields as the New License
@@ -24,6 +24,29 @@ pub struct ClientLicenseInfo<'a> {
 impl<'a> Wire<'a> for ClientLicenseInfo<'a> {
     const NAME: &'static str = "CLIENT_LICENSE_INFO";
 
+    fn encoded_len(&self) -> usize {
+        40 + self.encrypted_premaster_secret.encoded_len()
+            + self.license_info.encoded_len()
+            + self.encrypted_hwid.encoded_len()
+            + 16
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.preferred_key_exchange_alg);
+        buf.put_u32_le(self.platform_id);
+        buf.put_slice(&self.client_random);
+        self.encrypted_premaster_secret
+            .encode_as(buf, Self::NAME, "EncryptedPreMasterSecret")?;
+        self.license_info
+            .encode_as(buf, Self::NAME, "LicenseInfo")?;
+        self.encrypted_hwid
+            .encode_as(buf, Self::NAME, "EncryptedHWID")?;
+        buf.put_slice(&self.mac_data);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for ClientLicenseInfo<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, preferred_key_exchange_alg) =
@@ -48,26 +71,5 @@ impl<'a> Wire<'a> for ClientLicenseInfo<'a> {
                 mac_data,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        40 + self.encrypted_premaster_secret.encoded_len()
-            + self.license_info.encoded_len()
-            + self.encrypted_hwid.encoded_len()
-            + 16
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u32_le(self.preferred_key_exchange_alg);
-        buf.put_u32_le(self.platform_id);
-        buf.put_slice(&self.client_random);
-        self.encrypted_premaster_secret
-            .encode_as(buf, Self::NAME, "EncryptedPreMasterSecret")?;
-        self.license_info
-            .encode_as(buf, Self::NAME, "LicenseInfo")?;
-        self.encrypted_hwid
-            .encode_as(buf, Self::NAME, "EncryptedHWID")?;
-        buf.put_slice(&self.mac_data);
-        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{take_array, Wire};
+use super::codec::{take_array, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::key_exchange_list::KeyExchangeList;
 use super::product_info::ProductInfo;
@@ -24,6 +24,23 @@ pub struct ServerLicenseRequest<'a> {
 impl<'a> Wire<'a> for ServerLicenseRequest<'a> {
     const NAME: &'static str = "SERVER_LICENSE_REQUEST";
 
+    fn encoded_len(&self) -> usize {
+        32 + self.product_info.encoded_len()
+            + self.key_exchange_list.encoded_len()
+            + self.server_certificate.encoded_len()
+            + self.scope_list.encoded_len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_slice(&self.server_random);
+        self.product_info.encode(buf)?;
+        self.key_exchange_list.encode(buf)?;
+        self.server_certificate.encode(buf)?;
+        self.scope_list.encode(buf)
+    }
+}
+
+impl<'a> Parse<'a> for ServerLicenseRequest<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, server_random) = take_array(input, Self::NAME, "ServerRandom")?;
@@ -41,20 +58,5 @@ impl<'a> Wire<'a> for ServerLicenseRequest<'a> {
                 scope_list,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        32 + self.product_info.encoded_len()
-            + self.key_exchange_list.encoded_len()
-            + self.server_certificate.encoded_len()
-            + self.scope_list.encoded_len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_slice(&self.server_random);
-        self.product_info.encode(buf)?;
-        self.key_exchange_list.encode(buf)?;
-        self.server_certificate.encode(buf)?;
-        self.scope_list.encode(buf)
     }
 }

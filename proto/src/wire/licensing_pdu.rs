@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::challenge_response::ClientPlatformChallengeResponse;
-use super::codec::{len_u16, parse_within, Wire};
+use super::codec::{len_u16, parse_within, Parse, Wire};
 use super::error::{fail, EncodeError, PResult, WireErrorKind};
 use super::error_message::LicensingErrorMessage;
 use super::license_info::ClientLicenseInfo;
@@ -116,6 +116,22 @@ fn body<'a, T: Wire<'a>>(
 impl<'a> Wire<'a> for LicensingPdu<'a> {
     const NAME: &'static str = "LICENSE_PREAMBLE";
 
+    fn encoded_len(&self) -> usize {
+        LicensePreamble::LEN + self.message.body_len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        LicensePreamble {
+            msg_type: self.message.message_type(),
+            flags: self.flags,
+            msg_size: len_u16(self.encoded_len(), Self::NAME, "wMsgSize")?,
+        }
+        .encode(buf)?;
+        self.message.encode_body(buf)
+    }
+}
+
+impl<'a> Parse<'a> for LicensingPdu<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (after_preamble, preamble) = LicensePreamble::parse(input)?;
@@ -172,19 +188,5 @@ impl<'a> Wire<'a> for LicensingPdu<'a> {
                 message,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        LicensePreamble::LEN + self.message.body_len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        LicensePreamble {
-            msg_type: self.message.message_type(),
-            flags: self.flags,
-            msg_size: len_u16(self.encoded_len(), Self::NAME, "wMsgSize")?,
-        }
-        .encode(buf)?;
-        self.message.encode_body(buf)
     }
 }

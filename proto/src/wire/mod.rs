@@ -1,32 +1,35 @@
-//! Parsers and encoders for every licensing structure (MS-RDPELE 2.2, MS-RDPBCGR 2.2.1.12), one
-//! module per structure. Parsers borrow from the input and never allocate; encoders append to a
-//! caller-provided [`bytes::BufMut`].
+//! Every licensing structure ([MS-RDPELE] 2.2, [MS-RDPBCGR] 2.2.1.12) as a [`Wire`] type.
+//! Decoders borrow from the input and never allocate; encoders append to a caller-provided
+//! [`bytes::BufMut`]. Each type's documentation names its specification section.
+//!
+//! [MS-RDPELE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpele/3d3f160a-3ab3-4dfb-ba4e-47c27cd79409
+//! [MS-RDPBCGR]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpbcgr/c330f4c8-896f-4d41-983c-aec97fbdbb90
 
+pub(crate) mod codec;
+pub(crate) mod error;
 pub(crate) mod open_enum;
 
-pub mod blob;
-pub mod challenge_response;
-pub mod challenge_response_data;
-pub mod codec;
-pub mod error;
-pub mod error_message;
-pub mod hwid;
-pub mod key_exchange_list;
-pub mod license_info;
-pub mod license_request;
-pub mod licensing_pdu;
-pub mod list;
-pub mod new_license;
-pub mod new_license_info;
-pub mod new_license_request;
-pub mod platform_challenge;
-pub mod preamble;
-pub mod product_info;
-pub mod proprietary_certificate;
-pub mod scope_list;
-pub mod server_certificate;
-pub mod text;
-pub mod x509_chain;
+mod blob;
+mod challenge_response;
+mod challenge_response_data;
+mod error_message;
+mod hwid;
+mod key_exchange_list;
+mod license_info;
+mod license_request;
+mod licensing_pdu;
+mod list;
+mod new_license;
+mod new_license_info;
+mod new_license_request;
+mod platform_challenge;
+mod preamble;
+mod product_info;
+mod proprietary_certificate;
+mod scope_list;
+mod server_certificate;
+mod text;
+mod x509_chain;
 
 pub use blob::{BlobType, LicenseBinaryBlob};
 pub use challenge_response::ClientPlatformChallengeResponse;
@@ -35,7 +38,7 @@ pub use codec::Wire;
 pub use error::{EncodeError, WireError, WireErrorKind};
 pub use error_message::{ErrorCode, LicensingErrorMessage, StateTransition};
 pub use hwid::ClientHardwareId;
-pub use key_exchange_list::KeyExchangeList;
+pub use key_exchange_list::{KeyExchangeList, KEY_EXCHANGE_ALG_RSA};
 pub use license_info::ClientLicenseInfo;
 pub use license_request::ServerLicenseRequest;
 pub use licensing_pdu::{LicensingMessage, LicensingPdu};
@@ -46,8 +49,11 @@ pub use new_license_request::ClientNewLicenseRequest;
 pub use platform_challenge::ServerPlatformChallenge;
 pub use preamble::{LicensePreamble, MessageType, PreambleFlags};
 pub use product_info::ProductInfo;
-pub use proprietary_certificate::{ProprietaryCertificate, RsaPublicKey};
+pub use proprietary_certificate::{ProprietaryCertificate, RsaPublicKey, SIGNATURE_ALG_RSA};
 pub use scope_list::{Scope, ScopeList};
-pub use server_certificate::{CertificateChain, ServerCertificate, ServerCertificateBlob};
+pub use server_certificate::{
+    CertificateChain, ServerCertificate, ServerCertificateBlob, CERT_CHAIN_VERSION_1,
+    CERT_CHAIN_VERSION_2, CERT_TEMPORARILY_ISSUED,
+};
 pub use text::{Ascii, Utf16};
-pub use x509_chain::{CertBlob, X509CertificateChain};
+pub use x509_chain::{CertBlob, X509CertificateChain, MAX_CERTIFICATES};

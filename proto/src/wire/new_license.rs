@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::blob::LicenseBinaryBlob;
-use super::codec::{take_array, Wire};
+use super::codec::{take_array, Parse, Wire};
 use super::error::{EncodeError, PResult};
 
 /// The issued license: NEW_LICENSE_INFO, RC4-encrypted (BB_ENCRYPTED_DATA_BLOB), and the MAC
@@ -28,6 +28,19 @@ impl<'a, const UPGRADE: bool> Wire<'a> for ServerLicense<'a, UPGRADE> {
         "SERVER_NEW_LICENSE"
     };
 
+    fn encoded_len(&self) -> usize {
+        self.encrypted_license_info.encoded_len() + 16
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.encrypted_license_info
+            .encode_as(buf, Self::NAME, "EncryptedLicenseInfo")?;
+        buf.put_slice(&self.mac_data);
+        Ok(())
+    }
+}
+
+impl<'a, const UPGRADE: bool> Parse<'a> for ServerLicense<'a, UPGRADE> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, encrypted_license_info) =
@@ -40,16 +53,5 @@ impl<'a, const UPGRADE: bool> Wire<'a> for ServerLicense<'a, UPGRADE> {
                 mac_data,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.encrypted_license_info.encoded_len() + 16
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.encrypted_license_info
-            .encode_as(buf, Self::NAME, "EncryptedLicenseInfo")?;
-        buf.put_slice(&self.mac_data);
-        Ok(())
     }
 }

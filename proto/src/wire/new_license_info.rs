@@ -3,7 +3,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{len_u32, take_len, u32_le, Wire};
+use super::codec::{len_u32, take_len, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::text::{Ascii, Utf16};
 
@@ -23,6 +23,29 @@ pub struct NewLicenseInfo<'a> {
 impl<'a> Wire<'a> for NewLicenseInfo<'a> {
     const NAME: &'static str = "NEW_LICENSE_INFO";
 
+    fn encoded_len(&self) -> usize {
+        20 + self.scope.0.len()
+            + self.company_name.0.len()
+            + self.product_id.0.len()
+            + self.license_info.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.version);
+        for (name, bytes) in [
+            ("cbScope", self.scope.0),
+            ("cbCompanyName", self.company_name.0),
+            ("cbProductId", self.product_id.0),
+            ("cbLicenseInfo", self.license_info),
+        ] {
+            buf.put_u32_le(len_u32(bytes.len(), Self::NAME, name)?);
+            buf.put_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for NewLicenseInfo<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, version) = u32_le(input, Self::NAME, "dwVersion")?;
@@ -44,26 +67,5 @@ impl<'a> Wire<'a> for NewLicenseInfo<'a> {
                 license_info,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        20 + self.scope.0.len()
-            + self.company_name.0.len()
-            + self.product_id.0.len()
-            + self.license_info.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u32_le(self.version);
-        for (name, bytes) in [
-            ("cbScope", self.scope.0),
-            ("cbCompanyName", self.company_name.0),
-            ("cbProductId", self.product_id.0),
-            ("cbLicenseInfo", self.license_info),
-        ] {
-            buf.put_u32_le(len_u32(bytes.len(), Self::NAME, name)?);
-            buf.put_slice(bytes);
-        }
-        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use bytes::BufMut;
 
 use super::blob::LicenseBinaryBlob;
-use super::codec::{take_array, u32_le, Wire};
+use super::codec::{take_array, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::text::Ascii;
 
@@ -35,6 +35,26 @@ impl<'a> ClientNewLicenseRequest<'a> {
 impl<'a> Wire<'a> for ClientNewLicenseRequest<'a> {
     const NAME: &'static str = "CLIENT_NEW_LICENSE_REQUEST";
 
+    fn encoded_len(&self) -> usize {
+        40 + self.encrypted_premaster_secret.encoded_len()
+            + self.client_user_name.encoded_len()
+            + self.client_machine_name.encoded_len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.preferred_key_exchange_alg);
+        buf.put_u32_le(self.platform_id);
+        buf.put_slice(&self.client_random);
+        self.encrypted_premaster_secret
+            .encode_as(buf, Self::NAME, "EncryptedPreMasterSecret")?;
+        self.client_user_name
+            .encode_as(buf, Self::NAME, "ClientUserName")?;
+        self.client_machine_name
+            .encode_as(buf, Self::NAME, "ClientMachineName")
+    }
+}
+
+impl<'a> Parse<'a> for ClientNewLicenseRequest<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, preferred_key_exchange_alg) =
@@ -58,23 +78,5 @@ impl<'a> Wire<'a> for ClientNewLicenseRequest<'a> {
                 client_machine_name,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        40 + self.encrypted_premaster_secret.encoded_len()
-            + self.client_user_name.encoded_len()
-            + self.client_machine_name.encoded_len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u32_le(self.preferred_key_exchange_alg);
-        buf.put_u32_le(self.platform_id);
-        buf.put_slice(&self.client_random);
-        self.encrypted_premaster_secret
-            .encode_as(buf, Self::NAME, "EncryptedPreMasterSecret")?;
-        self.client_user_name
-            .encode_as(buf, Self::NAME, "ClientUserName")?;
-        self.client_machine_name
-            .encode_as(buf, Self::NAME, "ClientMachineName")
     }
 }

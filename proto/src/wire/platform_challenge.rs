@@ -3,7 +3,7 @@
 use bytes::BufMut;
 
 use super::blob::LicenseBinaryBlob;
-use super::codec::{take_array, u32_le, Wire};
+use super::codec::{take_array, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 
 /// The server challenges the client with an RC4-encrypted random. The specification says
@@ -20,6 +20,23 @@ pub struct ServerPlatformChallenge<'a> {
 impl<'a> Wire<'a> for ServerPlatformChallenge<'a> {
     const NAME: &'static str = "SERVER_PLATFORM_CHALLENGE";
 
+    fn encoded_len(&self) -> usize {
+        4 + self.encrypted_platform_challenge.encoded_len() + 16
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.connect_flags);
+        self.encrypted_platform_challenge.encode_as(
+            buf,
+            Self::NAME,
+            "EncryptedPlatformChallenge",
+        )?;
+        buf.put_slice(&self.mac_data);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for ServerPlatformChallenge<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, connect_flags) = u32_le(input, Self::NAME, "ConnectFlags")?;
@@ -34,21 +51,6 @@ impl<'a> Wire<'a> for ServerPlatformChallenge<'a> {
                 mac_data,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        4 + self.encrypted_platform_challenge.encoded_len() + 16
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u32_le(self.connect_flags);
-        self.encrypted_platform_challenge.encode_as(
-            buf,
-            Self::NAME,
-            "EncryptedPlatformChallenge",
-        )?;
-        buf.put_slice(&self.mac_data);
-        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{u16_le, u8_field, Wire};
+use super::codec::{u16_le, u8_field, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::open_enum::open_enum;
 
@@ -69,6 +69,19 @@ impl LicensePreamble {
 impl<'a> Wire<'a> for LicensePreamble {
     const NAME: &'static str = "LICENSE_PREAMBLE";
 
+    fn encoded_len(&self) -> usize {
+        Self::LEN
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u8(self.msg_type.0);
+        buf.put_u8(self.flags.0);
+        buf.put_u16_le(self.msg_size);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for LicensePreamble {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, msg_type) = u8_field(input, Self::NAME, "bMsgType")?;
@@ -82,17 +95,6 @@ impl<'a> Wire<'a> for LicensePreamble {
                 msg_size,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        Self::LEN
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u8(self.msg_type.0);
-        buf.put_u8(self.flags.0);
-        buf.put_u16_le(self.msg_size);
-        Ok(())
     }
 }
 

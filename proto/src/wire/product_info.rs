@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{len_u32, take_len, u32_le, Wire};
+use super::codec::{len_u32, take_len, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::text::Utf16;
 
@@ -19,6 +19,23 @@ pub struct ProductInfo<'a> {
 impl<'a> Wire<'a> for ProductInfo<'a> {
     const NAME: &'static str = "PRODUCT_INFO";
 
+    fn encoded_len(&self) -> usize {
+        12 + self.company_name.0.len() + self.product_id.0.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let cb_company = len_u32(self.company_name.0.len(), Self::NAME, "cbCompanyName")?;
+        let cb_product = len_u32(self.product_id.0.len(), Self::NAME, "cbProductId")?;
+        buf.put_u32_le(self.version);
+        buf.put_u32_le(cb_company);
+        buf.put_slice(self.company_name.0);
+        buf.put_u32_le(cb_product);
+        buf.put_slice(self.product_id.0);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for ProductInfo<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, version) = u32_le(input, Self::NAME, "dwVersion")?;
@@ -34,20 +51,5 @@ impl<'a> Wire<'a> for ProductInfo<'a> {
                 product_id: Utf16(product),
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        12 + self.company_name.0.len() + self.product_id.0.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let cb_company = len_u32(self.company_name.0.len(), Self::NAME, "cbCompanyName")?;
-        let cb_product = len_u32(self.product_id.0.len(), Self::NAME, "cbProductId")?;
-        buf.put_u32_le(self.version);
-        buf.put_u32_le(cb_company);
-        buf.put_slice(self.company_name.0);
-        buf.put_u32_le(cb_product);
-        buf.put_slice(self.product_id.0);
-        Ok(())
     }
 }

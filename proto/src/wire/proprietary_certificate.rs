@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::blob::{BlobType, LicenseBinaryBlob};
-use super::codec::{len_u32, parse_within, take_len, u32_le, Wire};
+use super::codec::{len_u32, parse_within, take_len, u32_le, Parse, Wire};
 use super::error::{fail, EncodeError, PResult, WireErrorKind};
 
 /// SIGNATURE_ALG_RSA, `dwSigAlgId`'s only defined value.
@@ -30,6 +30,23 @@ impl RsaPublicKey<'_> {
 impl<'a> Wire<'a> for RsaPublicKey<'a> {
     const NAME: &'static str = "RSA_PUBLIC_KEY";
 
+    fn encoded_len(&self) -> usize {
+        20 + self.modulus.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let key_len = len_u32(self.modulus.len(), Self::NAME, "keylen")?;
+        buf.put_u32_le(Self::MAGIC);
+        buf.put_u32_le(key_len);
+        buf.put_u32_le(self.bit_len);
+        buf.put_u32_le(self.data_len);
+        buf.put_u32_le(self.public_exponent);
+        buf.put_slice(self.modulus);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for RsaPublicKey<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, magic) = u32_le(input, Self::NAME, "magic")?;
@@ -58,21 +75,6 @@ impl<'a> Wire<'a> for RsaPublicKey<'a> {
             },
         ))
     }
-
-    fn encoded_len(&self) -> usize {
-        20 + self.modulus.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let key_len = len_u32(self.modulus.len(), Self::NAME, "keylen")?;
-        buf.put_u32_le(Self::MAGIC);
-        buf.put_u32_le(key_len);
-        buf.put_u32_le(self.bit_len);
-        buf.put_u32_le(self.data_len);
-        buf.put_u32_le(self.public_exponent);
-        buf.put_slice(self.modulus);
-        Ok(())
-    }
 }
 
 /// The proprietary certificate body (after SERVER_CERTIFICATE's `dwVersion`): algorithm ids,
@@ -91,26 +93,6 @@ pub struct ProprietaryCertificate<'a> {
 
 impl<'a> Wire<'a> for ProprietaryCertificate<'a> {
     const NAME: &'static str = "PROPRIETARYSERVERCERTIFICATE";
-
-    #[inline]
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, sig_alg_id) = u32_le(input, Self::NAME, "dwSigAlgId")?;
-        let (rest, key_alg_id) = u32_le(rest, Self::NAME, "dwKeyAlgId")?;
-        let (rest, key_blob) = LicenseBinaryBlob::parse_as(Self::NAME, "PublicKeyBlob")(rest)?;
-        let public_key = parse_within(key_blob.data, RsaPublicKey::NAME, RsaPublicKey::parse)?;
-        let (rest, signature) = LicenseBinaryBlob::parse_as(Self::NAME, "SignatureBlob")(rest)?;
-        Ok((
-            rest,
-            Self {
-                sig_alg_id,
-                key_alg_id,
-                public_key_blob_type: key_blob.blob_type,
-                public_key,
-                signature_blob_type: signature.blob_type,
-                signature: signature.data,
-            },
-        ))
-    }
 
     fn encoded_len(&self) -> usize {
         8 + 2 * LicenseBinaryBlob::HEADER_LEN + self.public_key.encoded_len() + self.signature.len()
@@ -132,5 +114,27 @@ impl<'a> Wire<'a> for ProprietaryCertificate<'a> {
             Self::NAME,
             "wSignatureBlobLen",
         )
+    }
+}
+
+impl<'a> Parse<'a> for ProprietaryCertificate<'a> {
+    #[inline]
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, sig_alg_id) = u32_le(input, Self::NAME, "dwSigAlgId")?;
+        let (rest, key_alg_id) = u32_le(rest, Self::NAME, "dwKeyAlgId")?;
+        let (rest, key_blob) = LicenseBinaryBlob::parse_as(Self::NAME, "PublicKeyBlob")(rest)?;
+        let public_key = parse_within(key_blob.data, RsaPublicKey::NAME, RsaPublicKey::parse)?;
+        let (rest, signature) = LicenseBinaryBlob::parse_as(Self::NAME, "SignatureBlob")(rest)?;
+        Ok((
+            rest,
+            Self {
+                sig_alg_id,
+                key_alg_id,
+                public_key_blob_type: key_blob.blob_type,
+                public_key,
+                signature_blob_type: signature.blob_type,
+                signature: signature.data,
+            },
+        ))
     }
 }

@@ -3,14 +3,14 @@
 use bytes::BufMut;
 
 use super::blob::{BlobType, LicenseBinaryBlob};
-use super::codec::Wire;
+use super::codec::{Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::list::Counted;
 use super::text::Ascii;
 
 /// Upper bound on `ScopeCount`. Windows sends one scope ("microsoft.com"); the bound only stops
 /// a declared count from driving work.
-pub const MAX_SCOPES: u32 = 256;
+pub(crate) const MAX_SCOPES: u32 = 256;
 
 /// A licensing scope: a BB_SCOPE_BLOB holding a NUL-terminated 8-bit string.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,6 +34,16 @@ impl<'a> Scope<'a> {
 impl<'a> Wire<'a> for Scope<'a> {
     const NAME: &'static str = "SCOPE";
 
+    fn encoded_len(&self) -> usize {
+        LicenseBinaryBlob::HEADER_LEN + self.name.0.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        LicenseBinaryBlob::new(self.blob_type, self.name.0).encode_as(buf, Self::NAME, "Scope")
+    }
+}
+
+impl<'a> Parse<'a> for Scope<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (input, blob) = LicenseBinaryBlob::parse_as(Self::NAME, "Scope")(input)?;
@@ -44,14 +54,6 @@ impl<'a> Wire<'a> for Scope<'a> {
                 name: Ascii(blob.data),
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        LicenseBinaryBlob::HEADER_LEN + self.name.0.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        LicenseBinaryBlob::new(self.blob_type, self.name.0).encode_as(buf, Self::NAME, "Scope")
     }
 }
 
@@ -65,12 +67,6 @@ pub struct ScopeList<'a> {
 impl<'a> Wire<'a> for ScopeList<'a> {
     const NAME: &'static str = "SCOPE_LIST";
 
-    #[inline]
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, scopes) = Counted::parse_counted(input, MAX_SCOPES, Self::NAME, "ScopeCount")?;
-        Ok((rest, Self { scopes }))
-    }
-
     fn encoded_len(&self) -> usize {
         self.scopes.encoded_len()
     }
@@ -78,6 +74,14 @@ impl<'a> Wire<'a> for ScopeList<'a> {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
         self.scopes
             .encode_counted(buf, MAX_SCOPES, Self::NAME, "ScopeCount")
+    }
+}
+
+impl<'a> Parse<'a> for ScopeList<'a> {
+    #[inline]
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, scopes) = Counted::parse_counted(input, MAX_SCOPES, Self::NAME, "ScopeCount")?;
+        Ok((rest, Self { scopes }))
     }
 }
 

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use super::blob::{BlobType, LicenseBinaryBlob};
-use super::codec::{len_u16, parse_within, u32_le, Wire};
+use super::codec::{len_u16, parse_within, u32_le, Parse, Wire};
 use super::error::{fail, EncodeError, PResult, WireErrorKind};
 use super::proprietary_certificate::ProprietaryCertificate;
 use super::x509_chain::X509CertificateChain;
@@ -51,6 +51,23 @@ impl ServerCertificate<'_> {
 impl<'a> Wire<'a> for ServerCertificate<'a> {
     const NAME: &'static str = "SERVER_CERTIFICATE";
 
+    fn encoded_len(&self) -> usize {
+        4 + match &self.chain {
+            CertificateChain::Proprietary(cert) => cert.encoded_len(),
+            CertificateChain::X509(chain) => chain.encoded_len(),
+        }
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        buf.put_u32_le(self.version());
+        match &self.chain {
+            CertificateChain::Proprietary(cert) => cert.encode(buf),
+            CertificateChain::X509(chain) => chain.encode(buf),
+        }
+    }
+}
+
+impl<'a> Parse<'a> for ServerCertificate<'a> {
     /// The X.509 chain's padding runs to the end of `input`: give this parser exactly the
     /// certificate's bytes (the enclosing blob's data).
     #[inline]
@@ -85,21 +102,6 @@ impl<'a> Wire<'a> for ServerCertificate<'a> {
             },
         ))
     }
-
-    fn encoded_len(&self) -> usize {
-        4 + match &self.chain {
-            CertificateChain::Proprietary(cert) => cert.encoded_len(),
-            CertificateChain::X509(chain) => chain.encoded_len(),
-        }
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        buf.put_u32_le(self.version());
-        match &self.chain {
-            CertificateChain::Proprietary(cert) => cert.encode(buf),
-            CertificateChain::X509(chain) => chain.encode(buf),
-        }
-    }
 }
 
 /// The License Request's `ServerCertificate` field: a BB_CERTIFICATE_BLOB that is empty when
@@ -114,6 +116,22 @@ pub struct ServerCertificateBlob<'a> {
 impl<'a> Wire<'a> for ServerCertificateBlob<'a> {
     const NAME: &'static str = "ServerCertificate";
 
+    fn encoded_len(&self) -> usize {
+        LicenseBinaryBlob::HEADER_LEN + self.certificate.as_ref().map_or(0, Wire::encoded_len)
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let len = self.certificate.as_ref().map_or(0, Wire::encoded_len);
+        buf.put_u16_le(self.blob_type.0);
+        buf.put_u16_le(len_u16(len, Self::NAME, "wBlobLen")?);
+        match &self.certificate {
+            Some(certificate) => certificate.encode(buf),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<'a> Parse<'a> for ServerCertificateBlob<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (rest, blob) = LicenseBinaryBlob::parse_as(Self::NAME, "wBlobLen")(input)?;
@@ -133,19 +151,5 @@ impl<'a> Wire<'a> for ServerCertificateBlob<'a> {
                 certificate,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        LicenseBinaryBlob::HEADER_LEN + self.certificate.as_ref().map_or(0, Wire::encoded_len)
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let len = self.certificate.as_ref().map_or(0, Wire::encoded_len);
-        buf.put_u16_le(self.blob_type.0);
-        buf.put_u16_le(len_u16(len, Self::NAME, "wBlobLen")?);
-        match &self.certificate {
-            Some(certificate) => certificate.encode(buf),
-            None => Ok(()),
-        }
     }
 }

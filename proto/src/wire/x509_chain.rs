@@ -2,7 +2,7 @@
 
 use bytes::BufMut;
 
-use super::codec::{len_u32, take_len, u32_le, Wire};
+use super::codec::{len_u32, take_len, u32_le, Parse, Wire};
 use super::error::{EncodeError, PResult};
 use super::list::Counted;
 
@@ -25,13 +25,6 @@ impl core::fmt::Debug for CertBlob<'_> {
 impl<'a> Wire<'a> for CertBlob<'a> {
     const NAME: &'static str = "CERT_BLOB";
 
-    #[inline]
-    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
-        let (rest, cb_cert) = u32_le(input, Self::NAME, "cbCert")?;
-        let (rest, der) = take_len(rest, cb_cert.into(), Self::NAME, "abCert")?;
-        Ok((rest, Self { der }))
-    }
-
     fn encoded_len(&self) -> usize {
         4 + self.der.len()
     }
@@ -40,6 +33,15 @@ impl<'a> Wire<'a> for CertBlob<'a> {
         buf.put_u32_le(len_u32(self.der.len(), Self::NAME, "cbCert")?);
         buf.put_slice(self.der);
         Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for CertBlob<'a> {
+    #[inline]
+    fn parse(input: &'a [u8]) -> PResult<'a, Self> {
+        let (rest, cb_cert) = u32_le(input, Self::NAME, "cbCert")?;
+        let (rest, der) = take_len(rest, cb_cert.into(), Self::NAME, "abCert")?;
+        Ok((rest, Self { der }))
     }
 }
 
@@ -76,6 +78,19 @@ impl<'a> X509CertificateChain<'a> {
 impl<'a> Wire<'a> for X509CertificateChain<'a> {
     const NAME: &'static str = "X509_CERTIFICATE_CHAIN";
 
+    fn encoded_len(&self) -> usize {
+        self.certificates.encoded_len() + self.padding.len()
+    }
+
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.certificates
+            .encode_counted(buf, MAX_CERTIFICATES, Self::NAME, "NumCertBlobs")?;
+        buf.put_slice(self.padding);
+        Ok(())
+    }
+}
+
+impl<'a> Parse<'a> for X509CertificateChain<'a> {
     #[inline]
     fn parse(input: &'a [u8]) -> PResult<'a, Self> {
         let (padding, certificates) =
@@ -88,16 +103,5 @@ impl<'a> Wire<'a> for X509CertificateChain<'a> {
                 padding,
             },
         ))
-    }
-
-    fn encoded_len(&self) -> usize {
-        self.certificates.encoded_len() + self.padding.len()
-    }
-
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.certificates
-            .encode_counted(buf, MAX_CERTIFICATES, Self::NAME, "NumCertBlobs")?;
-        buf.put_slice(self.padding);
-        Ok(())
     }
 }
