@@ -141,14 +141,15 @@ impl Events {
             ClientEvent::ServerError {
                 error_code,
                 state_transition,
-            } => {
-                if error_code != ErrorCode::STATUS_VALID_CLIENT {
-                    self.server_error = Some((error_code, state_transition));
-                }
+            } if error_code != ErrorCode::STATUS_VALID_CLIENT => {
+                self.server_error = Some((error_code, state_transition));
             }
             ClientEvent::Aborted { error_code, reason } => {
                 self.aborted = Some((error_code, reason));
             }
+            // STATUS_VALID_CLIENT ends licensing (Licensed follows); other events change
+            // nothing the outcome counts.
+            _ => {}
         }
         Ok(())
     }

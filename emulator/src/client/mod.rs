@@ -11,7 +11,6 @@ mod licensing;
 mod options;
 mod report;
 mod server_pdu;
-mod set_error_info;
 mod store;
 mod tls;
 

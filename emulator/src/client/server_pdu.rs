@@ -7,11 +7,10 @@ use ironrdp_core::decode;
 use ironrdp_pdu::mcs::McsMessage;
 use ironrdp_pdu::rdp::headers::ShareControlHeader;
 use ironrdp_pdu::x224::X224;
-use rdpele_proto::envelope::{SecurityFlags, SecurityHeader, Tpkt};
+use rdpele_proto::envelope::{LicensingFrame, SendDataDirection, SetErrorInfoPdu, Tpkt};
 use rdpele_proto::wire::Wire;
 
 use super::error::{protocol, ClientError};
-use super::set_error_info::parse_set_error_info;
 
 #[derive(Debug)]
 pub(super) enum ServerPdu {
@@ -45,6 +44,11 @@ pub(super) fn classify(
     if frame.first() != Some(&Tpkt::VERSION) {
         return Ok(ServerPdu::Other); // fast-path output
     }
+    if phase == Phase::Licensing {
+        if let Some(licensing) = LicensingFrame::payload(frame, SendDataDirection::Indication) {
+            return Ok(ServerPdu::Licensing(licensing.pdu.to_vec()));
+        }
+    }
     let message = decode::<X224<McsMessage<'_>>>(frame)
         .map_err(|e| protocol(stage, e))?
         .0;
@@ -54,15 +58,8 @@ pub(super) fn classify(
         _ => return Ok(ServerPdu::Other),
     };
     let user_data = indication.user_data.as_ref();
-    if phase == Phase::Licensing {
-        if let Ok((body, header)) = SecurityHeader::parse(user_data) {
-            if header.flags.contains(SecurityFlags::SEC_LICENSE_PKT) {
-                return Ok(ServerPdu::Licensing(body.to_vec()));
-            }
-        }
-    }
-    if let Some(code) = parse_set_error_info(user_data) {
-        return Ok(ServerPdu::ErrorInfo(code));
+    if let Ok(set_error_info) = SetErrorInfoPdu::decode(user_data) {
+        return Ok(ServerPdu::ErrorInfo(set_error_info.error_info.0));
     }
     decode::<ShareControlHeader>(user_data)
         .map(|header| ServerPdu::ShareControl(Box::new(header)))
@@ -75,7 +72,14 @@ mod tests {
 
     use ironrdp_core::encode_vec;
     use ironrdp_pdu::mcs::{DisconnectProviderUltimatum, DisconnectReason, SendDataIndication};
-    use rdpele_proto::envelope::{LicensingFrame, SendDataDirection};
+    use ironrdp_pdu::rdp::client_info::CompressionType;
+    use ironrdp_pdu::rdp::finalization_messages::FontPdu;
+    use ironrdp_pdu::rdp::headers::{
+        CompressionFlags, ShareControlPdu, ShareDataHeader, ShareDataPdu, StreamPriority,
+    };
+    use ironrdp_pdu::rdp::server_error_info::{
+        ErrorInfo, ProtocolIndependentLicensingCode, ServerSetErrorInfoPdu,
+    };
     use rdpele_proto::wire::{LicensingPdu, MessageType};
 
     use super::*;
@@ -124,5 +128,63 @@ mod tests {
         ));
         assert!(classify("test", &[3, 0, 0, 4], Phase::Session).is_err());
         assert!(classify("test", &indication(vec![1, 2, 3]), Phase::Licensing).is_err());
+    }
+
+    fn share_data(pdu: ShareDataPdu) -> Vec<u8> {
+        encode_vec(&ShareControlHeader {
+            share_id: 0x0001_03EA,
+            pdu_source: 1003,
+            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+                share_data_pdu: pdu,
+                stream_priority: StreamPriority::Medium,
+                compression_flags: CompressionFlags::empty(),
+                compression_type: CompressionType::K8,
+            }),
+        })
+        .unwrap()
+    }
+
+    fn no_license() -> Vec<u8> {
+        share_data(ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(
+            ErrorInfo::ProtocolIndependentLicensingCode(
+                ProtocolIndependentLicensingCode::NoLicense,
+            ),
+        )))
+    }
+
+    fn error_info(user_data: Vec<u8>) -> Option<u32> {
+        match classify("test", &indication(user_data), Phase::Session) {
+            Ok(ServerPdu::ErrorInfo(code)) => Some(code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn reads_the_code_of_an_ironrdp_encoded_set_error_info() {
+        assert_eq!(error_info(no_license()), Some(0x102));
+    }
+
+    #[test]
+    fn keeps_a_code_nobody_defined() {
+        let mut bytes = no_license();
+        bytes.truncate(18);
+        bytes.extend_from_slice(&0xDEAD_BEEF_u32.to_le_bytes());
+        assert_eq!(error_info(bytes), Some(0xDEAD_BEEF));
+    }
+
+    #[test]
+    fn other_share_data_and_other_lengths_are_not_set_error_info() {
+        assert_eq!(
+            error_info(share_data(ShareDataPdu::FontMap(FontPdu::default()))),
+            None
+        );
+        let bytes = no_license();
+        assert_eq!(error_info(bytes[..SetErrorInfoPdu::LEN - 1].to_vec()), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(error_info(longer), None);
+        let mut compressed = bytes;
+        compressed[15] |= SetErrorInfoPdu::PACKET_COMPRESSED;
+        assert_eq!(error_info(compressed), None);
     }
 }

@@ -25,6 +25,8 @@ pub fn license_error_info(error_code: ErrorCode, reason: Option<RefusalReason>) 
             return Code::BadClientLicense
         }
         Some(RefusalReason::IssuerRefused) | None => {}
+        // A reason this mapping does not know yet says nothing finer than the code.
+        Some(_) => {}
     }
     match error_code {
         ErrorCode::ERR_NO_LICENSE_SERVER => Code::NoLicenseServer,

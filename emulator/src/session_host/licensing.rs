@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rdpele_proto::envelope::{
-    McsSendData, SecurityFlags, SecurityHeader, SendDataDirection, Tpkt, X224Data,
-};
+use rdpele_proto::envelope::{LicensingFrame, SendDataDirection};
 use rdpele_proto::machine::{Refusal, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
 use rdpele_proto::wire::{
     BlobType, ErrorCode, LicenseBinaryBlob, LicensingErrorMessage, LicensingMessage, LicensingPdu,
@@ -163,6 +161,10 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
                 tracing::warn!(?reason, "the client's platform challenge response is flawed but its MAC is valid: accepted, as Windows does (challenge-check = \"mac-only\")");
                 outcome
             }
+            other => {
+                debug!(event = ?other, "server machine event");
+                outcome
+            }
         };
     }
     Ok(outcome)
@@ -184,20 +186,9 @@ async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
 /// security header flags SEC_LICENSE_PKT. `None` for anything else, which the machine then
 /// answers as a malformed message.
 fn licensing_payload(frame: &[u8]) -> Option<&[u8]> {
-    let tpkt = Tpkt::decode(frame).ok()?;
-    let x224 = X224Data::decode(tpkt.payload).ok()?;
-    let send = McsSendData::decode(x224.payload).ok()?;
-    if send.direction != SendDataDirection::Request || send.channel_id != Channels::HOST.io_channel
-    {
-        return None;
-    }
-    let (body, security) = SecurityHeader::parse(send.user_data).ok()?;
-    let flags = security.flags;
-    if !flags.contains(SecurityFlags::SEC_LICENSE_PKT) || flags.contains(SecurityFlags::SEC_ENCRYPT)
-    {
-        return None;
-    }
-    Some(body)
+    LicensingFrame::payload(frame, SendDataDirection::Request)
+        .filter(|licensing| licensing.channel_id == Channels::HOST.io_channel)
+        .map(|licensing| licensing.pdu)
 }
 
 /// The error code of a client's Licensing Error Message, if `frame` is one.
@@ -287,20 +278,18 @@ impl Recorder {
     }
 }
 
-/// The licensing payload of a frame in either direction.
+/// The licensing PDU of a frame in either direction.
 fn licensing_payload_any(frame: &[u8]) -> Option<&[u8]> {
-    let tpkt = Tpkt::decode(frame).ok()?;
-    let x224 = X224Data::decode(tpkt.payload).ok()?;
-    let send = McsSendData::decode(x224.payload).ok()?;
-    SecurityHeader::parse(send.user_data)
-        .ok()
-        .map(|(body, _)| body)
+    [SendDataDirection::Indication, SendDataDirection::Request]
+        .into_iter()
+        .find_map(|direction| LicensingFrame::payload(frame, direction))
+        .map(|licensing| licensing.pdu)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdpele_proto::envelope::{LicensingFrame, SecuredLicensingPdu};
+    use rdpele_proto::envelope::SecuredLicensingPdu;
 
     #[test]
     fn payload_of_a_real_client_frame_is_its_licensing_pdu() {
