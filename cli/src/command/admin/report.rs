@@ -13,6 +13,7 @@ use super::args::{instant, mode_text, version_text};
 use super::{plot, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::model::{IssuedLicense, LicenseStatus, LicensingMode};
+use rdpele_license_server::pool_over_time::pool_over_time;
 use rdpele_license_server::store::{PoolReport, Store};
 
 /// Report the CAL pools and who holds which CAL, like RD Licensing Manager.
@@ -323,7 +324,7 @@ pub(super) fn run(context: &Context<'_>, args: &ReportArgs) -> CommandResult {
                 .map(|usage| usage.pack)
                 .collect();
             let events = store.license_events()?;
-            let plot = plot::pool_over_time(&packs, &issued, &events, now)?;
+            let plot = pool_over_time(&packs, &issued, &events, now)?;
             let document = plot::svg(&plot)?;
             std::fs::write(path, document)
                 .with_context(|| format!("cannot write {}", path.display()))?;
