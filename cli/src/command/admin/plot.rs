@@ -4,11 +4,9 @@
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
+use crate::plot::{line_panel, Axes, Line, PlotError, PANEL_HEIGHT, WIDTH};
 use rdpele_license_server::model::LicensingMode;
 use rdpele_license_server::pool_over_time::{Category, PoolPlot, DAY_SECONDS};
-
-const WIDTH: u32 = 960;
-const PANEL_HEIGHT: u32 = 380;
 
 /// A series' line color, the same for a category in every panel.
 fn color(category: Category) -> RGBColor {
@@ -37,7 +35,6 @@ fn date(day: i64) -> String {
 
 /// The plot as an SVG document.
 pub(super) fn svg(plot: &PoolPlot) -> Result<String> {
-    let failed = |error: &dyn std::fmt::Display| anyhow!("drawing the plot: {error}");
     let panels = u32::try_from(plot.panels.len()).map_err(|_| anyhow!("too many panels"))?;
     let height = PANEL_HEIGHT.saturating_mul(panels.max(1));
     let first = plot.days.first().copied().unwrap_or(0);
@@ -50,7 +47,7 @@ pub(super) fn svg(plot: &PoolPlot) -> Result<String> {
     let mut document = String::new();
     {
         let root = SVGBackend::with_string(&mut document, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| failed(&e))?;
+        root.fill(&WHITE).map_err(PlotError::from)?;
         let areas = root.split_evenly((plot.panels.len().max(1), 1));
         for (area, panel) in areas.iter().zip(&plot.panels) {
             let top = panel
@@ -64,44 +61,29 @@ pub(super) fn svg(plot: &PoolPlot) -> Result<String> {
                 LicensingMode::PerDevice => "Per-device",
                 LicensingMode::PerUser => "Per-user",
             };
-            let mut chart = ChartBuilder::on(area)
-                .caption(format!("{mode} CALs over virtual time"), ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(44)
-                .y_label_area_size(56)
-                .build_cartesian_2d(first..last, 0u32..y_max)
-                .map_err(|e| failed(&e))?;
-            chart
-                .configure_mesh()
-                .x_labels(8)
-                .x_label_formatter(&|day| date(*day))
-                .x_desc("virtual date (UTC, end of day)")
-                .y_desc("CALs")
-                .draw()
-                .map_err(|e| failed(&e))?;
-            for series in &panel.series {
-                let color = color(series.category);
-                let points = plot.days.iter().copied().zip(series.values.iter().copied());
-                chart
-                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                    .map_err(|e| failed(&e))?
-                    .label(series.label())
-                    .legend(move |(x, y)| {
-                        PathElement::new(
-                            vec![(x, y), (x.saturating_add(20), y)],
-                            color.stroke_width(2),
-                        )
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| failed(&e))?;
+            let lines = panel.series.iter().map(|series| Line {
+                label: series.label(),
+                color: color(series.category),
+                points: plot
+                    .days
+                    .iter()
+                    .copied()
+                    .zip(series.values.iter().copied().map(u64::from)),
+            });
+            line_panel(
+                area,
+                &Axes {
+                    caption: &format!("{mode} CALs over virtual time"),
+                    days: first..last,
+                    y_max: u64::from(y_max),
+                    day_label: &|day| date(*day),
+                    x_desc: "virtual date (UTC, end of day)",
+                    y_desc: "CALs",
+                },
+                lines,
+            )?;
         }
-        root.present().map_err(|e| failed(&e))?;
+        root.present().map_err(PlotError::from)?;
     }
     Ok(document)
 }
