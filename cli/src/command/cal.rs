@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::inspect::render::{tree, TreeOptions};
+use rdpele_license_server::clock::format_instant;
 
 /// CAL files are a few KB; anything this large is not one.
 const MAX_INPUT_BYTES: u64 = 16 << 20;
@@ -197,8 +198,8 @@ fn describe(container: CalContainer, cal: &Cal) -> Value {
             "hwid_platform_id": client.hwid.platform_id,
             "encoded_hwid": hex::encode(client.encoded_hwid),
             "hwid_hash": hex::encode(client.encoded_hwid),
-            "not_before": rfc3339(client.not_before),
-            "not_after": rfc3339(client.not_after),
+            "not_before": format_instant(client.not_before),
+            "not_after": format_instant(client.not_after),
             "validity_days": client
                 .not_after
                 .duration_since(client.not_before)
@@ -244,12 +245,6 @@ fn describe(container: CalContainer, cal: &Cal) -> Value {
     })
 }
 
-fn rfc3339(at: SystemTime) -> Value {
-    OffsetDateTime::from(at)
-        .format(&Rfc3339)
-        .map_or(Value::Null, Value::String)
-}
-
 fn issue(args: &IssueArgs) -> ExitCode {
     let request = match request(args) {
         Ok(request) => request,
@@ -279,8 +274,8 @@ fn issue(args: &IssueArgs) -> ExitCode {
                 CalKind::of(&request.product).name(),
                 request.machine,
                 request.user,
-                rfc3339(request.not_before).as_str().unwrap_or("?"),
-                rfc3339(request.not_after).as_str().unwrap_or("?"),
+                format_instant(request.not_before).as_deref().unwrap_or("?"),
+                format_instant(request.not_after).as_deref().unwrap_or("?"),
             ));
             ExitCode::SUCCESS
         }

@@ -5,14 +5,11 @@
 //! code points are `{"value", "name"}` (name null when the spec has none), blobs are
 //! `{"blob_type", "data"}`, decoded text is a plain string, times are RFC 3339 (UTC) strings.
 
-use std::time::SystemTime;
-
+use rdpele_license_server::clock::format_instant;
 use rdpele_proto::cal::parse_cal;
 use rdpele_proto::envelope::{LicensingFrame, SecurityHeader};
 use rdpele_proto::wire::*;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 pub fn bytes(data: &[u8]) -> Value {
     json!({ "length": data.len(), "hex": hex::encode(data) })
@@ -180,8 +177,8 @@ pub fn cal(der: &[u8]) -> Value {
         "machine": client.machine,
         "user": client.user,
         "hwid": hex::encode(client.hwid.to_bytes()),
-        "not_before": rfc3339(client.not_before),
-        "not_after": rfc3339(client.not_after),
+        "not_before": format_instant(client.not_before),
+        "not_after": format_instant(client.not_after),
         "kind": cal.kind.name(),
         "cal_type": cal.cal_type.name(),
         "product": cal.product.sku,
@@ -192,12 +189,6 @@ pub fn cal(der: &[u8]) -> Value {
         },
         "issuer": client.issuer,
     })
-}
-
-fn rfc3339(at: SystemTime) -> Value {
-    OffsetDateTime::from(at)
-        .format(&Rfc3339)
-        .map_or(Value::Null, Value::String)
 }
 
 /// CLIENT_HARDWARE_ID (MS-RDPELE 2.2.2.3.1).

@@ -4,6 +4,7 @@
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
+use crate::fleet::summary::date_text;
 use crate::plot::{line_panel, Axes, Line, PlotError, PANEL_HEIGHT, WIDTH};
 use rdpele_license_server::model::LicensingMode;
 use rdpele_license_server::pool_over_time::{Category, PoolPlot, DAY_SECONDS};
@@ -23,12 +24,7 @@ fn color(category: Category) -> RGBColor {
 fn date(day: i64) -> String {
     let seconds = day.saturating_mul(DAY_SECONDS);
     match time::OffsetDateTime::from_unix_timestamp(seconds) {
-        Ok(at) => format!(
-            "{:04}-{:02}-{:02}",
-            at.year(),
-            u8::from(at.month()),
-            at.day()
-        ),
+        Ok(at) => date_text(at.date()),
         Err(_) => format!("day {day}"),
     }
 }
