@@ -5,7 +5,7 @@
 //! code points are `{"value", "name"}` (name null when the spec has none), blobs are
 //! `{"blob_type", "data"}`, decoded text is a plain string, times are RFC 3339 (UTC) strings.
 
-use rdpele_license_server::clock::format_instant;
+use super::cal_view::CalSummary;
 use rdpele_proto::cal::parse_cal;
 use rdpele_proto::envelope::{LicensingFrame, SecurityHeader};
 use rdpele_proto::wire::*;
@@ -172,23 +172,7 @@ pub fn cal(der: &[u8]) -> Value {
         Ok(cal) => cal,
         Err(error) => return json!({ "error": error.to_string() }),
     };
-    let client = &cal.client_license;
-    json!({
-        "machine": client.machine,
-        "user": client.user,
-        "hwid": hex::encode(client.hwid.to_bytes()),
-        "not_before": format_instant(client.not_before),
-        "not_after": format_instant(client.not_after),
-        "kind": cal.kind.name(),
-        "cal_type": cal.cal_type.name(),
-        "product": cal.product.sku,
-        "license_server": {
-            "name": cal.license_server.name,
-            "domain": cal.license_server.domain_or_workgroup,
-            "product_id": cal.license_server.product_id,
-        },
-        "issuer": client.issuer,
-    })
+    json!(CalSummary::of(&cal))
 }
 
 /// CLIENT_HARDWARE_ID (MS-RDPELE 2.2.2.3.1).
