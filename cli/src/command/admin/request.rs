@@ -11,10 +11,10 @@ use clap::Args;
 use rdpele_proto::cal::parse_cal_container;
 use serde_json::{json, Value};
 
-use super::args::{instant, parse_hwid, parse_name, VersionArg};
+use super::args::{instant, parse_hwid, parse_name};
 use super::{CommandResult, Context, Failure};
 use rdpele_license_server::model::{
-    HostInfo, LicenseRequest, LicensingMode, Outcome, PresentedCal, RefusalReason,
+    HostInfo, LicenseRequest, LicensingMode, Outcome, PresentedCal, RefusalReason, WindowsVersion,
 };
 use rdpele_license_server::server::{presented_cal, Granted, LicenseServer};
 use rdpele_license_server::store::{Holder, Store};
@@ -62,7 +62,7 @@ pub(super) struct RequestArgs {
     user: Option<String>,
     /// The session host's Windows version for this request (default: the configured host's).
     #[arg(long, value_enum, value_name = "V")]
-    host_version: Option<VersionArg>,
+    host_version: Option<WindowsVersion>,
     /// The CAL the client presents.
     #[arg(long, value_name = "FILE")]
     cal: Option<PathBuf>,
@@ -97,9 +97,7 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
         let store = Store::open(context.data)?;
         let configured = store.session_host()?;
         HostInfo {
-            version: args
-                .host_version
-                .map_or(configured.version, VersionArg::version),
+            version: args.host_version.unwrap_or(configured.version),
             mode: configured.licensing_mode,
         }
     };

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use clap::{ArgGroup, Args};
 use serde_json::json;
 
-use super::args::{instant, parse_hwid, parse_name, version_text};
+use super::args::{instant, parse_hwid, parse_name};
 use super::{answer, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::model::{IssuedLicense, LicenseStatus, LicensingMode, WindowsVersion};
@@ -83,7 +83,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
         .collect();
     let document = json!({
         "revoked": ids,
-        "product_version": version_text(version),
+        "product_version": version.as_str(),
         "RevokableCals": revokable,
         "NextRevokeAllowedOn": instant(next),
         "not_revoked": not_revoked,
@@ -106,7 +106,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
         let _ = writeln!(
             out,
             "RevokableCals {revokable} ({} per-device), NextRevokeAllowedOn {}",
-            version_text(version),
+            version.as_str(),
             instant(next)
         );
         out
