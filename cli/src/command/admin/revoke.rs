@@ -118,7 +118,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
 /// to the policy in turn (each one revoked counting against the next), or, if it has none,
 /// its newest license, so the refusal says why.
 pub(crate) fn decide(snapshot: &store::RevocationSnapshot) -> store::Revocation<Answer> {
-    let mut policy_snapshot = revocation::RevocationSnapshot {
+    let mut policy_snapshot = revocation::RevocationLimitSnapshot {
         now: snapshot.now,
         packs: snapshot
             .packs
@@ -164,7 +164,7 @@ pub(crate) fn decide(snapshot: &store::RevocationSnapshot) -> store::Revocation<
 /// RevokableCals and NextRevokeAllowedOn for per-device CALs of `version`, once the
 /// revocation is applied.
 fn limit(
-    snapshot: &revocation::RevocationSnapshot,
+    snapshot: &revocation::RevocationLimitSnapshot,
     version: WindowsVersion,
 ) -> (WindowsVersion, u32, SystemTime) {
     let now = snapshot.now;
