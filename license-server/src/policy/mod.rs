@@ -2,11 +2,11 @@
 //! is the snapshot's), randomness from the caller's RNG (seed it and every decision replays).
 //!
 //! [`decide`] answers one client: the session host's licensing mode picks the rule book
-//! ([`per_device`] or [`per_user`]), and the answer is a [`PolicyDecision`] — the [`RequestOutcome`] the client
-//! sees and the [`Change`]s that make it true, which the store applies in the transaction that
-//! loaded the snapshot. Around it: [`install_pack`] (which packs a license server accepts),
-//! [`revoke`] (the 20 % rule) and [`grace_period`] (the session host's 120 days without a
-//! license server).
+//! ([`per_device`] or [`per_user`]), and the answer is a [`PolicyDecision`] — the
+//! [`RequestOutcome`] the client sees and the [`Change`]s that make it true, which the store
+//! applies in the transaction that loaded the snapshot. Around it: [`install_pack`] (which
+//! packs a license server accepts), [`revoke`] (the 20 % rule) and [`grace_period`] (the
+//! session host's 120 days without a license server).
 //!
 //! # The rules and where they come from
 //!

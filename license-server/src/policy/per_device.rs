@@ -30,8 +30,9 @@
 //!   seven days of the current date, the session host connects to the license server to renew
 //!   the license for another random period of 52 to 89 days." The renewed CAL comes from the
 //!   same pack when it can (the holder's own license counts as free for it), else from any
-//!   compatible pack; the old row becomes Superseded; the outcome is [`RequestOutcome::Renewed`]. When
-//!   no license is free the CAL stays valid until it expires. [`RENEWAL_WINDOW`].
+//!   compatible pack; the old row becomes Superseded; the outcome is
+//!   [`RequestOutcome::Renewed`]. When no license is free the CAL stays valid until it expires.
+//!   [`RENEWAL_WINDOW`].
 //! - **Cannot be over-allocated.** A permanent CAL is only taken from a pack whose Active,
 //!   unexpired licenses (the store's `in_use`) are fewer than its total.
 //! - **Expired CALs return to the pool.** A permanent CAL past its expiration date no longer
@@ -44,8 +45,8 @@
 //!   "Revoke an RDS Per Device CAL"), while the device keeps the CAL it was given: DESIGN §5 "the
 //!   client keeps its CAL until it expires (100 CALs can briefly have 120 holders)". A revoked
 //!   row (status Revoked) does not count against its pack; its holder is answered
-//!   [`RequestOutcome::Valid`] until the expiration date, renewed within 7 days of it only if a license
-//!   is free, and refused ([`LicenseRefusal::Expired`]) after it unless one is free.
+//!   [`RequestOutcome::Valid`] until the expiration date, renewed within 7 days of it only if a
+//!   license is free, and refused ([`LicenseRefusal::Expired`]) after it unless one is free.
 //! - **Identity: the HWID, not the computer name.** The snapshot's holder rows are the device's
 //!   by hardware id; `issued_to_computer` is copied from the holder's earliest row, so Licensing
 //!   Manager keeps showing the name the device had when it was first licensed, even after a
@@ -263,9 +264,9 @@ fn issue_permanent<R: Rng + ?Sized>(
     Some((license_id, expires_at))
 }
 
-/// The held CAL stays as it is: [`RequestOutcome::Valid`] if the client presented it; if it presented
-/// none, the live CAL on record is issued again with the same expiration date (a revoked one is
-/// not: its holder is admitted without a new CAL until it expires).
+/// The held CAL stays as it is: [`RequestOutcome::Valid`] if the client presented it; if it
+/// presented none, the live CAL on record is issued again with the same expiration date (a
+/// revoked one is not: its holder is admitted without a new CAL until it expires).
 fn keep(
     mut plan: Plan<'_>,
     request: &LicenseRequest,

@@ -19,8 +19,8 @@
 //!   7 days ([`EXTENSION_WINDOW`]); the extension is a new record dated from the sign-in
 //!   (expiring 60 days after it, so every record shows 60 days from its issue), the old one
 //!   Superseded; it keeps its pack when it can, and an OverUsed user moves into a pack if one has
-//!   a free license by then (the outcome is [`RequestOutcome::Renewed`]). Between those times a sign-in
-//!   is [`RequestOutcome::Valid`] until the record's expiry. [`SHOWN_LIFETIME`].
+//!   a free license by then (the outcome is [`RequestOutcome::Renewed`]). Between those times a
+//!   sign-in is [`RequestOutcome::Valid`] until the record's expiry. [`SHOWN_LIFETIME`].
 //! - **A lapsed user drops off and reappears.** "If a user doesn't sign in before the expiration
 //!   date, they drop off the list, but the next time they sign in they show up again with a new
 //!   expiration date." The lapsed record is marked Expired (its license back in the pool) and the

@@ -17,11 +17,11 @@
 //!   a compatible (newer) one. Per device, the license server issues a permanent CAL from a
 //!   compatible pack when it is activated and one is free (the outcome is
 //!   [`RequestOutcome::Permanent`], the old CAL Superseded); otherwise the client is refused with
-//!   [`LicenseRefusal::CalVersionTooOld`] — the older CAL stays valid for older hosts. *Choice:* no
-//!   second temporary CAL is issued for the newer version; the temporary CAL is the device's
-//!   first-logon allowance, and handing out one per host version would let a device renew its
-//!   90 days by moving between hosts. Per user, licensing is not enforced: the user is recorded
-//!   against a compatible pack or as OverUsed ([`super::per_user`]).
+//!   [`LicenseRefusal::CalVersionTooOld`] — the older CAL stays valid for older hosts.
+//!   *Choice:* no second temporary CAL is issued for the newer version; the temporary CAL is
+//!   the device's first-logon allowance, and handing out one per host version would let a
+//!   device renew its 90 days by moving between hosts. Per user, licensing is not enforced:
+//!   the user is recorded against a compatible pack or as OverUsed ([`super::per_user`]).
 //! - **Which pack.** A new CAL comes from a pack of the host's licensing mode whose version is
 //!   at least the host's and that has a free license. *Choice* (Microsoft does not document the
 //!   order): a renewal keeps its pack when it can; otherwise the oldest version that serves the
