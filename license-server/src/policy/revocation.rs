@@ -146,16 +146,8 @@ pub fn revoke(
     }
     let version = license.product_version;
     let limit = revocation_limit(snapshot, version);
-    let revoked: Vec<SystemTime> = snapshot
-        .revoked
-        .iter()
-        .filter(|row| {
-            row.license_type == LicensingMode::PerDevice
-                && row.status == LicenseStatus::Revoked
-                && row.product_version == version
-                && row.license_id != license.license_id
-                && !has_expired(row.expiration_date, now)
-        })
+    let revoked: Vec<SystemTime> = in_revoked_state(snapshot, version)
+        .filter(|row| row.license_id != license.license_id)
         .map(|row| row.expiration_date)
         .collect();
     let revoked_count = u32::try_from(revoked.len()).unwrap_or(u32::MAX);
@@ -171,6 +163,41 @@ pub fn revoke(
         revoked_at: now,
         revokable_cals: limit.saturating_sub(revoked_count).saturating_sub(1),
     })
+}
+
+/// The per-device CALs of `version` in the revoked state at the snapshot's `now`: revoked and
+/// not yet expired, so still counting against the limit.
+fn in_revoked_state(
+    snapshot: &RevocationLimitSnapshot,
+    version: WindowsVersion,
+) -> impl Iterator<Item = &IssuedLicense> {
+    snapshot.revoked.iter().filter(move |row| {
+        row.license_type == LicensingMode::PerDevice
+            && row.status == LicenseStatus::Revoked
+            && row.product_version == version
+            && !has_expired(row.expiration_date, snapshot.now)
+    })
+}
+
+/// RevokableCals and NextRevokeAllowedOn for per-device CALs of `version`: how many more may
+/// be revoked now, and when the next may be (`now` if one may; else when the first revoked
+/// one expires).
+pub fn revocation_headroom(
+    snapshot: &RevocationLimitSnapshot,
+    version: WindowsVersion,
+) -> (u32, SystemTime) {
+    let now = snapshot.now;
+    let held: Vec<SystemTime> = in_revoked_state(snapshot, version)
+        .map(|row| row.expiration_date)
+        .collect();
+    let revoked = u32::try_from(held.len()).unwrap_or(u32::MAX);
+    let revokable = revocation_limit(snapshot, version).saturating_sub(revoked);
+    let next = if revokable > 0 {
+        now
+    } else {
+        held.into_iter().min().unwrap_or(now)
+    };
+    (revokable, next)
 }
 
 /// How many per-device CALs of `version` may be in the revoked state at once: 20 % of those

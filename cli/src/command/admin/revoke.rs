@@ -11,8 +11,8 @@ use serde_json::json;
 use super::args::{instant, parse_hwid, parse_name};
 use super::{answer, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
-use rdpele_license_server::model::{IssuedLicense, LicenseStatus, LicensingMode, WindowsVersion};
-use rdpele_license_server::policy::revocation::{self, revocation_limit, RevokeRefusal};
+use rdpele_license_server::model::{IssuedLicense, LicenseStatus, WindowsVersion};
+use rdpele_license_server::policy::revocation::{self, revocation_headroom, RevokeRefusal};
 use rdpele_license_server::store::{self, RevokeTarget, Store};
 
 /// Revoke a device's per-device CAL.
@@ -167,25 +167,7 @@ fn limit(
     snapshot: &revocation::RevocationLimitSnapshot,
     version: WindowsVersion,
 ) -> (WindowsVersion, u32, SystemTime) {
-    let now = snapshot.now;
-    let held: Vec<SystemTime> = snapshot
-        .revoked
-        .iter()
-        .filter(|row| {
-            row.license_type == LicensingMode::PerDevice
-                && row.status == LicenseStatus::Revoked
-                && row.product_version == version
-                && row.expiration_date > now
-        })
-        .map(|row| row.expiration_date)
-        .collect();
-    let in_revoked_state = u32::try_from(held.len()).unwrap_or(u32::MAX);
-    let revokable = revocation_limit(snapshot, version).saturating_sub(in_revoked_state);
-    let next = if revokable > 0 {
-        now
-    } else {
-        held.into_iter().min().unwrap_or(now)
-    };
+    let (revokable, next) = revocation_headroom(snapshot, version);
     (version, revokable, next)
 }
 
