@@ -4,3 +4,4 @@
 pub mod command;
 pub mod fleet;
 pub mod inspect;
+pub mod plot;

@@ -1,14 +1,14 @@
 //! The contract between the policy (pure: decides) and the store (durable: reads and writes).
 //!
 //! The store opens one write transaction (SQLite `BEGIN IMMEDIATE`), loads a [`Snapshot`] of
-//! everything the decision depends on, hands it to the policy, applies the [`Decision`]'s
+//! everything the decision depends on, hands it to the policy, applies the [`PolicyDecision`]'s
 //! [`Change`]s and commits. Because the snapshot is read inside the same transaction that
 //! applies the changes, two session hosts deciding at once are serialised by SQLite and a pack
 //! is never over-allocated.
 
 use std::time::SystemTime;
 
-use super::model::{IssuedLicense, KeyPack, LicenseStatus, Outcome, ServerSettings};
+use super::model::{IssuedLicense, KeyPack, LicenseStatus, RequestOutcome, ServerSettings};
 
 /// A pack and how many of its licenses are held right now (Active and not yet expired;
 /// revoked and expired licenses are back in the pool).
@@ -53,7 +53,7 @@ pub enum Change {
 
 /// The policy's answer: what the client gets, and the changes that make it true.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub outcome: Outcome,
+pub struct PolicyDecision {
+    pub outcome: RequestOutcome,
     pub changes: Vec<Change>,
 }

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod decision;
 pub mod model;
 pub mod policy;
+pub mod pool_over_time;
 #[cfg(any(feature = "http-server", feature = "http-client"))]
 pub mod remote;
 pub mod server;

@@ -216,7 +216,7 @@ pub struct LicenseRequest {
 
 /// The outcome a client sees, as `rdpele admin request` prints it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// A new temporary CAL.
     Temporary {
         license_id: u32,
@@ -237,14 +237,18 @@ pub enum Outcome {
         expires_at: SystemTime,
     },
     Refused {
-        reason: RefusalReason,
+        reason: LicenseRefusal,
     },
 }
+
+/// The emulator's name for [`RequestOutcome`] until emulator/src/session_host/issuer.rs says
+/// `RequestOutcome`: the alias lets the CLI build against it meanwhile, and goes with that edit.
+pub type Outcome = RequestOutcome;
 
 /// Why a client is refused, mapped by the session host to a Licensing Error Message and an
 /// ERRINFO_LICENSE_* code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusalReason {
+pub enum LicenseRefusal {
     /// Its temporary CAL has expired and no permanent CAL is free (ERRINFO_LICENSE_NO_LICENSE).
     TemporaryExpiredNoneFree,
     /// The presented CAL is older than the host's version and none newer is free.

@@ -15,15 +15,15 @@ use rdpele_proto::cal::{
 };
 use rdpele_proto::crypto::LicensingPrivateKey;
 use rdpele_proto::machine::{
-    Assessment, ClientInfo, Decision as ProtocolDecision, LicenseIssuer, PresentedLicense, Refusal,
+    Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
 };
 use rdpele_proto::wire::{ClientHardwareId, ErrorCode, StateTransition};
 
 use super::clock::Clock;
-use super::decision::{Change, Decision, Snapshot};
+use super::decision::{Change, PolicyDecision, Snapshot};
 use super::model::{
-    HostInfo, IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, Outcome, PresentedCal,
-    RefusalReason, WindowsVersion,
+    HostInfo, IssuedLicense, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
+    PresentedCal, RequestOutcome, WindowsVersion,
 };
 use super::policy;
 use super::store::{Holder, Store, StoreError};
@@ -53,7 +53,7 @@ pub enum ServerError {
 /// What a client gets: the outcome, and the CAL bytes when one is issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Granted {
-    pub outcome: Outcome,
+    pub outcome: RequestOutcome,
     /// `pbLicenseInfo`, exactly as the protocol carries it.
     pub cal: Option<Vec<u8>>,
 }
@@ -153,12 +153,12 @@ impl LicenseServer {
         &mut self,
         request: &LicenseRequest,
         now: SystemTime,
-    ) -> Result<Outcome, ServerError> {
+    ) -> Result<RequestOutcome, ServerError> {
         let rng = &mut self.rng;
         let exhausted = self.pool_exhausted;
         let decision = self
             .store
-            .decide(&holder(request), now, |snapshot| Decision {
+            .decide(&holder(request), now, |snapshot| PolicyDecision {
                 outcome: policy::decide(request, &seen(snapshot, exhausted), rng).outcome,
                 changes: Vec::new(),
             })?;
@@ -257,7 +257,7 @@ fn holder(request: &LicenseRequest) -> Holder {
 }
 
 /// The license row a decision inserts (the one the client's new CAL records).
-fn inserted(decision: &Decision) -> Option<&IssuedLicense> {
+fn inserted(decision: &PolicyDecision) -> Option<&IssuedLicense> {
     decision.changes.iter().find_map(|change| match change {
         Change::Insert(row) => Some(row),
         Change::SetStatus { .. } => None,
@@ -307,13 +307,13 @@ pub fn presented_cal(cal: &Cal) -> PresentedCal {
 }
 
 /// The Licensing Error Message a refusal is sent as.
-pub fn refusal(reason: RefusalReason) -> Refusal {
+pub fn refusal(reason: LicenseRefusal) -> Refusal {
     let error_code = match reason {
-        RefusalReason::WrongLicenseType | RefusalReason::CalVersionTooOld => {
+        LicenseRefusal::WrongLicenseType | LicenseRefusal::CalVersionTooOld => {
             ErrorCode::ERR_INVALID_PRODUCTID
         }
-        RefusalReason::GracePeriodOver => ErrorCode::ERR_NO_LICENSE_SERVER,
-        RefusalReason::TemporaryExpiredNoneFree | RefusalReason::Expired => {
+        LicenseRefusal::GracePeriodOver => ErrorCode::ERR_NO_LICENSE_SERVER,
+        LicenseRefusal::TemporaryExpiredNoneFree | LicenseRefusal::Expired => {
             ErrorCode::ERR_INVALID_CLIENT
         }
     };
@@ -348,20 +348,20 @@ pub fn unavailable() -> Refusal {
     Refusal::abort(ErrorCode::ERR_NO_LICENSE_SERVER)
 }
 
-fn protocol_decision(granted: Result<Granted, ServerError>) -> ProtocolDecision {
+fn protocol_decision(granted: Result<Granted, ServerError>) -> Decision {
     match granted {
-        Ok(Granted { cal: Some(cal), .. }) => ProtocolDecision::Issue(cal),
+        Ok(Granted { cal: Some(cal), .. }) => Decision::Issue(cal),
         Ok(Granted {
-            outcome: Outcome::Refused { reason },
+            outcome: RequestOutcome::Refused { reason },
             ..
-        }) => ProtocolDecision::Refuse(refusal(reason)),
-        Ok(_) => ProtocolDecision::Valid,
-        Err(_) => ProtocolDecision::Refuse(unavailable()),
+        }) => Decision::Refuse(refusal(reason)),
+        Ok(_) => Decision::Valid,
+        Err(_) => Decision::Refuse(unavailable()),
     }
 }
 
 impl LicenseIssuer for LicenseServer {
-    fn new_license(&mut self, now: SystemTime, client: &ClientInfo) -> ProtocolDecision {
+    fn new_license(&mut self, now: SystemTime, client: &ClientInfo) -> Decision {
         let request = self.request(&client.hwid, &client.machine_name, &client.user_name, None);
         protocol_decision(self.decide(&request, now))
     }
@@ -375,18 +375,14 @@ impl LicenseIssuer for LicenseServer {
             Some(presented_cal(&presented.cal)),
         );
         match self.assess(&request, now) {
-            Ok(Outcome::Valid { .. }) => Assessment::Valid,
-            Ok(Outcome::Refused { reason }) => Assessment::Refuse(refusal(reason)),
+            Ok(RequestOutcome::Valid { .. }) => Assessment::Valid,
+            Ok(RequestOutcome::Refused { reason }) => Assessment::Refuse(refusal(reason)),
             Ok(_) => Assessment::Upgrade,
             Err(_) => Assessment::Refuse(unavailable()),
         }
     }
 
-    fn upgrade_license(
-        &mut self,
-        now: SystemTime,
-        presented: &PresentedLicense,
-    ) -> ProtocolDecision {
+    fn upgrade_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Decision {
         let client = &presented.cal.client_license;
         let request = self.request(
             &presented.hwid,

@@ -16,7 +16,10 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::inspect::cal_view::{CalHolder, CalLicenseServer, CalValidity};
 use crate::inspect::render::{tree, TreeOptions};
+use rdpele_license_server::clock::format_instant;
+use serde::Serialize;
 
 /// CAL files are a few KB; anything this large is not one.
 const MAX_INPUT_BYTES: u64 = 16 << 20;
@@ -179,10 +182,56 @@ fn inspect(args: &InspectArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The client license certificate, every field of it.
+#[derive(Debug, Serialize)]
+struct ClientLicenseView<'a> {
+    #[serde(flatten)]
+    holder: CalHolder<'a>,
+    hwid_platform_id: u32,
+    encoded_hwid: String,
+    hwid_hash: String,
+    #[serde(flatten)]
+    validity: CalValidity,
+    validity_days: Option<u64>,
+    kind: &'static str,
+    serial_number: String,
+    key_pack_id: Option<u32>,
+    license_id: Option<u32>,
+    issuer: &'a str,
+    extensions: Vec<Value>,
+}
+
+impl<'a> ClientLicenseView<'a> {
+    fn of(cal: &'a Cal) -> Self {
+        let client = &cal.client_license;
+        let serial = client.serial();
+        ClientLicenseView {
+            holder: CalHolder::of(client),
+            hwid_platform_id: client.hwid.platform_id,
+            encoded_hwid: hex::encode(client.encoded_hwid),
+            hwid_hash: hex::encode(client.encoded_hwid),
+            validity: CalValidity::of(client),
+            validity_days: client
+                .not_after
+                .duration_since(client.not_before)
+                .map(|d| d.as_secs() / SECONDS_PER_DAY)
+                .ok(),
+            kind: cal.kind.name(),
+            serial_number: hex::encode(&client.serial_number),
+            key_pack_id: serial.map(|s| s.key_pack_id),
+            license_id: serial.map(|s| s.license_id),
+            issuer: &client.issuer,
+            extensions: client
+                .extensions
+                .iter()
+                .map(|e| json!({ "oid": e.oid, "critical": e.critical }))
+                .collect(),
+        }
+    }
+}
+
 /// The CAL as one JSON document (the tree is rendered from it).
 fn describe(container: CalContainer, cal: &Cal) -> Value {
-    let client = &cal.client_license;
-    let serial = client.serial();
     json!({
         "container": match container {
             CalContainer::Pkcs7 => "pkcs7",
@@ -190,35 +239,8 @@ fn describe(container: CalContainer, cal: &Cal) -> Value {
         },
         "kind": cal.kind.name(),
         "cal_type": cal.cal_type.name(),
-        "client_license": {
-            "machine": client.machine,
-            "user": client.user,
-            "hwid": hex::encode(client.hwid.to_bytes()),
-            "hwid_platform_id": client.hwid.platform_id,
-            "encoded_hwid": hex::encode(client.encoded_hwid),
-            "hwid_hash": hex::encode(client.encoded_hwid),
-            "not_before": rfc3339(client.not_before),
-            "not_after": rfc3339(client.not_after),
-            "validity_days": client
-                .not_after
-                .duration_since(client.not_before)
-                .map(|d| d.as_secs() / SECONDS_PER_DAY)
-                .ok(),
-            "kind": cal.kind.name(),
-            "serial_number": hex::encode(&client.serial_number),
-            "key_pack_id": serial.map(|s| s.key_pack_id),
-            "license_id": serial.map(|s| s.license_id),
-            "issuer": client.issuer,
-            "extensions": client.extensions.iter().map(|e| json!({
-                "oid": e.oid,
-                "critical": e.critical,
-            })).collect::<Vec<_>>(),
-        },
-        "license_server": {
-            "name": cal.license_server.name,
-            "domain": cal.license_server.domain_or_workgroup,
-            "product_id": cal.license_server.product_id,
-        },
+        "client_license": ClientLicenseView::of(cal),
+        "license_server": CalLicenseServer::of(cal),
         "product": {
             "product_id": cal.product.product_id,
             "sku": cal.product.sku,
@@ -242,12 +264,6 @@ fn describe(container: CalContainer, cal: &Cal) -> Value {
             "serial_number": hex::encode(&c.serial_number),
         })).collect::<Vec<_>>(),
     })
-}
-
-fn rfc3339(at: SystemTime) -> Value {
-    OffsetDateTime::from(at)
-        .format(&Rfc3339)
-        .map_or(Value::Null, Value::String)
 }
 
 fn issue(args: &IssueArgs) -> ExitCode {
@@ -279,8 +295,8 @@ fn issue(args: &IssueArgs) -> ExitCode {
                 CalKind::of(&request.product).name(),
                 request.machine,
                 request.user,
-                rfc3339(request.not_before).as_str().unwrap_or("?"),
-                rfc3339(request.not_after).as_str().unwrap_or("?"),
+                format_instant(request.not_before).as_deref().unwrap_or("?"),
+                format_instant(request.not_after).as_deref().unwrap_or("?"),
             ));
             ExitCode::SUCCESS
         }

@@ -18,6 +18,7 @@ use rdpele_proto::wire::ErrorCode;
 use serde_json::{json, Value};
 
 use super::print_out;
+use crate::inspect::cal_view::CalReceived;
 use rdpele_emulator::client::{
     connect, ClientOptions, ClientReport, Ending, Layout, LicenseDir, LicenseDirError,
     LicensingOutcome, StoreLicense,
@@ -388,7 +389,7 @@ impl Connection {
             "reason": outcome.reason,
             "error_info": report.error_info.map(error_info_text),
             "error_info_code": report.error_info,
-            "cal": outcome.cal.as_ref().map(cal_json),
+            "cal": outcome.cal.as_ref().map(CalReceived::of),
             "cal_error": outcome.cal_error,
             "machine": self.machine,
             "user": self.user,
@@ -399,25 +400,6 @@ impl Connection {
             "active": report.active,
             "ending": ending_text(&report.ending),
         })
-    }
-}
-
-fn cal_json(cal: &Cal) -> Value {
-    let client = &cal.client_license;
-    json!({
-        "kind": kind_name(cal.kind),
-        "machine": client.machine,
-        "user": client.user,
-        "hwid": hex::encode(client.hwid.to_bytes()),
-        "not_before": instant(client.not_before),
-        "not_after": instant(client.not_after),
-    })
-}
-
-fn kind_name(kind: CalKind) -> &'static str {
-    match kind {
-        CalKind::Temporary => "temporary",
-        CalKind::Permanent => "permanent",
     }
 }
 

@@ -5,13 +5,7 @@ use plotters::prelude::*;
 
 use super::held::Held;
 use super::summary::{date_text, FleetReport};
-
-const WIDTH: u32 = 960;
-const PANEL_HEIGHT: u32 = 380;
-
-#[derive(Debug, thiserror::Error)]
-#[error("drawing the plot: {0}")]
-pub struct PlotError(String);
+use crate::plot::{axes, line_panel, Axes, Line, PlotError, PANEL_HEIGHT, WIDTH};
 
 /// One line of the CALs chart.
 struct Kind {
@@ -46,20 +40,15 @@ const REFUSED: RGBColor = RGBColor(214, 39, 40);
 
 /// The report's days as an SVG document. Kinds no device ever held are left out.
 pub fn svg(report: &FleetReport) -> Result<String, PlotError> {
-    let failed = |error: &dyn std::fmt::Display| PlotError(error.to_string());
-    let days = u32::try_from(report.days.len()).map_err(|e| failed(&e))?;
+    let days = i64::try_from(report.days.len()).map_err(PlotError::TooManyDays)?;
     let x_max = days.max(1);
     let start = report.days.first().map(|day| day.date);
-    let label = move |day: &u32| match start
-        .and_then(|start| start.checked_add(time::Duration::days(i64::from(*day))))
+    let label = move |day: &i64| match start
+        .and_then(|start| start.checked_add(time::Duration::days(*day)))
     {
         Some(date) => date_text(date),
         None => format!("day {day}"),
     };
-    let kinds: Vec<&Kind> = KINDS
-        .iter()
-        .filter(|kind| report.days.iter().any(|day| (kind.count)(&day.held) > 0))
-        .collect();
     let held_max = report
         .days
         .iter()
@@ -72,81 +61,54 @@ pub fn svg(report: &FleetReport) -> Result<String, PlotError> {
         .map(|day| day.tally.refused)
         .max()
         .unwrap_or(0);
+    let lines = KINDS
+        .iter()
+        .filter(|kind| report.days.iter().any(|day| (kind.count)(&day.held) > 0))
+        .map(|kind| Line {
+            label: kind.label,
+            color: kind.color,
+            points: (0..days).zip(report.days.iter().map(|day| (kind.count)(&day.held))),
+        });
 
     let mut document = String::new();
     {
         let root = SVGBackend::with_string(&mut document, (WIDTH, PANEL_HEIGHT.saturating_mul(2)))
             .into_drawing_area();
-        root.fill(&WHITE).map_err(|e| failed(&e))?;
+        root.fill(&WHITE)?;
         let (top, bottom) = root.split_vertically(PANEL_HEIGHT);
-
-        let mut chart = ChartBuilder::on(&top)
-            .caption(
-                format!(
+        line_panel(
+            &top,
+            &Axes {
+                caption: &format!(
                     "CALs held by {} devices after each virtual day",
                     report.devices
                 ),
-                ("sans-serif", 20),
+                days: 0..x_max,
+                y_max: headroom(held_max),
+                day_label: &label,
+                x_desc: "virtual date (UTC)",
+                y_desc: "CALs",
+            },
+            lines,
+        )?;
+        let mut chart = axes(
+            &bottom,
+            &Axes {
+                caption: "Refusals per virtual day",
+                days: 0..x_max,
+                y_max: headroom(refused_max),
+                day_label: &label,
+                x_desc: "virtual date (UTC)",
+                y_desc: "refused connections",
+            },
+        )?;
+        chart.draw_series((0..days).zip(&report.days).map(|(x, day)| {
+            Rectangle::new(
+                [(x, 0), (x.saturating_add(1), day.tally.refused)],
+                REFUSED.filled(),
             )
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0..x_max, 0..headroom(held_max))
-            .map_err(|e| failed(&e))?;
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .x_label_formatter(&label)
-            .x_desc("virtual date (UTC)")
-            .y_desc("CALs")
-            .draw()
-            .map_err(|e| failed(&e))?;
-        for kind in kinds {
-            let color = kind.color;
-            let points = (0..days).zip(report.days.iter().map(|day| (kind.count)(&day.held)));
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| failed(&e))?
-                .label(kind.label)
-                .legend(move |(x, y)| {
-                    PathElement::new(
-                        vec![(x, y), (x.saturating_add(20), y)],
-                        color.stroke_width(2),
-                    )
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| failed(&e))?;
-
-        let mut chart = ChartBuilder::on(&bottom)
-            .caption("Refusals per virtual day", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0..x_max, 0..headroom(refused_max))
-            .map_err(|e| failed(&e))?;
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .x_label_formatter(&label)
-            .x_desc("virtual date (UTC)")
-            .y_desc("refused connections")
-            .draw()
-            .map_err(|e| failed(&e))?;
-        chart
-            .draw_series((0..days).zip(&report.days).map(|(x, day)| {
-                Rectangle::new(
-                    [(x, 0), (x.saturating_add(1), day.tally.refused)],
-                    REFUSED.filled(),
-                )
-            }))
-            .map_err(|e| failed(&e))?;
-        root.present().map_err(|e| failed(&e))?;
+        }))?;
+        root.present()?;
     }
     Ok(document)
 }

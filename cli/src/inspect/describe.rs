@@ -5,14 +5,11 @@
 //! code points are `{"value", "name"}` (name null when the spec has none), blobs are
 //! `{"blob_type", "data"}`, decoded text is a plain string, times are RFC 3339 (UTC) strings.
 
-use std::time::SystemTime;
-
+use super::cal_view::CalSummary;
 use rdpele_proto::cal::parse_cal;
 use rdpele_proto::envelope::{LicensingFrame, SecurityHeader};
 use rdpele_proto::wire::*;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 pub fn bytes(data: &[u8]) -> Value {
     json!({ "length": data.len(), "hex": hex::encode(data) })
@@ -175,29 +172,7 @@ pub fn cal(der: &[u8]) -> Value {
         Ok(cal) => cal,
         Err(error) => return json!({ "error": error.to_string() }),
     };
-    let client = &cal.client_license;
-    json!({
-        "machine": client.machine,
-        "user": client.user,
-        "hwid": hex::encode(client.hwid.to_bytes()),
-        "not_before": rfc3339(client.not_before),
-        "not_after": rfc3339(client.not_after),
-        "kind": cal.kind.name(),
-        "cal_type": cal.cal_type.name(),
-        "product": cal.product.sku,
-        "license_server": {
-            "name": cal.license_server.name,
-            "domain": cal.license_server.domain_or_workgroup,
-            "product_id": cal.license_server.product_id,
-        },
-        "issuer": client.issuer,
-    })
-}
-
-fn rfc3339(at: SystemTime) -> Value {
-    OffsetDateTime::from(at)
-        .format(&Rfc3339)
-        .map_or(Value::Null, Value::String)
+    json!(CalSummary::of(&cal))
 }
 
 /// CLIENT_HARDWARE_ID (MS-RDPELE 2.2.2.3.1).

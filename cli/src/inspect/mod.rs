@@ -1,6 +1,7 @@
 //! Looking inside captured licensing traffic: framing detection, pcap reassembly, the
 //! description `rdpele decode` prints, and decryption when the session keys are known.
 
+pub mod cal_view;
 pub mod decrypt;
 pub mod describe;
 pub mod pcap;

@@ -13,20 +13,20 @@
 //!   After it, [`admit_without_license_server`]: a per-device client presenting a CAL that is
 //!   still valid for the host is admitted until that CAL expires — the host checks the CAL
 //!   itself, a license server is needed only to issue or renew one — and everyone else is
-//!   refused with [`RefusalReason::GracePeriodOver`] (Windows: "The remote session was
+//!   refused with [`LicenseRefusal::GracePeriodOver`] (Windows: "The remote session was
 //!   disconnected because there are no Remote Desktop License Servers available to provide a
 //!   license", MicrosoftDocs SupportArticles-docs, "Cannot connect to RDS because no RD Licensing
 //!   servers are available"). A per-user host has nothing to check without a license server, so
 //!   it refuses everyone once the period is over.
 //!
 //! [CAL]: https://learn.microsoft.com/windows-server/remote/remote-desktop-services/rds-client-access-license
-//! [`RefusalReason::GracePeriodOver`]: crate::model::RefusalReason::GracePeriodOver
+//! [`LicenseRefusal::GracePeriodOver`]: crate::model::LicenseRefusal::GracePeriodOver
 
 use std::time::{Duration, SystemTime};
 
 use super::versions::serves;
 use super::{days, has_expired, later};
-use crate::model::{HostInfo, LicensingMode, Outcome, PresentedCal, RefusalReason};
+use crate::model::{HostInfo, LicenseRefusal, LicensingMode, PresentedCal, RequestOutcome};
 
 /// How long a session host runs without a license server.
 pub const GRACE_PERIOD: Duration = days(120);
@@ -42,10 +42,10 @@ pub enum GraceState {
 
 impl GraceState {
     /// The refusal a client without a valid CAL gets, once the period is over.
-    pub fn refusal(&self) -> Option<RefusalReason> {
+    pub fn refusal(&self) -> Option<LicenseRefusal> {
         match self {
             Self::Within { .. } => None,
-            Self::Over { .. } => Some(RefusalReason::GracePeriodOver),
+            Self::Over { .. } => Some(LicenseRefusal::GracePeriodOver),
         }
     }
 }
@@ -68,9 +68,9 @@ pub fn admit_without_license_server(
     host_first_use: SystemTime,
     now: SystemTime,
     presented: Option<&PresentedCal>,
-) -> Outcome {
+) -> RequestOutcome {
     match grace_period(host_first_use, now) {
-        GraceState::Within { ends_at } => Outcome::Valid {
+        GraceState::Within { ends_at } => RequestOutcome::Valid {
             expires_at: ends_at,
         },
         GraceState::Over { .. } => match presented {
@@ -80,12 +80,12 @@ pub fn admit_without_license_server(
                     && serves(cal.product_version, host.version)
                     && !has_expired(cal.not_after, now) =>
             {
-                Outcome::Valid {
+                RequestOutcome::Valid {
                     expires_at: cal.not_after,
                 }
             }
-            _ => Outcome::Refused {
-                reason: RefusalReason::GracePeriodOver,
+            _ => RequestOutcome::Refused {
+                reason: LicenseRefusal::GracePeriodOver,
             },
         },
     }

@@ -2,11 +2,11 @@
 //! is the snapshot's), randomness from the caller's RNG (seed it and every decision replays).
 //!
 //! [`decide`] answers one client: the session host's licensing mode picks the rule book
-//! ([`per_device`] or [`per_user`]), and the answer is a [`Decision`] — the [`Outcome`] the client
-//! sees and the [`Change`]s that make it true, which the store applies in the transaction that
-//! loaded the snapshot. Around it: [`install_pack`] (which packs a license server accepts),
-//! [`revoke`] (the 20 % rule) and [`grace_period`] (the session host's 120 days without a
-//! license server).
+//! ([`per_device`] or [`per_user`]), and the answer is a [`PolicyDecision`] — the
+//! [`RequestOutcome`] the client sees and the [`Change`]s that make it true, which the store
+//! applies in the transaction that loaded the snapshot. Around it: [`install_pack`] (which
+//! packs a license server accepts), [`revoke`] (the 20 % rule) and [`grace_period`] (the
+//! session host's 120 days without a license server).
 //!
 //! # The rules and where they come from
 //!
@@ -28,7 +28,7 @@
 //! Rules common to both modes, decided here:
 //! - **One licensing mode per session host** ([`HostInfo::mode`], DESIGN §5: "a session host runs
 //!   in one mode only"). A per-device host presented with a CAL that is not a per-device CAL
-//!   refuses it with [`RefusalReason::WrongLicenseType`]: Windows logs event 1004
+//!   refuses it with [`LicenseRefusal::WrongLicenseType`]: Windows logs event 1004
 //!   (EVENT_CANNOT_ISSUE_LICENSE, "a changed (mismatched) client license … the licensing mode for
 //!   the terminal server does not match the type of TS CALs") and the client is not licensed —
 //!   <https://technet.microsoft.com/library/cc775148(v=ws.10).aspx>. A per-user host does not look
@@ -42,11 +42,11 @@
 //! - **At most one insert per decision**, with the snapshot's `next_license_id`.
 //!
 //! [`Snapshot`]: super::decision::Snapshot
-//! [`Decision`]: super::decision::Decision
+//! [`PolicyDecision`]: super::decision::PolicyDecision
 //! [`Change`]: super::decision::Change
-//! [`Outcome`]: super::model::Outcome
+//! [`RequestOutcome`]: super::model::RequestOutcome
 //! [`HostInfo::mode`]: super::model::HostInfo::mode
-//! [`RefusalReason::WrongLicenseType`]: super::model::RefusalReason::WrongLicenseType
+//! [`LicenseRefusal::WrongLicenseType`]: super::model::LicenseRefusal::WrongLicenseType
 //! [`LicenseStatus::Expired`]: super::model::LicenseStatus::Expired
 //! [`LicenseStatus::Superseded`]: super::model::LicenseStatus::Superseded
 
@@ -60,11 +60,13 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 
-use super::decision::{Change, Decision, Snapshot};
-use super::model::{IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, Outcome};
+use super::decision::{Change, PolicyDecision, Snapshot};
+use super::model::{IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, RequestOutcome};
 
 pub use grace::{admit_without_license_server, grace_period, GraceState, GRACE_PERIOD};
-pub use revocation::{revoke, Revocation, RevocationSnapshot, RevokeRefusal, REVOCABLE_PERCENT};
+pub use revocation::{
+    revoke, GrantedRevocation, RevocationLimitSnapshot, RevokeRefusal, REVOCABLE_PERCENT,
+};
 pub use versions::{install_pack, serves, InstallError};
 
 /// One day, the unit every licensing period is counted in.
@@ -81,7 +83,7 @@ pub fn decide<R: Rng + ?Sized>(
     request: &LicenseRequest,
     snapshot: &Snapshot,
     rng: &mut R,
-) -> Decision {
+) -> PolicyDecision {
     match request.host.mode {
         LicensingMode::PerDevice => per_device::decide(request, snapshot, rng),
         LicensingMode::PerUser => per_user::decide(request, snapshot),
@@ -178,8 +180,8 @@ impl<'a> Plan<'a> {
         license_id
     }
 
-    fn finish(self, outcome: Outcome) -> Decision {
-        Decision {
+    fn finish(self, outcome: RequestOutcome) -> PolicyDecision {
+        PolicyDecision {
             outcome,
             changes: self.changes,
         }

@@ -18,7 +18,7 @@
 //!   ([`super::versions`]) with a free license.
 //! - **Otherwise the temporary CAL goes on until day 90, then the client is refused.** "If no RDS
 //!   CAL tokens are available, the temporary RDS CAL token continues to function for 90 days":
-//!   [`Outcome::Valid`] until its expiry, then [`RefusalReason::TemporaryExpiredNoneFree`]
+//!   [`RequestOutcome::Valid`] until its expiry, then [`LicenseRefusal::TemporaryExpiredNoneFree`]
 //!   (Windows: event 1011, "disconnected because its temporary license has expired"). The upgrade
 //!   is tried first on every connection, so the client is refused only when none is free.
 //! - **Permanent lifetime: random 52–89 days.** "Permanent RDS CALs are valid for a random period
@@ -30,22 +30,23 @@
 //!   seven days of the current date, the session host connects to the license server to renew
 //!   the license for another random period of 52 to 89 days." The renewed CAL comes from the
 //!   same pack when it can (the holder's own license counts as free for it), else from any
-//!   compatible pack; the old row becomes Superseded; the outcome is [`Outcome::Renewed`]. When
-//!   no license is free the CAL stays valid until it expires. [`RENEWAL_WINDOW`].
+//!   compatible pack; the old row becomes Superseded; the outcome is
+//!   [`RequestOutcome::Renewed`]. When no license is free the CAL stays valid until it expires.
+//!   [`RENEWAL_WINDOW`].
 //! - **Cannot be over-allocated.** A permanent CAL is only taken from a pack whose Active,
 //!   unexpired licenses (the store's `in_use`) are fewer than its total.
 //! - **Expired CALs return to the pool.** A permanent CAL past its expiration date no longer
 //!   counts (the store counts Active *and unexpired* rows); the policy marks the holder's
 //!   expired rows Expired when it sees them. A device presenting an expired permanent CAL gets a
-//!   new permanent one if one is free, else [`RefusalReason::Expired`]. *Choice:* it gets no
+//!   new permanent one if one is free, else [`LicenseRefusal::Expired`]. *Choice:* it gets no
 //!   second temporary CAL — that is the first logon's alone.
 //! - **Revoked CALs.** "After you have revoked the RDS Per Device CAL, that RDS Per Device CAL
 //!   is immediately available to be issued to another client" (Windows Server 2008 R2 TechNet,
 //!   "Revoke an RDS Per Device CAL"), while the device keeps the CAL it was given: DESIGN §5 "the
 //!   client keeps its CAL until it expires (100 CALs can briefly have 120 holders)". A revoked
 //!   row (status Revoked) does not count against its pack; its holder is answered
-//!   [`Outcome::Valid`] until the expiration date, renewed within 7 days of it only if a license
-//!   is free, and refused ([`RefusalReason::Expired`]) after it unless one is free.
+//!   [`RequestOutcome::Valid`] until the expiration date, renewed within 7 days of it only if a
+//!   license is free, and refused ([`LicenseRefusal::Expired`]) after it unless one is free.
 //! - **Identity: the HWID, not the computer name.** The snapshot's holder rows are the device's
 //!   by hardware id; `issued_to_computer` is copied from the holder's earliest row, so Licensing
 //!   Manager keeps showing the name the device had when it was first licensed, even after a
@@ -58,10 +59,10 @@
 //!   the 90 days, which is what "identity by HWID" means for a license server.
 //!
 //! [CAL]: https://learn.microsoft.com/windows-server/remote/remote-desktop-services/rds-client-access-license
-//! [`Outcome::Valid`]: crate::model::Outcome::Valid
-//! [`Outcome::Renewed`]: crate::model::Outcome::Renewed
-//! [`RefusalReason::TemporaryExpiredNoneFree`]: crate::model::RefusalReason::TemporaryExpiredNoneFree
-//! [`RefusalReason::Expired`]: crate::model::RefusalReason::Expired
+//! [`RequestOutcome::Valid`]: crate::model::RequestOutcome::Valid
+//! [`RequestOutcome::Renewed`]: crate::model::RequestOutcome::Renewed
+//! [`LicenseRefusal::TemporaryExpiredNoneFree`]: crate::model::LicenseRefusal::TemporaryExpiredNoneFree
+//! [`LicenseRefusal::Expired`]: crate::model::LicenseRefusal::Expired
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
@@ -70,9 +71,9 @@ use rand::{Rng, RngExt};
 
 use super::versions::{choose_pack, serves};
 use super::{days, expires_within, has_expired, holder_rows, later, newest, Plan};
-use crate::decision::{Decision, Snapshot};
+use crate::decision::{PolicyDecision, Snapshot};
 use crate::model::{
-    IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, Outcome, RefusalReason,
+    IssuedLicense, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode, RequestOutcome,
     WindowsVersion,
 };
 
@@ -105,45 +106,45 @@ pub fn decide<R: Rng + ?Sized>(
     request: &LicenseRequest,
     snapshot: &Snapshot,
     rng: &mut R,
-) -> Decision {
+) -> PolicyDecision {
     let now = snapshot.now;
     let mut plan = Plan::new(snapshot, MODE);
     let Some(held) = held(request, snapshot) else {
         return first_logon(plan, request, snapshot);
     };
     if held.license_type != MODE {
-        return plan.finish(refused(RefusalReason::WrongLicenseType));
+        return plan.finish(refused(LicenseRefusal::WrongLicenseType));
     }
     if !serves(held.version, request.host.version) {
         return match issue_permanent(&mut plan, request, snapshot, rng, None) {
-            Some((license_id, expires_at)) => plan.finish(Outcome::Permanent {
+            Some((license_id, expires_at)) => plan.finish(RequestOutcome::Permanent {
                 license_id,
                 expires_at,
             }),
-            None => plan.finish(refused(RefusalReason::CalVersionTooOld)),
+            None => plan.finish(refused(LicenseRefusal::CalVersionTooOld)),
         };
     }
     if held.temporary {
         if let Some((license_id, expires_at)) =
             issue_permanent(&mut plan, request, snapshot, rng, None)
         {
-            return plan.finish(Outcome::Permanent {
+            return plan.finish(RequestOutcome::Permanent {
                 license_id,
                 expires_at,
             });
         }
         if has_expired(held.expires_at, now) {
-            return plan.finish(refused(RefusalReason::TemporaryExpiredNoneFree));
+            return plan.finish(refused(LicenseRefusal::TemporaryExpiredNoneFree));
         }
         return keep(plan, request, snapshot, &held);
     }
     if has_expired(held.expires_at, now) {
         return match issue_permanent(&mut plan, request, snapshot, rng, None) {
-            Some((license_id, expires_at)) => plan.finish(Outcome::Permanent {
+            Some((license_id, expires_at)) => plan.finish(RequestOutcome::Permanent {
                 license_id,
                 expires_at,
             }),
-            None => plan.finish(refused(RefusalReason::Expired)),
+            None => plan.finish(refused(LicenseRefusal::Expired)),
         };
     }
     if expires_within(held.expires_at, now, RENEWAL_WINDOW) {
@@ -151,7 +152,7 @@ pub fn decide<R: Rng + ?Sized>(
         if let Some((license_id, expires_at)) =
             issue_permanent(&mut plan, request, snapshot, rng, same_pack)
         {
-            return plan.finish(Outcome::Renewed {
+            return plan.finish(RequestOutcome::Renewed {
                 license_id,
                 expires_at,
             });
@@ -160,8 +161,8 @@ pub fn decide<R: Rng + ?Sized>(
     keep(plan, request, snapshot, &held)
 }
 
-fn refused(reason: RefusalReason) -> Outcome {
-    Outcome::Refused { reason }
+fn refused(reason: LicenseRefusal) -> RequestOutcome {
+    RequestOutcome::Refused { reason }
 }
 
 /// The CAL the decision is about, or `None` for a device never seen (first logon).
@@ -207,7 +208,11 @@ fn first_issue_name(request: &LicenseRequest, snapshot: &Snapshot) -> String {
 }
 
 /// A device never seen: a 90-day temporary CAL from no pack.
-fn first_logon(mut plan: Plan<'_>, request: &LicenseRequest, snapshot: &Snapshot) -> Decision {
+fn first_logon(
+    mut plan: Plan<'_>,
+    request: &LicenseRequest,
+    snapshot: &Snapshot,
+) -> PolicyDecision {
     let now = snapshot.now;
     let expires_at = later(now, TEMPORARY_LIFETIME);
     let license_id = plan.issue(IssuedLicense {
@@ -223,7 +228,7 @@ fn first_logon(mut plan: Plan<'_>, request: &LicenseRequest, snapshot: &Snapshot
         revoked_at: None,
         product_version: request.host.version,
     });
-    plan.finish(Outcome::Temporary {
+    plan.finish(RequestOutcome::Temporary {
         license_id,
         expires_at,
     })
@@ -259,16 +264,16 @@ fn issue_permanent<R: Rng + ?Sized>(
     Some((license_id, expires_at))
 }
 
-/// The held CAL stays as it is: [`Outcome::Valid`] if the client presented it; if it presented
-/// none, the live CAL on record is issued again with the same expiration date (a revoked one is
-/// not: its holder is admitted without a new CAL until it expires).
+/// The held CAL stays as it is: [`RequestOutcome::Valid`] if the client presented it; if it
+/// presented none, the live CAL on record is issued again with the same expiration date (a
+/// revoked one is not: its holder is admitted without a new CAL until it expires).
 fn keep(
     mut plan: Plan<'_>,
     request: &LicenseRequest,
     snapshot: &Snapshot,
     held: &Held<'_>,
-) -> Decision {
-    let valid = Outcome::Valid {
+) -> PolicyDecision {
+    let valid = RequestOutcome::Valid {
         expires_at: held.expires_at,
     };
     if held.presented {
@@ -291,12 +296,12 @@ fn keep(
         ..row.clone()
     });
     let outcome = if row.status == LicenseStatus::Temporary {
-        Outcome::Temporary {
+        RequestOutcome::Temporary {
             license_id,
             expires_at,
         }
     } else {
-        Outcome::Permanent {
+        RequestOutcome::Permanent {
             license_id,
             expires_at,
         }

@@ -19,12 +19,12 @@
 //!   7 days ([`EXTENSION_WINDOW`]); the extension is a new record dated from the sign-in
 //!   (expiring 60 days after it, so every record shows 60 days from its issue), the old one
 //!   Superseded; it keeps its pack when it can, and an OverUsed user moves into a pack if one has
-//!   a free license by then (the outcome is [`Outcome::Renewed`]). Between those times a sign-in
-//!   is [`Outcome::Valid`] until the record's expiry. [`SHOWN_LIFETIME`].
+//!   a free license by then (the outcome is [`RequestOutcome::Renewed`]). Between those times a
+//!   sign-in is [`RequestOutcome::Valid`] until the record's expiry. [`SHOWN_LIFETIME`].
 //! - **A lapsed user drops off and reappears.** "If a user doesn't sign in before the expiration
 //!   date, they drop off the list, but the next time they sign in they show up again with a new
 //!   expiration date." The lapsed record is marked Expired (its license back in the pool) and the
-//!   next sign-in records the user anew ([`Outcome::Permanent`]).
+//!   next sign-in records the user anew ([`RequestOutcome::Permanent`]).
 //! - **No revocation.** "You can't revoke any RDS CALs" per user; see [`super::revocation`].
 //! - **90 days before reassignment.** "For most license agreements, 90 days is the more relevant
 //!   time period, because it's the minimum time required before a license can be reassigned to a
@@ -47,16 +47,16 @@
 //!   Directory, `msTSExpireDate`/`msTSLicenseVersion`, not on the device).
 //!
 //! [CAL]: https://learn.microsoft.com/windows-server/remote/remote-desktop-services/rds-client-access-license
-//! [`Outcome::Valid`]: crate::model::Outcome::Valid
-//! [`Outcome::Renewed`]: crate::model::Outcome::Renewed
-//! [`Outcome::Permanent`]: crate::model::Outcome::Permanent
+//! [`RequestOutcome::Valid`]: crate::model::RequestOutcome::Valid
+//! [`RequestOutcome::Renewed`]: crate::model::RequestOutcome::Renewed
+//! [`RequestOutcome::Permanent`]: crate::model::RequestOutcome::Permanent
 
 use std::time::{Duration, SystemTime};
 
 use super::versions::{choose_pack, serves};
 use super::{days, expires_within, has_expired, holder_rows, later, newest, Plan};
-use crate::decision::{Decision, Snapshot};
-use crate::model::{IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, Outcome};
+use crate::decision::{PolicyDecision, Snapshot};
+use crate::model::{IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, RequestOutcome};
 
 /// How long a per-user record is shown as valid from its issue.
 pub const SHOWN_LIFETIME: Duration = days(60);
@@ -71,7 +71,7 @@ pub const REASSIGNMENT_MINIMUM: Duration = days(90);
 const MODE: LicensingMode = LicensingMode::PerUser;
 
 /// The per-user answer to `request` (whose host must be in per-user mode). Never a refusal.
-pub fn decide(request: &LicenseRequest, snapshot: &Snapshot) -> Decision {
+pub fn decide(request: &LicenseRequest, snapshot: &Snapshot) -> PolicyDecision {
     let now = snapshot.now;
     let mut plan = Plan::new(snapshot, MODE);
     let current = newest(holder_rows(snapshot, MODE), |row| {
@@ -80,19 +80,19 @@ pub fn decide(request: &LicenseRequest, snapshot: &Snapshot) -> Decision {
     match current {
         Some(row) if serves(row.product_version, request.host.version) => {
             if !expires_within(row.expiration_date, now, EXTENSION_WINDOW) {
-                return plan.finish(Outcome::Valid {
+                return plan.finish(RequestOutcome::Valid {
                     expires_at: row.expiration_date,
                 });
             }
             let (license_id, expires_at) = record(&mut plan, request, snapshot, row.key_pack_id);
-            plan.finish(Outcome::Renewed {
+            plan.finish(RequestOutcome::Renewed {
                 license_id,
                 expires_at,
             })
         }
         _ => {
             let (license_id, expires_at) = record(&mut plan, request, snapshot, None);
-            plan.finish(Outcome::Permanent {
+            plan.finish(RequestOutcome::Permanent {
                 license_id,
                 expires_at,
             })

@@ -49,7 +49,7 @@ pub const REVOCABLE_PERCENT: u32 = 20;
 /// What a revocation decision reads (loaded inside the revoking transaction, like a
 /// [`Snapshot`](crate::decision::Snapshot)).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RevocationSnapshot {
+pub struct RevocationLimitSnapshot {
     pub now: SystemTime,
     /// The installed packs (any type and version; the ones that count are picked here).
     pub packs: Vec<KeyPack>,
@@ -60,14 +60,14 @@ pub struct RevocationSnapshot {
 
 /// A granted revocation: the store sets the row's status to Revoked and its `revoked_at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Revocation {
+pub struct GrantedRevocation {
     pub license_id: u32,
     pub revoked_at: SystemTime,
     /// RevokableCals: how many more CALs of the same type and version may be revoked now.
     pub revokable_cals: u32,
 }
 
-impl Revocation {
+impl GrantedRevocation {
     /// The change for a store applying [`Change`]s: status Revoked, which the store stamps with
     /// the deciding transaction's time — `revoked_at`, the snapshot's `now`.
     pub fn change(&self) -> Change {
@@ -128,8 +128,8 @@ impl std::error::Error for RevokeRefusal {}
 /// Whether `license` may be revoked now, under the 20 % rule for its type and version.
 pub fn revoke(
     license: &IssuedLicense,
-    snapshot: &RevocationSnapshot,
-) -> Result<Revocation, RevokeRefusal> {
+    snapshot: &RevocationLimitSnapshot,
+) -> Result<GrantedRevocation, RevokeRefusal> {
     let now = snapshot.now;
     if license.license_type != LicensingMode::PerDevice {
         return Err(RevokeRefusal::PerUser);
@@ -146,16 +146,8 @@ pub fn revoke(
     }
     let version = license.product_version;
     let limit = revocation_limit(snapshot, version);
-    let revoked: Vec<SystemTime> = snapshot
-        .revoked
-        .iter()
-        .filter(|row| {
-            row.license_type == LicensingMode::PerDevice
-                && row.status == LicenseStatus::Revoked
-                && row.product_version == version
-                && row.license_id != license.license_id
-                && !has_expired(row.expiration_date, now)
-        })
+    let revoked: Vec<SystemTime> = in_revoked_state(snapshot, version)
+        .filter(|row| row.license_id != license.license_id)
         .map(|row| row.expiration_date)
         .collect();
     let revoked_count = u32::try_from(revoked.len()).unwrap_or(u32::MAX);
@@ -166,16 +158,51 @@ pub fn revoke(
             next_revoke_allowed_on: revoked.into_iter().min().unwrap_or(now),
         });
     }
-    Ok(Revocation {
+    Ok(GrantedRevocation {
         license_id: license.license_id,
         revoked_at: now,
         revokable_cals: limit.saturating_sub(revoked_count).saturating_sub(1),
     })
 }
 
+/// The per-device CALs of `version` in the revoked state at the snapshot's `now`: revoked and
+/// not yet expired, so still counting against the limit.
+fn in_revoked_state(
+    snapshot: &RevocationLimitSnapshot,
+    version: WindowsVersion,
+) -> impl Iterator<Item = &IssuedLicense> {
+    snapshot.revoked.iter().filter(move |row| {
+        row.license_type == LicensingMode::PerDevice
+            && row.status == LicenseStatus::Revoked
+            && row.product_version == version
+            && !has_expired(row.expiration_date, snapshot.now)
+    })
+}
+
+/// RevokableCals and NextRevokeAllowedOn for per-device CALs of `version`: how many more may
+/// be revoked now, and when the next may be (`now` if one may; else when the first revoked
+/// one expires).
+pub fn revocation_headroom(
+    snapshot: &RevocationLimitSnapshot,
+    version: WindowsVersion,
+) -> (u32, SystemTime) {
+    let now = snapshot.now;
+    let held: Vec<SystemTime> = in_revoked_state(snapshot, version)
+        .map(|row| row.expiration_date)
+        .collect();
+    let revoked = u32::try_from(held.len()).unwrap_or(u32::MAX);
+    let revokable = revocation_limit(snapshot, version).saturating_sub(revoked);
+    let next = if revokable > 0 {
+        now
+    } else {
+        held.into_iter().min().unwrap_or(now)
+    };
+    (revokable, next)
+}
+
 /// How many per-device CALs of `version` may be in the revoked state at once: 20 % of those
 /// installed (every per-device pack of that version), at least one.
-pub fn revocation_limit(snapshot: &RevocationSnapshot, version: WindowsVersion) -> u32 {
+pub fn revocation_limit(snapshot: &RevocationLimitSnapshot, version: WindowsVersion) -> u32 {
     let installed: u64 = snapshot
         .packs
         .iter()

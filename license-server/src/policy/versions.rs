@@ -16,12 +16,12 @@
 //! - **A presented CAL older than the host** is treated as no CAL for that host: the client needs
 //!   a compatible (newer) one. Per device, the license server issues a permanent CAL from a
 //!   compatible pack when it is activated and one is free (the outcome is
-//!   [`Outcome::Permanent`], the old CAL Superseded); otherwise the client is refused with
-//!   [`RefusalReason::CalVersionTooOld`] — the older CAL stays valid for older hosts. *Choice:* no
-//!   second temporary CAL is issued for the newer version; the temporary CAL is the device's
-//!   first-logon allowance, and handing out one per host version would let a device renew its
-//!   90 days by moving between hosts. Per user, licensing is not enforced: the user is recorded
-//!   against a compatible pack or as OverUsed ([`super::per_user`]).
+//!   [`RequestOutcome::Permanent`], the old CAL Superseded); otherwise the client is refused with
+//!   [`LicenseRefusal::CalVersionTooOld`] — the older CAL stays valid for older hosts.
+//!   *Choice:* no second temporary CAL is issued for the newer version; the temporary CAL is
+//!   the device's first-logon allowance, and handing out one per host version would let a
+//!   device renew its 90 days by moving between hosts. Per user, licensing is not enforced:
+//!   the user is recorded against a compatible pack or as OverUsed ([`super::per_user`]).
 //! - **Which pack.** A new CAL comes from a pack of the host's licensing mode whose version is
 //!   at least the host's and that has a free license. *Choice* (Microsoft does not document the
 //!   order): a renewal keeps its pack when it can; otherwise the oldest version that serves the
@@ -30,8 +30,8 @@
 //!   the same transaction.
 //!
 //! [CAL]: https://learn.microsoft.com/windows-server/remote/remote-desktop-services/rds-client-access-license
-//! [`Outcome::Permanent`]: crate::model::Outcome::Permanent
-//! [`RefusalReason::CalVersionTooOld`]: crate::model::RefusalReason::CalVersionTooOld
+//! [`RequestOutcome::Permanent`]: crate::model::RequestOutcome::Permanent
+//! [`LicenseRefusal::CalVersionTooOld`]: crate::model::LicenseRefusal::CalVersionTooOld
 
 use std::fmt;
 

@@ -115,7 +115,7 @@ use self::snapshot::{
     load_holder, load_packs, load_settings, next_license_id, query_licenses, SELECT_BY_COMPUTER,
     SELECT_BY_HARDWARE_ID, SELECT_REVOKED,
 };
-use super::decision::{Change, Decision, PackUsage, Snapshot};
+use super::decision::{Change, PackUsage, PolicyDecision, Snapshot};
 use super::model::{IssuedLicense, KeyPack, LicensingMode, ServerSettings, WindowsVersion};
 
 /// The schema version this build creates and expects (`PRAGMA user_version`): the number of
@@ -314,8 +314,8 @@ impl Store {
         &self,
         holder: &Holder,
         now: SystemTime,
-        decide: impl FnOnce(&Snapshot) -> Decision,
-    ) -> Result<Decision, StoreError> {
+        decide: impl FnOnce(&Snapshot) -> PolicyDecision,
+    ) -> Result<PolicyDecision, StoreError> {
         let now_seconds = unix_seconds(now)?;
         let tx = self.write_transaction()?;
         let snapshot = Snapshot {

@@ -13,14 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rdpele_license_server::decision::{Change, Decision, PackUsage, Snapshot};
+use rdpele_license_server::decision::{Change, PackUsage, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
-    HostInfo, IssuedLicense, KeyPack, LicenseRequest, LicenseStatus, LicensingMode, Outcome,
-    PresentedCal, RefusalReason, ServerSettings, WindowsVersion,
+    HostInfo, IssuedLicense, KeyPack, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
+    PresentedCal, RequestOutcome, ServerSettings, WindowsVersion,
 };
 use rdpele_license_server::policy::{
     self, admit_without_license_server, days, grace_period, install_pack, revoke, serves,
-    GraceState, InstallError, RevocationSnapshot, RevokeRefusal,
+    GraceState, InstallError, RevocationLimitSnapshot, RevokeRefusal,
 };
 
 use LicenseStatus::{Active, Expired, Revoked, Superseded, Temporary};
@@ -160,12 +160,12 @@ fn request(
     }
 }
 
-fn decide(request: &LicenseRequest, snapshot: &Snapshot) -> Decision {
+fn decide(request: &LicenseRequest, snapshot: &Snapshot) -> PolicyDecision {
     policy::decide(request, snapshot, &mut StdRng::seed_from_u64(1))
 }
 
 /// The one row a decision inserts.
-fn inserted(decision: &Decision) -> &IssuedLicense {
+fn inserted(decision: &PolicyDecision) -> &IssuedLicense {
     let inserts: Vec<&IssuedLicense> = decision
         .changes
         .iter()
@@ -178,7 +178,7 @@ fn inserted(decision: &Decision) -> &IssuedLicense {
     inserts[0]
 }
 
-fn status_changes(decision: &Decision) -> Vec<(u32, LicenseStatus)> {
+fn status_changes(decision: &PolicyDecision) -> Vec<(u32, LicenseStatus)> {
     decision
         .changes
         .iter()
@@ -196,26 +196,26 @@ enum Kind {
     Permanent,
     Renewed,
     Valid,
-    Refused(RefusalReason),
+    Refused(LicenseRefusal),
 }
 
-fn kind(outcome: &Outcome) -> Kind {
+fn kind(outcome: &RequestOutcome) -> Kind {
     match outcome {
-        Outcome::Temporary { .. } => Kind::Temporary,
-        Outcome::Permanent { .. } => Kind::Permanent,
-        Outcome::Renewed { .. } => Kind::Renewed,
-        Outcome::Valid { .. } => Kind::Valid,
-        Outcome::Refused { reason } => Kind::Refused(*reason),
+        RequestOutcome::Temporary { .. } => Kind::Temporary,
+        RequestOutcome::Permanent { .. } => Kind::Permanent,
+        RequestOutcome::Renewed { .. } => Kind::Renewed,
+        RequestOutcome::Valid { .. } => Kind::Valid,
+        RequestOutcome::Refused { reason } => Kind::Refused(*reason),
     }
 }
 
-fn expires_at(outcome: &Outcome) -> SystemTime {
+fn expires_at(outcome: &RequestOutcome) -> SystemTime {
     match outcome {
-        Outcome::Temporary { expires_at, .. }
-        | Outcome::Permanent { expires_at, .. }
-        | Outcome::Renewed { expires_at, .. }
-        | Outcome::Valid { expires_at } => *expires_at,
-        Outcome::Refused { reason } => panic!("refused: {reason:?}"),
+        RequestOutcome::Temporary { expires_at, .. }
+        | RequestOutcome::Permanent { expires_at, .. }
+        | RequestOutcome::Renewed { expires_at, .. }
+        | RequestOutcome::Valid { expires_at } => *expires_at,
+        RequestOutcome::Refused { reason } => panic!("refused: {reason:?}"),
     }
 }
 
@@ -242,7 +242,7 @@ fn first_logon_per_device_gets_a_90_day_temporary_cal_from_no_pack() {
         let decision = decide(&request(PerDevice, V2022, None), &snapshot);
         assert_eq!(
             decision.outcome,
-            Outcome::Temporary {
+            RequestOutcome::Temporary {
                 license_id: NEXT_ID,
                 expires_at: day(93)
             },
@@ -329,7 +329,7 @@ fn next_logon_upgrades_a_temporary_cal_when_activated_and_one_is_free() {
             _ => {
                 assert_eq!(
                     decision.outcome,
-                    Outcome::Valid {
+                    RequestOutcome::Valid {
                         expires_at: day(90)
                     }
                 );
@@ -342,7 +342,7 @@ fn next_logon_upgrades_a_temporary_cal_when_activated_and_one_is_free() {
 #[test]
 fn temporary_cal_goes_on_until_day_90_then_the_client_is_refused() {
     let temp = temporary(5, day(0), V2022);
-    let refused = Kind::Refused(RefusalReason::TemporaryExpiredNoneFree);
+    let refused = Kind::Refused(LicenseRefusal::TemporaryExpiredNoneFree);
     // (now, a license free?, expected)
     let cases = [
         (day(1), false, Kind::Valid),
@@ -490,7 +490,7 @@ fn renewal_within_7_days_gives_a_new_random_52_to_89_days() {
         } else {
             assert_eq!(
                 decision.outcome,
-                Outcome::Valid {
+                RequestOutcome::Valid {
                     expires_at: expires
                 },
                 "{case}"
@@ -540,8 +540,8 @@ fn per_device_cals_cannot_be_over_allocated() {
             }
             None => assert_eq!(
                 decision.outcome,
-                Outcome::Refused {
-                    reason: RefusalReason::TemporaryExpiredNoneFree
+                RequestOutcome::Refused {
+                    reason: LicenseRefusal::TemporaryExpiredNoneFree
                 },
                 "{case}"
             ),
@@ -559,7 +559,7 @@ fn expired_permanent_cals_return_to_the_pool() {
             "taken by another device",
             day(61),
             1,
-            Kind::Refused(RefusalReason::Expired),
+            Kind::Refused(LicenseRefusal::Expired),
         ),
     ];
     for (case, now, in_use, expected) in cases {
@@ -607,7 +607,7 @@ fn revoked_holder_is_admitted_until_its_cal_expires() {
         (day(35), 1, Kind::Valid),
         (day(39) + hours(23), 1, Kind::Valid),
         (day(35), 0, Kind::Renewed),
-        (day(40), 1, Kind::Refused(RefusalReason::Expired)),
+        (day(40), 1, Kind::Refused(LicenseRefusal::Expired)),
         (day(41), 0, Kind::Permanent),
     ];
     for (now, in_use, expected) in cases {
@@ -633,8 +633,11 @@ fn revoked_holder_is_admitted_until_its_cal_expires() {
     }
 }
 
-fn revocation_snapshot(packs: Vec<KeyPack>, revoked: Vec<IssuedLicense>) -> RevocationSnapshot {
-    RevocationSnapshot {
+fn revocation_snapshot(
+    packs: Vec<KeyPack>,
+    revoked: Vec<IssuedLicense>,
+) -> RevocationLimitSnapshot {
+    RevocationLimitSnapshot {
         now: day(30),
         packs,
         revoked,
@@ -803,7 +806,7 @@ fn identity_is_the_hwid_and_the_name_shown_is_the_one_at_first_issue() {
     let decision = decide(&lost, &snapshot);
     assert_eq!(
         decision.outcome,
-        Outcome::Permanent {
+        RequestOutcome::Permanent {
             license_id: NEXT_ID,
             expires_at: day(70)
         }
@@ -828,7 +831,7 @@ fn identity_is_the_hwid_and_the_name_shown_is_the_one_at_first_issue() {
     let decision = decide(&request(PerDevice, V2022, None), &snapshot);
     assert_eq!(
         decision.outcome,
-        Outcome::Temporary {
+        RequestOutcome::Temporary {
             license_id: NEXT_ID,
             expires_at: day(90)
         }
@@ -836,7 +839,7 @@ fn identity_is_the_hwid_and_the_name_shown_is_the_one_at_first_issue() {
     let snapshot = snap(day(95), true, full, vec![temp]);
     assert_eq!(
         kind(&decide(&request(PerDevice, V2022, None), &snapshot).outcome),
-        Kind::Refused(RefusalReason::TemporaryExpiredNoneFree)
+        Kind::Refused(LicenseRefusal::TemporaryExpiredNoneFree)
     );
 }
 
@@ -881,7 +884,7 @@ fn per_user_has_no_temporary_cals_and_is_recorded_against_the_pool_or_overused()
         let decision = decide(&request(PerUser, V2022, None), &snapshot);
         assert_eq!(
             decision.outcome,
-            Outcome::Permanent {
+            RequestOutcome::Permanent {
                 license_id: NEXT_ID,
                 expires_at: day(63)
             },
@@ -1019,7 +1022,7 @@ fn per_user_is_never_refused() {
         let snapshot = snap(day(30), activated, packs, holder);
         let decision = decide(&request(PerUser, V2022, cal), &snapshot);
         assert!(
-            !matches!(decision.outcome, Outcome::Refused { .. }),
+            !matches!(decision.outcome, RequestOutcome::Refused { .. }),
             "{case}: {decision:?}"
         );
     }
@@ -1051,7 +1054,7 @@ fn a_cal_serves_hosts_of_its_version_or_older() {
                 &snapshot,
             );
             let admitted = decision.outcome
-                == Outcome::Valid {
+                == RequestOutcome::Valid {
                     expires_at: day(80),
                 };
             assert_eq!(admitted, expected, "{cal:?} CAL on a {host:?} host");
@@ -1067,7 +1070,7 @@ fn an_older_cal_needs_a_newer_one_or_is_refused() {
         cal
     };
     let old_temp = temporary(6, day(5), V2019);
-    let too_old = Kind::Refused(RefusalReason::CalVersionTooOld);
+    let too_old = Kind::Refused(LicenseRefusal::CalVersionTooOld);
     // (case, presented CAL, packs, activated, expected)
     let cases = [
         (
@@ -1174,7 +1177,7 @@ fn an_unactivated_license_server_issues_temporary_cals_only() {
             "temporary expired",
             Some(presented(&temp)),
             day(90),
-            Kind::Refused(RefusalReason::TemporaryExpiredNoneFree),
+            Kind::Refused(LicenseRefusal::TemporaryExpiredNoneFree),
         ),
         (
             "no renewal",
@@ -1213,7 +1216,7 @@ fn a_host_runs_in_one_mode_and_a_per_device_host_refuses_a_per_user_cal() {
             "per-user CAL on a per-device host",
             PerDevice,
             presented(&user_record),
-            Kind::Refused(RefusalReason::WrongLicenseType),
+            Kind::Refused(LicenseRefusal::WrongLicenseType),
         ),
         (
             "per-device CAL on a per-user host",
@@ -1255,8 +1258,8 @@ fn grace_period_is_120_days_without_a_license_server_then_refusal() {
     };
     let valid_cal = presented(&permanent(5, Active, day(200)));
     let expired_cal = presented(&permanent(5, Active, day(110)));
-    let over = Outcome::Refused {
-        reason: RefusalReason::GracePeriodOver,
+    let over = RequestOutcome::Refused {
+        reason: LicenseRefusal::GracePeriodOver,
     };
     // (now, state, a client without a CAL, with a valid CAL, with an expired CAL)
     let cases = [
@@ -1269,12 +1272,12 @@ fn grace_period_is_120_days_without_a_license_server_then_refusal() {
         (
             day(120),
             GraceState::Over { ended_at: day(120) },
-            Some(RefusalReason::GracePeriodOver),
+            Some(LicenseRefusal::GracePeriodOver),
         ),
         (
             day(130),
             GraceState::Over { ended_at: day(120) },
-            Some(RefusalReason::GracePeriodOver),
+            Some(LicenseRefusal::GracePeriodOver),
         ),
     ];
     for (now, state, refusal) in cases {
@@ -1297,7 +1300,7 @@ fn grace_period_is_120_days_without_a_license_server_then_refusal() {
                 for outcome in [&without, &with_valid, &with_expired, &per_user] {
                     assert_eq!(
                         *outcome,
-                        Outcome::Valid {
+                        RequestOutcome::Valid {
                             expires_at: ends_at
                         },
                         "{now:?}"
@@ -1308,7 +1311,7 @@ fn grace_period_is_120_days_without_a_license_server_then_refusal() {
                 assert_eq!(without, over, "{now:?}");
                 assert_eq!(
                     with_valid,
-                    Outcome::Valid {
+                    RequestOutcome::Valid {
                         expires_at: day(200)
                     },
                     "{now:?}"

@@ -18,13 +18,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rdpele_license_server::decision::{Change, Decision, PackUsage, Snapshot};
+use rdpele_license_server::decision::{Change, PackUsage, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
-    HostInfo, IssuedLicense, KeyPack, LicenseRequest, LicenseStatus, LicensingMode, Outcome,
-    PresentedCal, RefusalReason, ServerSettings, WindowsVersion,
+    HostInfo, IssuedLicense, KeyPack, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
+    PresentedCal, RequestOutcome, ServerSettings, WindowsVersion,
 };
 use rdpele_license_server::policy::{
-    self, days, install_pack, revoke, InstallError, RevocationSnapshot, RevokeRefusal,
+    self, days, install_pack, revoke, InstallError, RevocationLimitSnapshot, RevokeRefusal,
 };
 
 const SEED: u64 = 0x5EED_2024;
@@ -155,8 +155,8 @@ impl MemoryStore {
         }
     }
 
-    fn revocation_snapshot(&self, now: SystemTime) -> RevocationSnapshot {
-        RevocationSnapshot {
+    fn revocation_snapshot(&self, now: SystemTime) -> RevocationLimitSnapshot {
+        RevocationLimitSnapshot {
             now,
             packs: self.packs.clone(),
             revoked: self
@@ -403,7 +403,7 @@ fn connect(
             && cal.not_after > now
     });
     let snapshot = store.snapshot(now, &device.hardware_id);
-    let decision: Decision = policy::decide(&request, &snapshot, rng);
+    let decision: PolicyDecision = policy::decide(&request, &snapshot, rng);
     totals.connections += 1;
     store.apply(&decision.changes, now);
 
@@ -412,7 +412,7 @@ fn connect(
         Change::SetStatus { .. } => None,
     });
     match &decision.outcome {
-        Outcome::Temporary {
+        RequestOutcome::Temporary {
             license_id,
             expires_at,
         } => {
@@ -430,15 +430,15 @@ fn connect(
             device.first_name = Some(license.issued_to_computer.clone());
             device.cal = Some(presented(&license));
         }
-        Outcome::Permanent {
+        RequestOutcome::Permanent {
             license_id,
             expires_at,
         }
-        | Outcome::Renewed {
+        | RequestOutcome::Renewed {
             license_id,
             expires_at,
         } => {
-            if matches!(decision.outcome, Outcome::Renewed { .. }) {
+            if matches!(decision.outcome, RequestOutcome::Renewed { .. }) {
                 totals.renewed += 1;
             } else {
                 totals.permanent += 1;
@@ -455,7 +455,7 @@ fn connect(
             );
             device.cal = Some(presented(&license));
         }
-        Outcome::Valid { expires_at } => {
+        RequestOutcome::Valid { expires_at } => {
             totals.valid += 1;
             assert!(issued.is_none());
             assert_eq!(
@@ -463,14 +463,14 @@ fn connect(
                 device.cal.as_ref().map(|cal| cal.not_after)
             );
         }
-        Outcome::Refused { reason } => {
+        RequestOutcome::Refused { reason } => {
             assert!(
                 !holds_valid_cal,
                 "a client holding a valid CAL was refused: {reason:?}"
             );
             if matches!(
                 reason,
-                RefusalReason::TemporaryExpiredNoneFree | RefusalReason::Expired
+                LicenseRefusal::TemporaryExpiredNoneFree | LicenseRefusal::Expired
             ) {
                 let free = snapshot
                     .packs
@@ -485,7 +485,7 @@ fn connect(
         }
     }
     if holds_valid_cal {
-        assert!(!matches!(decision.outcome, Outcome::Refused { .. }));
+        assert!(!matches!(decision.outcome, RequestOutcome::Refused { .. }));
     }
 }
 

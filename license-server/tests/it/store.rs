@@ -16,10 +16,10 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdpele_license_server::clock::Clock;
-use rdpele_license_server::decision::{Change, Decision, Snapshot};
+use rdpele_license_server::decision::{Change, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
-    IssuedLicense, KeyPack, LicenseStatus, LicensingMode, Outcome, RefusalReason, ServerSettings,
-    WindowsVersion,
+    IssuedLicense, KeyPack, LicenseRefusal, LicenseStatus, LicensingMode, RequestOutcome,
+    ServerSettings, WindowsVersion,
 };
 use rdpele_license_server::store::{
     Holder, NewKeyPack, Revocation, RevokeTarget, Store, StoreError, DATABASE_FILE,
@@ -73,11 +73,11 @@ fn license(
 }
 
 /// The tests' own little policy: a free permanent license if any pack has one, else refusal.
-fn take_free_or_refuse(snapshot: &Snapshot, hardware_id: [u8; 20]) -> Decision {
+fn take_free_or_refuse(snapshot: &Snapshot, hardware_id: [u8; 20]) -> PolicyDecision {
     let Some(free) = snapshot.packs.iter().find(|usage| usage.available() > 0) else {
-        return Decision {
-            outcome: Outcome::Refused {
-                reason: RefusalReason::TemporaryExpiredNoneFree,
+        return PolicyDecision {
+            outcome: RequestOutcome::Refused {
+                reason: LicenseRefusal::TemporaryExpiredNoneFree,
             },
             changes: vec![],
         };
@@ -90,8 +90,8 @@ fn take_free_or_refuse(snapshot: &Snapshot, hardware_id: [u8; 20]) -> Decision {
         LicenseStatus::Active,
         60 * DAY,
     );
-    Decision {
-        outcome: Outcome::Permanent {
+    PolicyDecision {
+        outcome: RequestOutcome::Permanent {
             license_id: new.license_id,
             expires_at: new.expiration_date,
         },
@@ -159,8 +159,8 @@ fn the_database_is_in_wal_mode_with_foreign_keys_enforced() {
     let err = store
         .decide(&Holder::HardwareId(hwid(1)), day0(), |snapshot| {
             let new = license(snapshot, 1, hwid(1), Some(99), LicenseStatus::Active, DAY);
-            Decision {
-                outcome: Outcome::Permanent {
+            PolicyDecision {
+                outcome: RequestOutcome::Permanent {
                     license_id: 1,
                     expires_at: new.expiration_date,
                 },
@@ -226,8 +226,8 @@ fn a_decision_round_trips_through_the_store() {
                 LicenseStatus::Temporary,
                 90 * DAY,
             );
-            Decision {
-                outcome: Outcome::Temporary {
+            PolicyDecision {
+                outcome: RequestOutcome::Temporary {
                     license_id: 1,
                     expires_at: temporary.expiration_date,
                 },
@@ -237,7 +237,7 @@ fn a_decision_round_trips_through_the_store() {
         .unwrap();
     assert!(matches!(
         first.outcome,
-        Outcome::Temporary { license_id: 1, .. }
+        RequestOutcome::Temporary { license_id: 1, .. }
     ));
 
     // The upgrade: the temporary CAL superseded and a permanent one issued, in one decision.
@@ -254,8 +254,8 @@ fn a_decision_round_trips_through_the_store() {
                 LicenseStatus::Active,
                 70 * DAY,
             );
-            Decision {
-                outcome: Outcome::Permanent {
+            PolicyDecision {
+                outcome: RequestOutcome::Permanent {
                     license_id: 2,
                     expires_at: permanent.expiration_date,
                 },
@@ -370,7 +370,7 @@ fn a_failing_decision_leaves_nothing_behind() {
         .unwrap();
     assert!(matches!(
         decision.outcome,
-        Outcome::Permanent { license_id: 2, .. }
+        RequestOutcome::Permanent { license_id: 2, .. }
     ));
 }
 
@@ -392,8 +392,8 @@ fn the_store_refuses_to_over_allocate_whatever_the_policy_says() {
                 ))
             })
             .collect();
-        Decision {
-            outcome: Outcome::Permanent {
+        PolicyDecision {
+            outcome: RequestOutcome::Permanent {
                 license_id: 1,
                 expires_at: snapshot.now + 60 * DAY,
             },
@@ -433,8 +433,8 @@ fn the_store_refuses_to_over_allocate_whatever_the_policy_says() {
             LicenseStatus::Active,
             DAY,
         );
-        Decision {
-            outcome: Outcome::Permanent {
+        PolicyDecision {
+            outcome: RequestOutcome::Permanent {
                 license_id: new.license_id,
                 expires_at: new.expiration_date,
             },
@@ -475,8 +475,8 @@ fn the_store_refuses_to_over_allocate_whatever_the_policy_says() {
         .unwrap();
     assert_eq!(store.packs(day0() + DAY).unwrap()[0].in_use, 2);
     // A status change counts as well: the revoked license made active again would be a third.
-    let reactivate = |_: &Snapshot| Decision {
-        outcome: Outcome::Valid {
+    let reactivate = |_: &Snapshot| PolicyDecision {
+        outcome: RequestOutcome::Valid {
             expires_at: day0() + 60 * DAY,
         },
         changes: vec![Change::SetStatus {
@@ -516,8 +516,8 @@ fn a_clock_set_back_does_not_block_unrelated_decisions() {
             LicenseStatus::Active,
             10 * DAY,
         );
-        Decision {
-            outcome: Outcome::Permanent {
+        PolicyDecision {
+            outcome: RequestOutcome::Permanent {
                 license_id: new.license_id,
                 expires_at: new.expiration_date,
             },
@@ -547,8 +547,8 @@ fn a_clock_set_back_does_not_block_unrelated_decisions() {
                 LicenseStatus::Temporary,
                 90 * DAY,
             );
-            Decision {
-                outcome: Outcome::Temporary {
+            PolicyDecision {
+                outcome: RequestOutcome::Temporary {
                     license_id: new.license_id,
                     expires_at: new.expiration_date,
                 },
@@ -654,8 +654,8 @@ fn users_are_found_case_insensitively_and_overuse_is_reported() {
                 90 * DAY,
             );
             temporary.product_version = WindowsVersion::V2019;
-            Decision {
-                outcome: Outcome::Permanent {
+            PolicyDecision {
+                outcome: RequestOutcome::Permanent {
                     license_id: 1,
                     expires_at: new.expiration_date,
                 },
@@ -778,7 +778,7 @@ fn sixteen_threads_on_a_pool_of_five_issue_exactly_five() {
         .map(|t| {
             let dir = dir.path().to_path_buf();
             let start = Arc::clone(&start);
-            thread::spawn(move || -> Result<Vec<Outcome>, StoreError> {
+            thread::spawn(move || -> Result<Vec<RequestOutcome>, StoreError> {
                 let store = Store::open(&dir)?;
                 start.wait();
                 let mut outcomes = Vec::new();
@@ -805,9 +805,9 @@ fn sixteen_threads_on_a_pool_of_five_issue_exactly_five() {
         );
         for outcome in outcomes {
             match outcome {
-                Outcome::Permanent { .. } => permanent += 1,
-                Outcome::Refused {
-                    reason: RefusalReason::TemporaryExpiredNoneFree,
+                RequestOutcome::Permanent { .. } => permanent += 1,
+                RequestOutcome::Refused {
+                    reason: LicenseRefusal::TemporaryExpiredNoneFree,
                 } => refused += 1,
                 other => panic!("unexpected {other:?}"),
             }

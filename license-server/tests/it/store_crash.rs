@@ -23,9 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rdpele_license_server::decision::{Change, Decision, Snapshot};
+use rdpele_license_server::decision::{Change, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
-    IssuedLicense, LicenseStatus, LicensingMode, Outcome, WindowsVersion,
+    IssuedLicense, LicenseStatus, LicensingMode, RequestOutcome, WindowsVersion,
 };
 use rdpele_license_server::store::{Holder, NewKeyPack, Store};
 
@@ -54,7 +54,7 @@ fn hwid(n: u32) -> [u8; 20] {
 /// The writer's policy: renew an active CAL (supersede it and issue a new one from the same
 /// pack: two changes that must land together), else upgrade to a free permanent CAL
 /// (superseding a temporary one), else issue a temporary CAL once.
-fn decide(snapshot: &Snapshot, device: u32) -> Decision {
+fn decide(snapshot: &Snapshot, device: u32) -> PolicyDecision {
     let new = |id: u32, key_pack_id: Option<u32>, status: LicenseStatus| IssuedLicense {
         license_id: id,
         key_pack_id,
@@ -96,10 +96,10 @@ fn decide(snapshot: &Snapshot, device: u32) -> Decision {
         (None, None) => changes.push(Change::Insert(new(id, None, LicenseStatus::Temporary))),
         (Some(_), None) => {}
     }
-    let outcome = Outcome::Valid {
+    let outcome = RequestOutcome::Valid {
         expires_at: snapshot.now + 60 * DAY,
     };
-    Decision { outcome, changes }
+    PolicyDecision { outcome, changes }
 }
 
 /// The writer: runs only in the re-executed process, issuing until it is killed.

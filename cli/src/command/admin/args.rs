@@ -4,76 +4,7 @@
 
 use std::time::SystemTime;
 
-use clap::ValueEnum;
-
 use rdpele_license_server::clock::format_instant;
-use rdpele_license_server::model::{LicensingMode, WindowsVersion};
-
-/// A Windows Server release, as CAL packs, license servers and session hosts are versioned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(super) enum VersionArg {
-    #[value(name = "2008R2", alias = "2008r2")]
-    V2008R2,
-    #[value(name = "2012")]
-    V2012,
-    #[value(name = "2016")]
-    V2016,
-    #[value(name = "2019")]
-    V2019,
-    #[value(name = "2022")]
-    V2022,
-    #[value(name = "2025")]
-    V2025,
-}
-
-impl VersionArg {
-    pub(super) fn version(self) -> WindowsVersion {
-        match self {
-            Self::V2008R2 => WindowsVersion::V2008R2,
-            Self::V2012 => WindowsVersion::V2012,
-            Self::V2016 => WindowsVersion::V2016,
-            Self::V2019 => WindowsVersion::V2019,
-            Self::V2022 => WindowsVersion::V2022,
-            Self::V2025 => WindowsVersion::V2025,
-        }
-    }
-}
-
-/// How a version is written in the answers: as `--version` takes it.
-pub(super) fn version_text(version: WindowsVersion) -> &'static str {
-    match version {
-        WindowsVersion::V2008R2 => "2008R2",
-        WindowsVersion::V2012 => "2012",
-        WindowsVersion::V2016 => "2016",
-        WindowsVersion::V2019 => "2019",
-        WindowsVersion::V2022 => "2022",
-        WindowsVersion::V2025 => "2025",
-    }
-}
-
-/// A licensing mode, or a CAL pack's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(super) enum ModeArg {
-    PerDevice,
-    PerUser,
-}
-
-impl ModeArg {
-    pub(super) fn mode(self) -> LicensingMode {
-        match self {
-            Self::PerDevice => LicensingMode::PerDevice,
-            Self::PerUser => LicensingMode::PerUser,
-        }
-    }
-}
-
-/// How a mode is written in the answers: as `--mode` and `--type` take it.
-pub(super) fn mode_text(mode: LicensingMode) -> &'static str {
-    match mode {
-        LicensingMode::PerDevice => "per-device",
-        LicensingMode::PerUser => "per-user",
-    }
-}
 
 /// The length of a CLIENT_HARDWARE_ID: PlatformId and Data1..Data4.
 const HWID_LEN: usize = 20;

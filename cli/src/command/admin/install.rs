@@ -5,10 +5,10 @@ use anyhow::anyhow;
 use clap::Args;
 use serde_json::json;
 
-use super::args::{instant, mode_text, parse_count, version_text, ModeArg, VersionArg};
+use super::args::{instant, parse_count};
 use super::{answer, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
-use rdpele_license_server::model::KeyPack;
+use rdpele_license_server::model::{KeyPack, LicensingMode, WindowsVersion};
 use rdpele_license_server::policy::{self, versions::version_name};
 use rdpele_license_server::store::{NewKeyPack, Store};
 
@@ -23,10 +23,10 @@ use rdpele_license_server::store::{NewKeyPack, Store};
 pub(super) struct InstallArgs {
     /// The CALs' type: per device or per user.
     #[arg(long = "type", value_enum)]
-    key_pack_type: ModeArg,
+    key_pack_type: LicensingMode,
     /// The CALs' Windows version.
     #[arg(long, value_enum)]
-    version: VersionArg,
+    version: WindowsVersion,
     /// How many CALs the pack holds (1 to 4294967295).
     #[arg(long, value_name = "N", value_parser = parse_count, allow_negative_numbers = true)]
     count: u32,
@@ -37,8 +37,8 @@ pub(super) fn run(context: &Context<'_>, args: &InstallArgs) -> CommandResult {
     let now = Clock::system().now(&store)?;
     let settings = store.settings()?;
     let pack = NewKeyPack {
-        key_pack_type: args.key_pack_type.mode(),
-        product_version: args.version.version(),
+        key_pack_type: args.key_pack_type,
+        product_version: args.version,
         total_licenses: args.count,
         installed_at: now,
     };
@@ -53,8 +53,8 @@ pub(super) fn run(context: &Context<'_>, args: &InstallArgs) -> CommandResult {
     let installed = store.install_pack(&pack)?;
     let document = json!({
         "key_pack_id": installed.key_pack_id,
-        "type": mode_text(installed.key_pack_type),
-        "version": version_text(installed.product_version),
+        "type": installed.key_pack_type.as_str(),
+        "version": installed.product_version.as_str(),
         "total_licenses": installed.total_licenses,
         "installed_at": instant(installed.installed_at),
     });
@@ -63,7 +63,7 @@ pub(super) fn run(context: &Context<'_>, args: &InstallArgs) -> CommandResult {
             "installed key pack {}: {} {} CALs, {}\n",
             installed.key_pack_id,
             installed.total_licenses,
-            mode_text(installed.key_pack_type),
+            installed.key_pack_type.as_str(),
             version_name(installed.product_version)
         )
     });

@@ -9,10 +9,11 @@ use anyhow::{anyhow, Context as _};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
-use super::args::{instant, mode_text, version_text};
+use super::args::instant;
 use super::{plot, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::model::{IssuedLicense, LicenseStatus, LicensingMode};
+use rdpele_license_server::pool_over_time::pool_over_time;
 use rdpele_license_server::store::{PoolReport, Store};
 
 /// Report the CAL pools and who holds which CAL, like RD Licensing Manager.
@@ -171,8 +172,8 @@ fn packs(report: &PoolReport) -> Table {
         rows.push(vec![
             json!(pack.pack.key_pack_id),
             json!("installed"),
-            json!(mode_text(pack.pack.key_pack_type)),
-            json!(version_text(pack.pack.product_version)),
+            json!(pack.pack.key_pack_type.as_str()),
+            json!(pack.pack.product_version.as_str()),
             json!(pack.installed),
             json!(pack.issued),
             json!(pack.available),
@@ -190,8 +191,8 @@ fn packs(report: &PoolReport) -> Table {
             rows.push(vec![
                 Value::Null,
                 json!(name),
-                json!(mode_text(count.license_type)),
-                json!(version_text(count.product_version)),
+                json!(count.license_type.as_str()),
+                json!(count.product_version.as_str()),
                 json!(0),
                 json!(count.issued),
                 json!(0),
@@ -229,7 +230,7 @@ fn totals(report: &PoolReport) -> Value {
                 .sum::<u64>()
         };
         totals.insert(
-            mode_text(mode).to_owned(),
+            mode.as_str().to_owned(),
             json!({
                 "installed": sum(|pack| pack.installed),
                 "issued": sum(|pack| pack.issued),
@@ -254,17 +255,14 @@ fn held(license: &IssuedLicense, now: SystemTime) -> bool {
 /// The status as it stands at `now`: a license past its expiration date is expired, whether
 /// or not a decision has marked it so yet.
 fn status_at(license: &IssuedLicense, now: SystemTime) -> &'static str {
-    match license.status {
+    let lapsed = matches!(
+        license.status,
         LicenseStatus::Temporary | LicenseStatus::Active | LicenseStatus::Revoked
-            if license.expiration_date <= now =>
-        {
-            "expired"
-        }
-        LicenseStatus::Temporary => "temporary",
-        LicenseStatus::Active => "active",
-        LicenseStatus::Revoked => "revoked",
-        LicenseStatus::Expired => "expired",
-        LicenseStatus::Superseded => "superseded",
+    ) && license.expiration_date <= now;
+    if lapsed {
+        LicenseStatus::Expired.as_str()
+    } else {
+        license.status.as_str()
     }
 }
 
@@ -286,10 +284,10 @@ fn licenses(all: &[IssuedLicense], now: SystemTime, every: bool) -> Table {
             vec![
                 json!(license.license_id),
                 json!(license.key_pack_id),
-                json!(mode_text(license.license_type)),
+                json!(license.license_type.as_str()),
                 json!(kind(license)),
                 json!(status_at(license, now)),
-                json!(version_text(license.product_version)),
+                json!(license.product_version.as_str()),
                 json!(license.issued_to_computer),
                 json!(license.issued_to_user),
                 json!(hex::encode(license.hardware_id)),
@@ -323,7 +321,7 @@ pub(super) fn run(context: &Context<'_>, args: &ReportArgs) -> CommandResult {
                 .map(|usage| usage.pack)
                 .collect();
             let events = store.license_events()?;
-            let plot = plot::pool_over_time(&packs, &issued, &events, now)?;
+            let plot = pool_over_time(&packs, &issued, &events, now)?;
             let document = plot::svg(&plot)?;
             std::fs::write(path, document)
                 .with_context(|| format!("cannot write {}", path.display()))?;

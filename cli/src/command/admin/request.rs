@@ -11,10 +11,11 @@ use clap::Args;
 use rdpele_proto::cal::parse_cal_container;
 use serde_json::{json, Value};
 
-use super::args::{instant, parse_hwid, parse_name, VersionArg};
+use super::args::{instant, parse_hwid, parse_name};
 use super::{CommandResult, Context, Failure};
 use rdpele_license_server::model::{
-    HostInfo, LicenseRequest, LicensingMode, Outcome, PresentedCal, RefusalReason,
+    HostInfo, LicenseRefusal, LicenseRequest, LicensingMode, PresentedCal, RequestOutcome,
+    WindowsVersion,
 };
 use rdpele_license_server::server::{presented_cal, Granted, LicenseServer};
 use rdpele_license_server::store::{Holder, Store};
@@ -62,7 +63,7 @@ pub(super) struct RequestArgs {
     user: Option<String>,
     /// The session host's Windows version for this request (default: the configured host's).
     #[arg(long, value_enum, value_name = "V")]
-    host_version: Option<VersionArg>,
+    host_version: Option<WindowsVersion>,
     /// The CAL the client presents.
     #[arg(long, value_name = "FILE")]
     cal: Option<PathBuf>,
@@ -97,9 +98,7 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
         let store = Store::open(context.data)?;
         let configured = store.session_host()?;
         HostInfo {
-            version: args
-                .host_version
-                .map_or(configured.version, VersionArg::version),
+            version: args.host_version.unwrap_or(configured.version),
             mode: configured.licensing_mode,
         }
     };
@@ -120,7 +119,7 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
                 presented: presented.as_ref().map(|p| p.cal.clone()),
             };
             let granted = decide(&mut server, &request, now)?;
-            (Answered::Outcome(granted.outcome), granted.cal)
+            (Answered::RequestOutcome(granted.outcome), granted.cal)
         }
     };
 
@@ -137,7 +136,7 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
         _ => None,
     };
     let license_id = match &outcome {
-        Answered::Outcome(Outcome::Valid { expires_at }) => {
+        Answered::RequestOutcome(RequestOutcome::Valid { expires_at }) => {
             let holder = match host.mode {
                 LicensingMode::PerDevice => Holder::HardwareId(args.hwid),
                 LicensingMode::PerUser => Holder::User(user),
@@ -156,7 +155,7 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
 
 /// What the client is answered: the license server's outcome, or the protocol's own refusal.
 enum Answered {
-    Outcome(Outcome),
+    RequestOutcome(RequestOutcome),
     HwidMismatch,
 }
 
@@ -171,7 +170,10 @@ fn decide(
 ) -> Result<Granted, Failure> {
     if request.presented.is_some() {
         let assessed = server.assess(request, now)?;
-        if matches!(assessed, Outcome::Valid { .. } | Outcome::Refused { .. }) {
+        if matches!(
+            assessed,
+            RequestOutcome::Valid { .. } | RequestOutcome::Refused { .. }
+        ) {
             return Ok(Granted {
                 outcome: assessed,
                 cal: None,
@@ -224,13 +226,13 @@ fn check_writable(out: &Path) -> Result<(), Failure> {
     }
 }
 
-fn reason_code(reason: RefusalReason) -> &'static str {
+fn reason_code(reason: LicenseRefusal) -> &'static str {
     match reason {
-        RefusalReason::TemporaryExpiredNoneFree => "temporary_expired_none_free",
-        RefusalReason::CalVersionTooOld => "cal_version_too_old",
-        RefusalReason::GracePeriodOver => "grace_period_over",
-        RefusalReason::WrongLicenseType => "wrong_license_type",
-        RefusalReason::Expired => "expired",
+        LicenseRefusal::TemporaryExpiredNoneFree => "temporary_expired_none_free",
+        LicenseRefusal::CalVersionTooOld => "cal_version_too_old",
+        LicenseRefusal::GracePeriodOver => "grace_period_over",
+        LicenseRefusal::WrongLicenseType => "wrong_license_type",
+        LicenseRefusal::Expired => "expired",
     }
 }
 
@@ -242,21 +244,25 @@ fn document(
 ) -> Value {
     let (name, expires_at, reason, license_id) = match outcome {
         Answered::HwidMismatch => ("refused", None, Some("hwid_mismatch"), None),
-        Answered::Outcome(outcome) => match *outcome {
-            Outcome::Temporary {
+        Answered::RequestOutcome(outcome) => match *outcome {
+            RequestOutcome::Temporary {
                 license_id,
                 expires_at,
             } => ("temporary", Some(expires_at), None, Some(license_id)),
-            Outcome::Permanent {
+            RequestOutcome::Permanent {
                 license_id,
                 expires_at,
             } => ("permanent", Some(expires_at), None, Some(license_id)),
-            Outcome::Renewed {
+            RequestOutcome::Renewed {
                 license_id,
                 expires_at,
             } => ("renewed", Some(expires_at), None, Some(license_id)),
-            Outcome::Valid { expires_at } => ("valid", Some(expires_at), None, valid_license),
-            Outcome::Refused { reason } => ("refused", None, Some(reason_code(reason)), None),
+            RequestOutcome::Valid { expires_at } => {
+                ("valid", Some(expires_at), None, valid_license)
+            }
+            RequestOutcome::Refused { reason } => {
+                ("refused", None, Some(reason_code(reason)), None)
+            }
         },
     };
     json!({

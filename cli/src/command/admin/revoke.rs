@@ -8,11 +8,11 @@ use anyhow::anyhow;
 use clap::{ArgGroup, Args};
 use serde_json::json;
 
-use super::args::{instant, parse_hwid, parse_name, version_text};
+use super::args::{instant, parse_hwid, parse_name};
 use super::{answer, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
-use rdpele_license_server::model::{IssuedLicense, LicenseStatus, LicensingMode, WindowsVersion};
-use rdpele_license_server::policy::revocation::{self, revocation_limit, RevokeRefusal};
+use rdpele_license_server::model::{IssuedLicense, LicenseStatus, WindowsVersion};
+use rdpele_license_server::policy::revocation::{self, revocation_headroom, RevokeRefusal};
 use rdpele_license_server::store::{self, RevokeTarget, Store};
 
 /// Revoke a device's per-device CAL.
@@ -83,7 +83,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
         .collect();
     let document = json!({
         "revoked": ids,
-        "product_version": version_text(version),
+        "product_version": version.as_str(),
         "RevokableCals": revokable,
         "NextRevokeAllowedOn": instant(next),
         "not_revoked": not_revoked,
@@ -106,7 +106,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
         let _ = writeln!(
             out,
             "RevokableCals {revokable} ({} per-device), NextRevokeAllowedOn {}",
-            version_text(version),
+            version.as_str(),
             instant(next)
         );
         out
@@ -118,7 +118,7 @@ pub(super) fn run(context: &Context<'_>, args: &RevokeArgs) -> CommandResult {
 /// to the policy in turn (each one revoked counting against the next), or, if it has none,
 /// its newest license, so the refusal says why.
 pub(crate) fn decide(snapshot: &store::RevocationSnapshot) -> store::Revocation<Answer> {
-    let mut policy_snapshot = revocation::RevocationSnapshot {
+    let mut policy_snapshot = revocation::RevocationLimitSnapshot {
         now: snapshot.now,
         packs: snapshot
             .packs
@@ -164,28 +164,10 @@ pub(crate) fn decide(snapshot: &store::RevocationSnapshot) -> store::Revocation<
 /// RevokableCals and NextRevokeAllowedOn for per-device CALs of `version`, once the
 /// revocation is applied.
 fn limit(
-    snapshot: &revocation::RevocationSnapshot,
+    snapshot: &revocation::RevocationLimitSnapshot,
     version: WindowsVersion,
 ) -> (WindowsVersion, u32, SystemTime) {
-    let now = snapshot.now;
-    let held: Vec<SystemTime> = snapshot
-        .revoked
-        .iter()
-        .filter(|row| {
-            row.license_type == LicensingMode::PerDevice
-                && row.status == LicenseStatus::Revoked
-                && row.product_version == version
-                && row.expiration_date > now
-        })
-        .map(|row| row.expiration_date)
-        .collect();
-    let in_revoked_state = u32::try_from(held.len()).unwrap_or(u32::MAX);
-    let revokable = revocation_limit(snapshot, version).saturating_sub(in_revoked_state);
-    let next = if revokable > 0 {
-        now
-    } else {
-        held.into_iter().min().unwrap_or(now)
-    };
+    let (revokable, next) = revocation_headroom(snapshot, version);
     (version, revokable, next)
 }
 

@@ -8,10 +8,10 @@ use anyhow::anyhow;
 use clap::{ArgAction, ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::args::{instant, mode_text, version_text, ModeArg, VersionArg};
+use super::args::instant;
 use super::{answer, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
-use rdpele_license_server::model::{LicensingMode, ServerSettings};
+use rdpele_license_server::model::{LicensingMode, ServerSettings, WindowsVersion};
 use rdpele_license_server::policy::{self, grace_period, GraceState};
 use rdpele_license_server::store::{SessionHost, Store};
 
@@ -46,18 +46,18 @@ pub(super) enum ServerCommand {
 pub(super) struct SetArgs {
     /// The license server's Windows version.
     #[arg(long, value_enum)]
-    version: Option<VersionArg>,
+    version: Option<WindowsVersion>,
     /// The session host's licensing mode: per device (temporary, then permanent CALs bound to
     /// the device's HWID) or per user (recorded against the user account, not enforced).
     #[arg(long, value_enum)]
-    mode: Option<ModeArg>,
+    mode: Option<LicensingMode>,
     /// Whether the license server is activated.
     #[arg(long, value_name = "true|false", action = ArgAction::Set)]
     activated: Option<bool>,
     /// The session host's Windows version (`request --host-version` overrides it for one
     /// request).
     #[arg(long, value_enum)]
-    host_version: Option<VersionArg>,
+    host_version: Option<WindowsVersion>,
 }
 
 pub(super) fn run(context: &Context<'_>, command: &ServerCommand) -> CommandResult {
@@ -78,7 +78,7 @@ fn set(store: &Store, args: &SetArgs) -> CommandResult {
     let mut settings = store.settings()?;
     let before = settings.clone();
     if let Some(version) = args.version {
-        settings.version = version.version();
+        settings.version = version;
     }
     if let Some(activated) = args.activated {
         settings.activated = activated;
@@ -102,8 +102,8 @@ fn set(store: &Store, args: &SetArgs) -> CommandResult {
     if args.mode.is_some() || args.host_version.is_some() {
         let host = store.session_host()?;
         store.set_session_host(
-            args.mode.map_or(host.licensing_mode, ModeArg::mode),
-            args.host_version.map_or(host.version, VersionArg::version),
+            args.mode.unwrap_or(host.licensing_mode),
+            args.host_version.unwrap_or(host.version),
         )?;
     }
     Ok(())
@@ -125,15 +125,15 @@ fn document(settings: &ServerSettings, host: &SessionHost, now: SystemTime) -> V
     json!({
         "now": instant(now),
         "license_server": {
-            "version": version_text(settings.version),
+            "version": settings.version.as_str(),
             "activated": settings.activated,
             "name": settings.name,
             "domain_or_workgroup": settings.domain_or_workgroup,
             "product_id": settings.product_id,
         },
         "session_host": {
-            "licensing_mode": mode_text(host.licensing_mode),
-            "version": version_text(host.version),
+            "licensing_mode": host.licensing_mode.as_str(),
+            "version": host.version.as_str(),
             "first_use": host.first_use.map(instant),
             "grace_period": grace(host, now),
         },

@@ -7,8 +7,9 @@ use clap::{Args, Subcommand};
 use rdpele_proto::cal::parse_cal;
 use serde_json::{json, Value};
 
-use super::{cal_json, instant, kind_name, local_hostname, LayoutArg};
+use super::{instant, local_hostname, LayoutArg};
 use crate::command::{print_out, read_input};
+use crate::inspect::cal_view::CalReceived;
 use rdpele_emulator::client::{Layout, LicenseDir};
 
 /// A .reg file of a few CALs is tens of KB; this bounds what import reads.
@@ -112,7 +113,7 @@ fn run_show(args: &ShowArgs) -> Result<()> {
                     "scope": product.scope,
                 })),
                 "cal_bytes": license.license_info.len(),
-                "cal": cal.as_ref().ok().map(cal_json),
+                "cal": cal.as_ref().ok().map(CalReceived::of),
                 "cal_error": cal.as_ref().err().map(ToString::to_string),
             })
         })
@@ -149,7 +150,7 @@ fn run_show(args: &ShowArgs) -> Result<()> {
         let cal = match parse_cal(&license.license_info) {
             Ok(cal) => format!(
                 "{} CAL for {} (user {}), expires {}",
-                kind_name(cal.kind),
+                cal.kind.name(),
                 cal.client_license.machine,
                 cal.client_license.user,
                 instant(cal.client_license.not_after)
