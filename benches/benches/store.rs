@@ -35,9 +35,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rdpele_license_server::decision::{Change, Decision, Snapshot};
+use rdpele_license_server::decision::{Change, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
-    IssuedLicense, LicenseStatus, LicensingMode, Outcome, ServerSettings, WindowsVersion,
+    IssuedLicense, LicenseStatus, LicensingMode, RequestOutcome, ServerSettings, WindowsVersion,
 };
 use rdpele_license_server::store::{Holder, NewKeyPack, Store, DATABASE_FILE, SCHEMA_VERSION};
 
@@ -228,14 +228,14 @@ fn store_of_size(n: u32) -> (Store, PathBuf) {
 }
 
 /// The device's current CAL is valid: nothing to write.
-fn valid(snapshot: &Snapshot) -> Decision {
+fn valid(snapshot: &Snapshot) -> PolicyDecision {
     let current = snapshot
         .holder
         .iter()
         .find(|l| l.status == LicenseStatus::Active && l.expiration_date > snapshot.now)
         .expect("an active device");
-    Decision {
-        outcome: Outcome::Valid {
+    PolicyDecision {
+        outcome: RequestOutcome::Valid {
             expires_at: current.expiration_date,
         },
         changes: vec![],
@@ -243,7 +243,7 @@ fn valid(snapshot: &Snapshot) -> Decision {
 }
 
 /// A new device: a 90-day temporary CAL.
-fn temporary(snapshot: &Snapshot, device: u64) -> Decision {
+fn temporary(snapshot: &Snapshot, device: u64) -> PolicyDecision {
     assert!(snapshot.holder.is_empty());
     let mut new = license(
         snapshot.next_license_id,
@@ -253,8 +253,8 @@ fn temporary(snapshot: &Snapshot, device: u64) -> Decision {
     );
     new.issue_date = snapshot.now;
     new.expiration_date = snapshot.now + 90 * DAY;
-    Decision {
-        outcome: Outcome::Temporary {
+    PolicyDecision {
+        outcome: RequestOutcome::Temporary {
             license_id: new.license_id,
             expires_at: new.expiration_date,
         },
@@ -267,7 +267,7 @@ fn temporary(snapshot: &Snapshot, device: u64) -> Decision {
 /// (a status change and an insert in the same pack, the guard, a durable commit) without a
 /// device's history growing with every iteration, which would make the figure depend on how
 /// long criterion runs.
-fn reissue(snapshot: &Snapshot, next_device: u64) -> Decision {
+fn reissue(snapshot: &Snapshot, next_device: u64) -> PolicyDecision {
     let current = snapshot
         .holder
         .iter()
@@ -281,8 +281,8 @@ fn reissue(snapshot: &Snapshot, next_device: u64) -> Decision {
     );
     new.issue_date = snapshot.now;
     new.expiration_date = snapshot.now + 70 * DAY;
-    Decision {
-        outcome: Outcome::Permanent {
+    PolicyDecision {
+        outcome: RequestOutcome::Permanent {
             license_id: new.license_id,
             expires_at: new.expiration_date,
         },

@@ -241,10 +241,6 @@ pub enum RequestOutcome {
     },
 }
 
-/// The emulator's name for [`RequestOutcome`] until emulator/src/session_host/issuer.rs says
-/// `RequestOutcome`: the alias lets the CLI build against it meanwhile, and goes with that edit.
-pub type Outcome = RequestOutcome;
-
 /// Why a client is refused, mapped by the session host to a Licensing Error Message and an
 /// ERRINFO_LICENSE_* code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use rdpele_proto::cal::{parse_cal, Cal, CalKind};
+use rdpele_proto::envelope::ErrorInfo;
 use rdpele_proto::machine::{LicenseStore, ProductKey};
 use rdpele_proto::wire::ErrorCode;
 use serde_json::{json, Value};
@@ -422,38 +423,9 @@ fn code_name(code: ErrorCode) -> String {
         .map_or_else(|| format!("{:#010x}", code.0), str::to_owned)
 }
 
+/// A Set Error Info code by its MS-RDPBCGR 2.2.5.1.1 name, or in hex.
 fn error_info_text(code: u32) -> String {
-    error_info_name(code).map_or_else(|| format!("ERRINFO {code:#010x}"), str::to_owned)
-}
-
-/// MS-RDPBCGR 2.2.5.1.1 names of the Set Error Info codes a licensing client meets: the
-/// protocol-independent ones (logoff, timeouts, denial) and every licensing one.
-pub(crate) fn error_info_name(code: u32) -> Option<&'static str> {
-    Some(match code {
-        0x0001 => "ERRINFO_RPC_INITIATED_DISCONNECT",
-        0x0002 => "ERRINFO_RPC_INITIATED_LOGOFF",
-        0x0003 => "ERRINFO_IDLE_TIMEOUT",
-        0x0004 => "ERRINFO_LOGON_TIMEOUT",
-        0x0005 => "ERRINFO_DISCONNECTED_BY_OTHERCONNECTION",
-        0x0006 => "ERRINFO_OUT_OF_MEMORY",
-        0x0007 => "ERRINFO_SERVER_DENIED_CONNECTION",
-        0x0009 => "ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES",
-        0x000A => "ERRINFO_SERVER_FRESH_CREDENTIALS_REQUIRED",
-        0x000B => "ERRINFO_RPC_INITIATED_DISCONNECT_BYUSER",
-        0x000C => "ERRINFO_LOGOFF_BY_USER",
-        0x0100 => "ERRINFO_LICENSE_INTERNAL",
-        0x0101 => "ERRINFO_LICENSE_NO_LICENSE_SERVER",
-        0x0102 => "ERRINFO_LICENSE_NO_LICENSE",
-        0x0103 => "ERRINFO_LICENSE_BAD_CLIENT_MSG",
-        0x0104 => "ERRINFO_LICENSE_HWID_DOESNT_MATCH_LICENSE",
-        0x0105 => "ERRINFO_LICENSE_BAD_CLIENT_LICENSE",
-        0x0106 => "ERRINFO_LICENSE_CANT_FINISH_PROTOCOL",
-        0x0107 => "ERRINFO_LICENSE_CLIENT_ENDED_PROTOCOL",
-        0x0108 => "ERRINFO_LICENSE_BAD_CLIENT_ENCRYPTION",
-        0x0109 => "ERRINFO_LICENSE_CANT_UPGRADE_LICENSE",
-        0x010A => "ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS",
-        _ => return None,
-    })
+    ErrorInfo(code).to_string()
 }
 
 /// This computer's host name, as mstsc and xfreerdp name the client by default.

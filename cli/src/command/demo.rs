@@ -304,7 +304,7 @@ async fn logon(host: &Host, device: &mut Device, timeline: &Timeline) -> anyhow:
 }
 
 fn errinfo_name(code: u32) -> String {
-    super::client::error_info_name(code).map_or_else(|| format!("ERRINFO {code:#x}"), str::to_owned)
+    rdpele_proto::envelope::ErrorInfo(code).to_string()
 }
 
 /// The expiry of the CAL `device` holds.

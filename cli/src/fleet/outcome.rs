@@ -2,6 +2,7 @@
 //! by the CAL the device held before and the one it holds after.
 
 use rdpele_proto::cal::CalKind;
+use rdpele_proto::envelope::ErrorInfo;
 use rdpele_proto::wire::ErrorCode;
 
 use super::device::HeldCal;
@@ -87,28 +88,14 @@ pub fn classify(
 }
 
 /// The name of a Set Error Info code (MS-RDPBCGR 2.2.5.1.1) a licensing refusal comes with;
-/// other codes in hex.
+/// other codes in hex: a fleet counts licensing refusals, and names only those.
 pub fn error_info_name(code: u32) -> String {
-    const LICENSING: [(u32, &str); 11] = [
-        (0x100, "ERRINFO_LICENSE_INTERNAL"),
-        (0x101, "ERRINFO_LICENSE_NO_LICENSE_SERVER"),
-        (0x102, "ERRINFO_LICENSE_NO_LICENSE"),
-        (0x103, "ERRINFO_LICENSE_BAD_CLIENT_MSG"),
-        (0x104, "ERRINFO_LICENSE_HWID_DOESNT_MATCH_LICENSE"),
-        (0x105, "ERRINFO_LICENSE_BAD_CLIENT_LICENSE"),
-        (0x106, "ERRINFO_LICENSE_CANT_FINISH_PROTOCOL"),
-        (0x107, "ERRINFO_LICENSE_CLIENT_ENDED_PROTOCOL"),
-        (0x108, "ERRINFO_LICENSE_BAD_CLIENT_ENCRYPTION"),
-        (0x109, "ERRINFO_LICENSE_CANT_UPGRADE_LICENSE"),
-        (0x10A, "ERRINFO_LICENSE_NO_REMOTE_CONNECTIONS"),
-    ];
-    LICENSING
-        .iter()
-        .find(|(value, _)| *value == code)
-        .map_or_else(
-            || format!("ERRINFO {code:#x}"),
-            |(_, name)| (*name).to_owned(),
-        )
+    let info = ErrorInfo(code);
+    if info.is_licensing() {
+        info.to_string()
+    } else {
+        format!("ERRINFO {code:#x}")
+    }
 }
 
 #[cfg(test)]

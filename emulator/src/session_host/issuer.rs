@@ -14,7 +14,7 @@ use rdpele_proto::machine::{
 use tracing::{info, warn};
 
 use rdpele_license_server::clock::{format_instant, Clock, ClockError};
-use rdpele_license_server::model::{HostInfo, Outcome};
+use rdpele_license_server::model::{HostInfo, RequestOutcome};
 use rdpele_license_server::policy::admit_without_license_server;
 use rdpele_license_server::remote::RemoteIssuer;
 use rdpele_license_server::server::{presented_cal, refusal, unavailable, LicenseServer};
@@ -74,7 +74,7 @@ impl HostIssuer {
         &self,
         now: SystemTime,
         presented: Option<&PresentedLicense>,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<RequestOutcome, StoreError> {
         let store = self
             .backend
             .local
@@ -99,7 +99,7 @@ impl HostIssuer {
     ) -> Decision {
         warn!(peer = %self.peer, "no license server ({why}): applying the grace-period rules");
         match self.without_license_server(now, presented) {
-            Ok(Outcome::Refused { reason }) => Decision::Refuse(refusal(reason)),
+            Ok(RequestOutcome::Refused { reason }) => Decision::Refuse(refusal(reason)),
             Ok(_) => Decision::Valid,
             Err(error) => {
                 warn!(peer = %self.peer, %error, "session host store unavailable");
