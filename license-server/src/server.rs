@@ -19,7 +19,7 @@ use rdpele_proto::machine::{
 };
 use rdpele_proto::wire::{ClientHardwareId, ErrorCode, StateTransition};
 
-use super::clock::Clock;
+use super::clock::{Clock, ClockError};
 use super::decision::{Change, PolicyDecision, Snapshot};
 use super::model::{
     HostInfo, IssuedLicense, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
@@ -43,7 +43,7 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("virtual clock: {0}")]
-    Clock(String),
+    Clock(#[from] ClockError),
     #[error("license server key {path}: {reason}")]
     Key { path: String, reason: String },
     #[error("building the CAL: {0}")]
@@ -122,9 +122,7 @@ impl LicenseServer {
 
     /// The virtual now: real time plus the offset kept in the store.
     pub fn now(&self) -> Result<SystemTime, ServerError> {
-        self.clock
-            .now(&self.store)
-            .map_err(|error| ServerError::Clock(error.to_string()))
+        self.clock.now(&self.store).map_err(ServerError::from)
     }
 
     /// Decides `request` at `now`, records the decision and builds and signs the CAL it
