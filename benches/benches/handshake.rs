@@ -123,7 +123,7 @@ fn record(
         while let Some(pdu) = client.poll_transmit() {
             moved = true;
             server
-                .handle_pdu(now, &pdu, &mut server_rng, issuer)
+                .handle_pdu_with_issuer(now, &pdu, &mut server_rng, issuer)
                 .unwrap();
             recorded.push(pdu);
         }
@@ -144,7 +144,9 @@ fn replay(
     let mut server = ServerMachine::new(clone_config(config));
     server.start(&mut rng);
     for pdu in client_pdus {
-        server.handle_pdu(now, pdu, &mut rng, issuer).unwrap();
+        server
+            .handle_pdu_with_issuer(now, pdu, &mut rng, issuer)
+            .unwrap();
     }
     server
 }

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use rand::rngs::StdRng;
@@ -15,7 +16,8 @@ use rdpele_proto::cal::{
 };
 use rdpele_proto::crypto::LicensingPrivateKey;
 use rdpele_proto::machine::{
-    Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
+    Assessment, ClientInfo, Decision, LicenseAnswer, LicenseIssuer, LicenseQuery, PresentedLicense,
+    Refusal,
 };
 use rdpele_proto::wire::{ClientHardwareId, ErrorCode, StateTransition};
 
@@ -63,18 +65,139 @@ pub struct Granted {
 pub struct LicenseServer {
     store: Store,
     clock: Clock,
-    key: LicensingPrivateKey,
+    signer: Arc<CalSigner>,
     host: HostInfo,
     rng: StdRng,
-    /// The self-signed license server certificate put in every CAL, built (one RSA signature)
-    /// once per name/domain/product id rather than once per CAL.
-    identity: Option<(IdentityKey, LicenseServerIdentity)>,
     /// Fault injection: decide as if every pack were fully allocated.
     pool_exhausted: bool,
 }
 
 /// What the license server's certificate names; a change in settings makes a new one.
 type IdentityKey = (String, String, String);
+
+/// Signs the CALs decisions grant. Shared by the server and the [`CalOrder`]s it hands out, so
+/// a signature (an RSA private-key operation) runs outside whatever lock guards the store.
+#[derive(Debug)]
+struct CalSigner {
+    key: LicensingPrivateKey,
+    /// The self-signed license server certificate put in every CAL, built (one RSA signature)
+    /// once per name/domain/product id rather than once per CAL. Held only to fetch or replace
+    /// it, never while signing a CAL.
+    identity: Mutex<Option<(IdentityKey, Arc<LicenseServerIdentity>)>>,
+}
+
+impl CalSigner {
+    /// The license server's identity under `names`.
+    fn identity(&self, names: &IdentityKey) -> Result<Arc<LicenseServerIdentity>, ServerError> {
+        let cached = self
+            .identity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(cached, _)| cached == names)
+            .map(|(_, identity)| Arc::clone(identity));
+        if let Some(identity) = cached {
+            return Ok(identity);
+        }
+        let identity = Arc::new(LicenseServerIdentity::self_signed(
+            &names.0,
+            &names.1,
+            &names.2,
+            self.key.to_rsa_private_key().clone(),
+            SystemTime::UNIX_EPOCH + IDENTITY_NOT_BEFORE,
+            SystemTime::UNIX_EPOCH + IDENTITY_NOT_AFTER,
+        )?);
+        *self.identity.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((names.clone(), Arc::clone(&identity)));
+        Ok(identity)
+    }
+}
+
+/// A CAL a decision has recorded in the store and that is still to be signed: the store's
+/// transaction decides and records, the signature comes after, outside any lock other
+/// decisions wait on. Signing cannot un-record the decision; a failed signature is answered
+/// as an unavailable license server, as any other failure after the store committed.
+#[derive(Debug)]
+pub struct CalOrder {
+    signer: Arc<CalSigner>,
+    row: IssuedLicense,
+    names: IdentityKey,
+}
+
+impl CalOrder {
+    /// Builds and signs the CAL recording the license the decision inserted.
+    pub fn sign(&self) -> Result<Vec<u8>, ServerError> {
+        let row = &self.row;
+        let not_after = row.expiration_date;
+        let kind = match row.status {
+            LicenseStatus::Temporary => CalKind::Temporary,
+            _ => CalKind::Permanent,
+        };
+        let cal_type = match row.license_type {
+            LicensingMode::PerDevice => CalType::PerDevice,
+            LicensingMode::PerUser => CalType::PerUser,
+        };
+        let validity = not_after
+            .duration_since(row.issue_date)
+            .unwrap_or(Duration::from_secs(1));
+        let request = CalRequest::new(
+            &row.issued_to_computer,
+            &row.issued_to_user,
+            ClientHardwareId::from_bytes(row.hardware_id),
+            kind,
+            cal_type,
+            product_version(row.product_version),
+            row.issue_date,
+            validity,
+            LicenseSerial {
+                key_pack_id: row.key_pack_id.unwrap_or(0),
+                license_id: row.license_id,
+            },
+        )?;
+        let identity = self.signer.identity(&self.names)?;
+        Ok(build_cal(&request, &identity)?)
+    }
+}
+
+/// A decision taken and recorded, its CAL (if any) not signed yet.
+#[derive(Debug)]
+pub struct Decided {
+    pub outcome: RequestOutcome,
+    pub order: Option<CalOrder>,
+}
+
+impl Decided {
+    /// Signs the CAL, if the decision grants one.
+    pub fn sign(self) -> Result<Granted, ServerError> {
+        let cal = self.order.as_ref().map(CalOrder::sign).transpose()?;
+        Ok(Granted {
+            outcome: self.outcome,
+            cal,
+        })
+    }
+}
+
+/// A protocol query answered by the store, the CAL still to be signed where one is issued:
+/// [`LicenseServer::decide_query`] runs under the store's lock, [`DecidedQuery::finish`]
+/// outside it.
+#[derive(Debug)]
+pub enum DecidedQuery {
+    Answered(LicenseAnswer),
+    Sign(CalOrder),
+}
+
+impl DecidedQuery {
+    /// The machine's answer, signing the CAL if there is one to sign.
+    pub fn finish(self) -> LicenseAnswer {
+        match self {
+            Self::Answered(answer) => answer,
+            Self::Sign(order) => LicenseAnswer::Decision(match order.sign() {
+                Ok(cal) => Decision::Issue(cal),
+                Err(_) => Decision::Refuse(unavailable()),
+            }),
+        }
+    }
+}
 
 impl LicenseServer {
     /// Opens the store in `dir` and its signing key (created on first use) for a session host
@@ -85,10 +208,12 @@ impl LicenseServer {
         Ok(Self {
             store,
             clock: Clock::system(),
-            key,
+            signer: Arc::new(CalSigner {
+                key,
+                identity: Mutex::new(None),
+            }),
             host,
             rng: StdRng::from_rng(&mut rand::rng()),
-            identity: None,
             pool_exhausted: false,
         })
     }
@@ -132,16 +257,76 @@ impl LicenseServer {
         request: &LicenseRequest,
         now: SystemTime,
     ) -> Result<Granted, ServerError> {
+        self.decide_unsigned(request, now)?.sign()
+    }
+
+    /// Decides `request` at `now` and records the decision in one store transaction; the CAL
+    /// it grants is left to sign ([`Decided::sign`]), so a caller holding this server behind
+    /// a lock can sign after releasing it.
+    pub fn decide_unsigned(
+        &mut self,
+        request: &LicenseRequest,
+        now: SystemTime,
+    ) -> Result<Decided, ServerError> {
         let rng = &mut self.rng;
         let exhausted = self.pool_exhausted;
         let decision = self.store.decide(&holder(request), now, |snapshot| {
             policy::decide(request, &seen(snapshot, exhausted), rng)
         })?;
-        let cal = inserted(&decision).map(|row| self.build(row)).transpose()?;
-        Ok(Granted {
+        let order = match inserted(&decision) {
+            Some(row) => {
+                let settings = self.store.settings()?;
+                Some(CalOrder {
+                    signer: Arc::clone(&self.signer),
+                    row: row.clone(),
+                    names: (
+                        settings.name,
+                        settings.domain_or_workgroup,
+                        settings.product_id,
+                    ),
+                })
+            }
+            None => None,
+        };
+        Ok(Decided {
             outcome: decision.outcome,
-            cal,
+            order,
         })
+    }
+
+    /// Answers the protocol machine's `query` at `now`: the store's part (reading, deciding,
+    /// recording) now, the signature, if a CAL is issued, when the caller finishes it.
+    pub fn decide_query(&mut self, now: SystemTime, query: &LicenseQuery) -> DecidedQuery {
+        let decided = match query {
+            LicenseQuery::AssessLicense(presented) => {
+                return DecidedQuery::Answered(LicenseAnswer::Assessment(
+                    self.assess_license(now, presented),
+                ))
+            }
+            LicenseQuery::NewLicense(client) => {
+                let request =
+                    self.request(&client.hwid, &client.machine_name, &client.user_name, None);
+                self.decide_unsigned(&request, now)
+            }
+            LicenseQuery::UpgradeLicense(presented) => {
+                let request = self.presented_request(presented);
+                self.decide_unsigned(&request, now)
+            }
+            _ => return DecidedQuery::Answered(LicenseAnswer::Decision(unavailable_decision())),
+        };
+        match decided {
+            Ok(Decided {
+                order: Some(order), ..
+            }) => DecidedQuery::Sign(order),
+            Ok(Decided {
+                outcome: RequestOutcome::Refused { reason },
+                ..
+            }) => {
+                DecidedQuery::Answered(LicenseAnswer::Decision(Decision::Refuse(refusal(reason))))
+            }
+            Ok(_) => DecidedQuery::Answered(LicenseAnswer::Decision(Decision::Valid)),
+            Err(_) => DecidedQuery::Answered(LicenseAnswer::Decision(unavailable_decision())),
+        }
     }
 
     /// What [`LicenseServer::decide`] would answer, without writing anything: the assessment
@@ -163,59 +348,6 @@ impl LicenseServer {
         Ok(decision.outcome)
     }
 
-    /// The license server's identity under the current settings.
-    fn identity(&mut self) -> Result<&LicenseServerIdentity, ServerError> {
-        let settings = self.store.settings()?;
-        let key = (
-            settings.name,
-            settings.domain_or_workgroup,
-            settings.product_id,
-        );
-        let identity = match self.identity.take() {
-            Some((cached, identity)) if cached == key => identity,
-            _ => LicenseServerIdentity::self_signed(
-                &key.0,
-                &key.1,
-                &key.2,
-                self.key.to_rsa_private_key().clone(),
-                SystemTime::UNIX_EPOCH + IDENTITY_NOT_BEFORE,
-                SystemTime::UNIX_EPOCH + IDENTITY_NOT_AFTER,
-            )?,
-        };
-        Ok(&self.identity.insert((key, identity)).1)
-    }
-
-    /// Signs the CAL recording `row`.
-    fn build(&mut self, row: &IssuedLicense) -> Result<Vec<u8>, ServerError> {
-        let not_after = row.expiration_date;
-        let kind = match row.status {
-            LicenseStatus::Temporary => CalKind::Temporary,
-            _ => CalKind::Permanent,
-        };
-        let cal_type = match row.license_type {
-            LicensingMode::PerDevice => CalType::PerDevice,
-            LicensingMode::PerUser => CalType::PerUser,
-        };
-        let validity = not_after
-            .duration_since(row.issue_date)
-            .unwrap_or(Duration::from_secs(1));
-        let request = CalRequest::new(
-            &row.issued_to_computer,
-            &row.issued_to_user,
-            ClientHardwareId::from_bytes(row.hardware_id),
-            kind,
-            cal_type,
-            product_version(row.product_version),
-            row.issue_date,
-            validity,
-            LicenseSerial {
-                key_pack_id: row.key_pack_id.unwrap_or(0),
-                license_id: row.license_id,
-            },
-        )?;
-        Ok(build_cal(&request, self.identity()?)?)
-    }
-
     fn request(
         &self,
         hwid: &ClientHardwareId,
@@ -230,6 +362,17 @@ impl LicenseServer {
             user: user.to_owned(),
             presented,
         }
+    }
+
+    /// The request a presented CAL makes: its holder as the CAL names it.
+    fn presented_request(&self, presented: &PresentedLicense) -> LicenseRequest {
+        let client = &presented.cal.client_license;
+        self.request(
+            &presented.hwid,
+            &client.machine,
+            &client.user,
+            Some(presented_cal(&presented.cal)),
+        )
     }
 }
 
@@ -346,32 +489,18 @@ pub fn unavailable() -> Refusal {
     Refusal::abort(ErrorCode::ERR_NO_LICENSE_SERVER)
 }
 
-fn protocol_decision(granted: Result<Granted, ServerError>) -> Decision {
-    match granted {
-        Ok(Granted { cal: Some(cal), .. }) => Decision::Issue(cal),
-        Ok(Granted {
-            outcome: RequestOutcome::Refused { reason },
-            ..
-        }) => Decision::Refuse(refusal(reason)),
-        Ok(_) => Decision::Valid,
-        Err(_) => Decision::Refuse(unavailable()),
-    }
+fn unavailable_decision() -> Decision {
+    Decision::Refuse(unavailable())
 }
 
 impl LicenseIssuer for LicenseServer {
     fn new_license(&mut self, now: SystemTime, client: &ClientInfo) -> Decision {
-        let request = self.request(&client.hwid, &client.machine_name, &client.user_name, None);
-        protocol_decision(self.decide(&request, now))
+        let query = LicenseQuery::NewLicense(client.clone());
+        decision(self.decide_query(now, &query).finish())
     }
 
     fn assess_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Assessment {
-        let client = &presented.cal.client_license;
-        let request = self.request(
-            &presented.hwid,
-            &client.machine,
-            &client.user,
-            Some(presented_cal(&presented.cal)),
-        );
+        let request = self.presented_request(presented);
         match self.assess(&request, now) {
             Ok(RequestOutcome::Valid { .. }) => Assessment::Valid,
             Ok(RequestOutcome::Refused { reason }) => Assessment::Refuse(refusal(reason)),
@@ -381,13 +510,15 @@ impl LicenseIssuer for LicenseServer {
     }
 
     fn upgrade_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Decision {
-        let client = &presented.cal.client_license;
-        let request = self.request(
-            &presented.hwid,
-            &client.machine,
-            &client.user,
-            Some(presented_cal(&presented.cal)),
-        );
-        protocol_decision(self.decide(&request, now))
+        let query = LicenseQuery::UpgradeLicense(Box::new(presented.clone()));
+        decision(self.decide_query(now, &query).finish())
+    }
+}
+
+/// The decision in an answer to a new or upgrade query (which is never an assessment).
+fn decision(answer: LicenseAnswer) -> Decision {
+    match answer {
+        LicenseAnswer::Decision(decision) => decision,
+        LicenseAnswer::Assessment(_) => unavailable_decision(),
     }
 }

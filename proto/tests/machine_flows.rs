@@ -466,7 +466,7 @@ fn malformed_and_unexpected_messages_get_error_messages() {
     )
     .unwrap();
     pair.server
-        .handle_pdu(epoch(), &response, &mut pair.rng, &mut issuer)
+        .handle_pdu_with_issuer(epoch(), &response, &mut pair.rng, &mut issuer)
         .unwrap();
     let alert = pair.server.poll_transmit().unwrap();
     assert_ne!(alert, request);
@@ -483,7 +483,7 @@ fn malformed_and_unexpected_messages_get_error_messages() {
     ));
     assert!(
         pair.server
-            .handle_pdu(epoch(), &response, &mut pair.rng, &mut issuer)
+            .handle_pdu_with_issuer(epoch(), &response, &mut pair.rng, &mut issuer)
             .is_err(),
         "finished"
     );
@@ -524,7 +524,7 @@ fn resend_requested_before_anything_was_sent_sends_nothing() {
     // The server likewise, before `start`.
     let mut issuer = RuleIssuer::new(epoch()).unwrap();
     pair.server
-        .handle_pdu(epoch(), &alert[..16], &mut pair.rng, &mut issuer)
+        .handle_pdu_with_issuer(epoch(), &alert[..16], &mut pair.rng, &mut issuer)
         .unwrap();
     assert_eq!(pair.server.poll_transmit(), None);
 }

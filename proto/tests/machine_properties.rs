@@ -73,7 +73,10 @@ fn to_server(
     to_client: &mut VecDeque<Vec<u8>>,
 ) {
     let finished = pair.server.is_finished();
-    match pair.server.handle_pdu(pair.now, pdu, &mut pair.rng, issuer) {
+    match pair
+        .server
+        .handle_pdu_with_issuer(pair.now, pdu, &mut pair.rng, issuer)
+    {
         Ok(()) => assert!(!finished, "a finished server accepted a message"),
         Err(MachineError::Finished) => assert!(finished),
         Err(other) => panic!("server: {other}"),

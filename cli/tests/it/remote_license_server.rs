@@ -834,7 +834,8 @@ fn the_servers_virtual_clock_decides_not_the_callers() {
     );
 }
 
-/// The session host calls the issuer from `spawn_blocking`: it must move between threads.
+/// A session host's connection tasks hold the issuer across awaits: it must move between
+/// threads.
 const _: fn() = || {
     fn send<T: Send>() {}
     send::<RemoteIssuer>();

@@ -50,8 +50,6 @@ pub enum ConnError {
     Host(#[from] rdpele_license_server::store::StoreError),
     #[error("session host clock: {0}")]
     Clock(#[from] rdpele_license_server::clock::ClockError),
-    #[error("internal: {0}")]
-    Internal(&'static str),
 }
 
 fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ConnError {

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rdpele_proto::cal::{parse_cal, Cal, CalKind};
-use rdpele_proto::machine::{
-    Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
-};
+use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, Refusal};
 use tracing::{info, warn};
 
 use rdpele_license_server::clock::{format_instant, Clock, ClockError};
@@ -22,9 +20,10 @@ use rdpele_license_server::store::{Store, StoreError};
 
 /// The license server behind a host.
 pub enum Source {
-    Embedded(Box<Mutex<LicenseServer>>),
+    /// The store's part of a decision runs under the lock; the CAL is signed after it.
+    Embedded(Arc<Mutex<LicenseServer>>),
     /// `rdpele license-server`; its clones share one connection pool.
-    Remote(RemoteIssuer),
+    Remote(Box<RemoteIssuer>),
 }
 
 /// What every connection's licensing shares.
@@ -52,7 +51,7 @@ impl Backend {
     }
 }
 
-/// One connection's view of the backend: the [`LicenseIssuer`] its server machine asks.
+/// One connection's view of the backend: it answers the server machine's queries.
 pub struct HostIssuer {
     backend: Arc<Backend>,
     host: HostInfo,
@@ -69,75 +68,120 @@ impl HostIssuer {
         }
     }
 
-    /// Without a license server: the grace-period rules, counted from the host's first use.
-    fn without_license_server(
-        &self,
-        now: SystemTime,
-        presented: Option<&PresentedLicense>,
-    ) -> Result<RequestOutcome, StoreError> {
-        let store = self
-            .backend
-            .local
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let first_use = store.record_host_first_use(now)?;
-        let presented = presented.map(|p| presented_cal(&p.cal));
-        Ok(admit_without_license_server(
-            &self.host,
-            first_use,
-            now,
-            presented.as_ref(),
-        ))
+    /// Answers `query` at `now` and logs the decision. The embedded license server decides in
+    /// its store's transaction on a blocking thread and signs the CAL after releasing its lock,
+    /// so connections wait on each other only for the store; a remote one is asked on this
+    /// task. Without an answer from either, the grace-period rules decide.
+    pub async fn answer(&self, now: SystemTime, query: LicenseQuery) -> LicenseAnswer {
+        let answer = self.ask(now, &query).await;
+        self.log(&query, &answer);
+        answer
     }
 
-    /// The grace-period answer, as a [`Decision`].
-    fn fallback_decision(
-        &self,
-        now: SystemTime,
-        presented: Option<&PresentedLicense>,
-        why: &str,
-    ) -> Decision {
-        warn!(peer = %self.peer, "no license server ({why}): applying the grace-period rules");
-        match self.without_license_server(now, presented) {
-            Ok(RequestOutcome::Refused { reason }) => Decision::Refuse(refusal(reason)),
-            Ok(_) => Decision::Valid,
-            Err(error) => {
-                warn!(peer = %self.peer, %error, "session host store unavailable");
-                Decision::Refuse(unavailable())
-            }
-        }
-    }
-
-    /// Asks the license server, or falls back to the grace-period rules when there is none
-    /// (a fault injected, or the remote one not answering).
-    fn ask<T>(
-        &mut self,
-        now: SystemTime,
-        presented: Option<&PresentedLicense>,
-        ask: impl FnOnce(&mut dyn LicenseIssuer) -> T,
-        fallback: impl FnOnce(Decision) -> T,
-    ) -> T {
+    async fn ask(&self, now: SystemTime, query: &LicenseQuery) -> LicenseAnswer {
         if self.backend.unreachable {
-            return fallback(self.fallback_decision(now, presented, "fault injected"));
+            return self.fallback(now, query, "fault injected").await;
         }
         match &self.backend.source {
             Source::Embedded(server) => {
-                let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
-                server.set_host(self.host);
-                ask(&mut *server)
+                let server = Arc::clone(server);
+                let host = self.host;
+                let asked = query.clone();
+                let decided = tokio::task::spawn_blocking(move || {
+                    let decided = {
+                        let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
+                        server.set_host(host);
+                        server.decide_query(now, &asked)
+                    };
+                    decided.finish()
+                })
+                .await;
+                decided.unwrap_or_else(|error| {
+                    warn!(peer = %self.peer, %error, "license server task failed");
+                    unavailable_answer(query)
+                })
             }
-            Source::Remote(remote) => {
-                let mut remote = remote.for_host(self.host);
-                let answer = ask(&mut remote);
-                match remote.take_failure() {
-                    None => answer,
-                    Some(why) => fallback(self.fallback_decision(now, presented, &why)),
-                }
-            }
+            Source::Remote(remote) => match remote.for_host(self.host).ask(query).await {
+                Ok(answer) => answer,
+                Err(error) => self.fallback(now, query, &error.to_string()).await,
+            },
         }
     }
 
-    fn log(
+    /// Without a license server: the grace-period rules, counted from the host's first use
+    /// (the host's own store, off the runtime's threads).
+    async fn fallback(&self, now: SystemTime, query: &LicenseQuery, why: &str) -> LicenseAnswer {
+        warn!(peer = %self.peer, "no license server ({why}): applying the grace-period rules");
+        let presented = match query {
+            LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
+                Some(presented_cal(&presented.cal))
+            }
+            _ => None,
+        };
+        let backend = Arc::clone(&self.backend);
+        let host = self.host;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let store = backend.local.lock().unwrap_or_else(PoisonError::into_inner);
+            let first_use = store.record_host_first_use(now)?;
+            Ok::<_, StoreError>(admit_without_license_server(
+                &host,
+                first_use,
+                now,
+                presented.as_ref(),
+            ))
+        })
+        .await;
+        let decision = match outcome {
+            Ok(Ok(RequestOutcome::Refused { reason })) => Decision::Refuse(refusal(reason)),
+            Ok(Ok(_)) => Decision::Valid,
+            Ok(Err(error)) => {
+                warn!(peer = %self.peer, %error, "session host store unavailable");
+                Decision::Refuse(unavailable())
+            }
+            Err(error) => {
+                warn!(peer = %self.peer, %error, "session host store task failed");
+                Decision::Refuse(unavailable())
+            }
+        };
+        as_answer(query, decision)
+    }
+
+    /// One `licensing decision` line per decision; an upgrade assessment is logged once the
+    /// upgrade is decided.
+    fn log(&self, query: &LicenseQuery, answer: &LicenseAnswer) {
+        let decision = match answer {
+            LicenseAnswer::Decision(decision) => decision.clone(),
+            LicenseAnswer::Assessment(Assessment::Upgrade) => return,
+            LicenseAnswer::Assessment(Assessment::Valid) => Decision::Valid,
+            LicenseAnswer::Assessment(Assessment::Refuse(refusal)) => Decision::Refuse(*refusal),
+        };
+        match query {
+            LicenseQuery::NewLicense(client) => {
+                let hwid = hex::encode(client.hwid.to_bytes());
+                self.log_decision(
+                    &client.machine_name,
+                    &client.user_name,
+                    &hwid,
+                    &decision,
+                    None,
+                );
+            }
+            LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
+                let client = &presented.cal.client_license;
+                let hwid = hex::encode(presented.hwid.to_bytes());
+                self.log_decision(
+                    &client.machine,
+                    &client.user,
+                    &hwid,
+                    &decision,
+                    Some(&presented.cal),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn log_decision(
         &self,
         client: &str,
         user: &str,
@@ -178,69 +222,18 @@ impl HostIssuer {
     }
 }
 
-impl LicenseIssuer for HostIssuer {
-    fn new_license(&mut self, now: SystemTime, client: &ClientInfo) -> Decision {
-        let decision = self.ask(
-            now,
-            None,
-            |issuer| issuer.new_license(now, client),
-            |fallback| fallback,
-        );
-        let hwid = hex::encode(client.hwid.to_bytes());
-        self.log(
-            &client.machine_name,
-            &client.user_name,
-            &hwid,
-            &decision,
-            None,
-        );
-        decision
+/// `decision` as the answer `query` asks for: an assessment refuses or admits.
+fn as_answer(query: &LicenseQuery, decision: Decision) -> LicenseAnswer {
+    match query {
+        LicenseQuery::AssessLicense(_) => LicenseAnswer::Assessment(match decision {
+            Decision::Refuse(refusal) => Assessment::Refuse(refusal),
+            Decision::Valid | Decision::Issue(_) => Assessment::Valid,
+        }),
+        _ => LicenseAnswer::Decision(decision),
     }
+}
 
-    fn assess_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Assessment {
-        let assessment = self.ask(
-            now,
-            Some(presented),
-            |issuer| issuer.assess_license(now, presented),
-            |fallback| match fallback {
-                Decision::Refuse(refusal) => Assessment::Refuse(refusal),
-                Decision::Valid | Decision::Issue(_) => Assessment::Valid,
-            },
-        );
-        // An upgrade is logged once decided; a verdict now is the decision.
-        let decision = match &assessment {
-            Assessment::Upgrade => return assessment,
-            Assessment::Valid => Decision::Valid,
-            Assessment::Refuse(refusal) => Decision::Refuse(*refusal),
-        };
-        let client = &presented.cal.client_license;
-        let hwid = hex::encode(presented.hwid.to_bytes());
-        self.log(
-            &client.machine,
-            &client.user,
-            &hwid,
-            &decision,
-            Some(&presented.cal),
-        );
-        assessment
-    }
-
-    fn upgrade_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Decision {
-        let decision = self.ask(
-            now,
-            Some(presented),
-            |issuer| issuer.upgrade_license(now, presented),
-            |fallback| fallback,
-        );
-        let client = &presented.cal.client_license;
-        let hwid = hex::encode(presented.hwid.to_bytes());
-        self.log(
-            &client.machine,
-            &client.user,
-            &hwid,
-            &decision,
-            Some(&presented.cal),
-        );
-        decision
-    }
+/// What a host answers when its license server failed to decide.
+fn unavailable_answer(query: &LicenseQuery) -> LicenseAnswer {
+    as_answer(query, Decision::Refuse(unavailable()))
 }

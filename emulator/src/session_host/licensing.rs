@@ -55,11 +55,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut machine = ServerMachine::new(context.machine_config.clone());
     let mut recorder = Recorder::new(context.record.clone());
     let preamble = context.machine_config.preamble_flags;
-    let mut issuer = Some(HostIssuer::new(
-        Arc::clone(&context.backend),
-        host,
-        context.peer.clone(),
-    ));
+    let issuer = HostIssuer::new(Arc::clone(&context.backend), host, context.peer.clone());
     machine.start(&mut rng);
     let mut outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;
     loop {
@@ -98,22 +94,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 });
             }
         }
-        let now = context.backend.now()?;
-        // The issuer signs CALs and writes SQLite: off the async workers.
-        let mut owned_issuer = issuer.take().ok_or(ConnError::Internal("issuer in use"))?;
-        let (returned_machine, returned_issuer, rng_back, handled) =
-            tokio::task::spawn_blocking(move || {
-                // The frame moves here whole; its payload is found again rather than copied.
-                let licensing_bytes = licensing_payload(&frame).unwrap_or_default();
-                let handled = machine.handle_pdu(now, licensing_bytes, &mut rng, &mut owned_issuer);
-                (machine, owned_issuer, rng, handled)
-            })
-            .await
-            .map_err(|_| ConnError::Internal("licensing task failed"))?;
-        machine = returned_machine;
-        issuer = Some(returned_issuer);
-        rng = rng_back;
-        handled.map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
+        // The premaster's RSA decryption runs here, as TLS handshakes do; the license server's
+        // work goes through the issuer, off this thread.
+        let licensing_bytes = licensing_payload(&frame).unwrap_or_default();
+        machine
+            .handle_pdu(licensing_bytes, &mut rng)
+            .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
+        while let Some(query) = machine.poll_query() {
+            let now = context.backend.now()?;
+            let answer = issuer.answer(now, query).await;
+            machine
+                .answer(answer, &mut rng)
+                .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
+        }
         outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;
     }
 }

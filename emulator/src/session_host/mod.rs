@@ -168,11 +168,14 @@ impl Shared {
                 let mut server = LicenseServer::open(&options.data, host)
                     .map_err(|e| error("opening the license server", e))?;
                 server.set_pool_exhausted(config.faults.pool_exhausted);
-                Source::Embedded(Box::new(Mutex::new(server)))
+                Source::Embedded(Arc::new(Mutex::new(server)))
             }
-            Some((url, token)) => {
-                Source::Remote(RemoteIssuer::new(url, token, host, options.step_timeout))
-            }
+            Some((url, token)) => Source::Remote(Box::new(RemoteIssuer::new(
+                url,
+                token,
+                host,
+                options.step_timeout,
+            ))),
         };
         let backend = Arc::new(Backend {
             source,

@@ -1,10 +1,19 @@
-//! The session host's side of the API: [`RemoteIssuer`], a [`LicenseIssuer`] over HTTP.
+//! The session host's side of the API: [`RemoteIssuer`], asking a remote license server the
+//! protocol machine's queries over HTTP (hyper, the stack the server side is built on).
 
 use std::fmt;
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use rdpele_proto::machine::{
-    Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
+    Assessment, ClientInfo, Decision, LicenseAnswer, LicenseIssuer, LicenseQuery, PresentedLicense,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -17,16 +26,28 @@ use crate::server::unavailable;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RemoteCallError {
+    #[error("{url}: not a URL the client can call: {source}")]
+    Url {
+        url: String,
+        source: hyper::http::Error,
+    },
     #[error("{0}")]
-    Transport(#[from] ureq::Error),
+    Transport(#[from] hyper_util::client::legacy::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("reading the answer: {0}")]
+    Body(Box<dyn std::error::Error + Send + Sync>),
     #[error("answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unreadable answer: {0}")]
-    Answer(ureq::Error),
+    Answer(serde_json::Error),
     #[error("unreadable answer: cal: {0}")]
     Cal(hex::FromHexError),
     #[error("unreadable answer: now_unix {0}")]
     Now(i64),
+    /// The blocking calls run their own runtime; it could not be built.
+    #[error("starting the blocking call's runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// The license server's answer to `/v1/health`.
@@ -38,21 +59,24 @@ pub struct RemoteHealth {
     pub now: SystemTime,
 }
 
-/// A remote license server as the session host's protocol machine asks it. Calls block (the
-/// session host makes them from `spawn_blocking`), each bounded by the timeout. A call that
-/// fails in any way — no connection, a timeout, an error status, an unreadable answer — is
-/// answered as a Windows session host answers when it cannot reach its license server:
-/// ERR_NO_LICENSE_SERVER, the same refusal the embedded server gives when its store fails;
-/// [`RemoteIssuer::take_failure`] tells that refusal from one the license server decided.
+/// A remote license server as the session host asks it: [`RemoteIssuer::ask`] answers the
+/// protocol machine's queries on the caller's runtime, each call bounded by the timeout.
 ///
 /// Clones share one connection pool, so a session host can keep one and clone it per
-/// connection.
+/// connection. For callers without a runtime (tests, tools) the blocking
+/// [`LicenseIssuer`] methods and [`RemoteIssuer::health`] run each call on a runtime and
+/// connection of their own. A blocking call that fails in any way — no connection, a timeout,
+/// an error status, an unreadable answer — is answered as a Windows session host answers when
+/// it cannot reach its license server: ERR_NO_LICENSE_SERVER, the same refusal the embedded
+/// server gives when its store fails; [`RemoteIssuer::take_failure`] tells that refusal from
+/// one the license server decided.
 #[derive(Clone)]
 pub struct RemoteIssuer {
-    agent: ureq::Agent,
+    client: Client<HttpConnector, Full<Bytes>>,
     base_url: String,
     authorization: String,
     host: HostInfo,
+    timeout: Duration,
     failure: Option<String>,
 }
 
@@ -62,25 +86,26 @@ impl fmt::Debug for RemoteIssuer {
             .field("base_url", &self.base_url)
             .field("authorization", &"<redacted>")
             .field("host", &self.host)
+            .field("timeout", &self.timeout)
             .field("failure", &self.failure)
             .finish_non_exhaustive()
     }
+}
+
+fn new_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
 }
 
 impl RemoteIssuer {
     /// An issuer asking the license server at `base_url` (`http://127.0.0.1:4000`) for the
     /// session host `host`, each call given at most `timeout` in all.
     pub fn new(base_url: &str, token: &str, host: HostInfo, timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
         Self {
-            agent,
+            client: new_client(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             authorization: format!("Bearer {token}"),
             host,
+            timeout,
             failure: None,
         }
     }
@@ -98,20 +123,49 @@ impl RemoteIssuer {
         }
     }
 
-    /// Why the last call got no answer from the license server (and was refused with
+    /// Why the last blocking call got no answer from the license server (and was refused with
     /// ERR_NO_LICENSE_SERVER), if it got none; reading it clears it. A session host without
     /// its license server may apply its own rules instead (the grace period).
     pub fn take_failure(&mut self) -> Option<String> {
         self.failure.take()
     }
 
-    /// The license server's version and virtual now.
-    pub fn health(&self) -> Result<RemoteHealth, RemoteCallError> {
-        let response = self
-            .agent
-            .get(format!("{}/v1/health", self.base_url))
-            .call()?;
-        let body: HealthBody = answer(response)?;
+    /// Asks the license server `query` for this issuer's host. `Err` when it gave no answer;
+    /// the caller decides what that means (a session host applies the grace-period rules).
+    pub async fn ask(&self, query: &LicenseQuery) -> Result<LicenseAnswer, RemoteCallError> {
+        match query {
+            LicenseQuery::NewLicense(client) => {
+                let body = json!({
+                    "host": self.host_json(),
+                    "client": {
+                        "hwid": hex::encode(client.hwid.to_bytes()),
+                        "platform_id": client.platform_id,
+                        "user_name": client.user_name,
+                        "machine_name": client.machine_name,
+                    },
+                });
+                self.decision("new_license", &body).await
+            }
+            LicenseQuery::AssessLicense(presented) => {
+                let body = self.presented(presented);
+                let assessment = match self.post("assess_license", &body).await? {
+                    AssessmentBody::Valid => Assessment::Valid,
+                    AssessmentBody::Upgrade => Assessment::Upgrade,
+                    AssessmentBody::Refuse(refusal) => Assessment::Refuse(refusal.into()),
+                };
+                Ok(LicenseAnswer::Assessment(assessment))
+            }
+            LicenseQuery::UpgradeLicense(presented) => {
+                let body = self.presented(presented);
+                self.decision("upgrade_license", &body).await
+            }
+            _ => Ok(LicenseAnswer::Decision(Decision::Refuse(unavailable()))),
+        }
+    }
+
+    /// The license server's version and virtual now, on the caller's runtime.
+    pub async fn check_health(&self) -> Result<RemoteHealth, RemoteCallError> {
+        let body: HealthBody = self.call(Method::GET, "health", None).await?;
         let now = u64::try_from(body.now_unix)
             .ok()
             .and_then(|seconds| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds)))
@@ -122,17 +176,83 @@ impl RemoteIssuer {
         })
     }
 
-    fn post<T: DeserializeOwned>(
+    /// [`RemoteIssuer::check_health`] for a caller without a runtime.
+    pub fn health(&self) -> Result<RemoteHealth, RemoteCallError> {
+        let own = self.on_own_connection();
+        block_on(async move { own.check_health().await })?
+    }
+
+    async fn decision(
+        &self,
+        endpoint: &str,
+        body: &Value,
+    ) -> Result<LicenseAnswer, RemoteCallError> {
+        let decision = match self.post(endpoint, body).await? {
+            DecisionBody::Issue { cal } => {
+                Decision::Issue(hex::decode(&cal).map_err(RemoteCallError::Cal)?)
+            }
+            DecisionBody::Valid => Decision::Valid,
+            DecisionBody::Refuse(refusal) => Decision::Refuse(refusal.into()),
+        };
+        Ok(LicenseAnswer::Decision(decision))
+    }
+
+    async fn post<T: DeserializeOwned>(
         &self,
         endpoint: &str,
         body: &Value,
     ) -> Result<T, RemoteCallError> {
-        let response = self
-            .agent
-            .post(format!("{}/v1/{endpoint}", self.base_url))
-            .header("Authorization", &self.authorization)
-            .send_json(body)?;
-        answer(response)
+        self.call(Method::POST, endpoint, Some(body)).await
+    }
+
+    /// One call to `/v1/<endpoint>`, within the timeout, reading at most
+    /// [`MAX_BODY_BYTES`] of the answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: Option<&Value>,
+    ) -> Result<T, RemoteCallError> {
+        let url = format!("{}/v1/{endpoint}", self.base_url);
+        let url_error = |source: hyper::http::Error| RemoteCallError::Url {
+            url: url.clone(),
+            source,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| url_error(e.into()))?;
+        let mut request = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            let authorization =
+                HeaderValue::from_str(&self.authorization).map_err(|e| url_error(e.into()))?;
+            request = request
+                .header(AUTHORIZATION, authorization)
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        let request = request
+            .body(Full::new(Bytes::from(payload)))
+            .map_err(url_error)?;
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+                .map_err(RemoteCallError::Body)?
+                .to_bytes();
+            Ok::<_, RemoteCallError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| RemoteCallError::Timeout(self.timeout))??;
+        if !status.is_success() {
+            return Err(RemoteCallError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(RemoteCallError::Answer)
     }
 
     fn host_json(&self) -> Value {
@@ -153,77 +273,71 @@ impl RemoteIssuer {
         })
     }
 
-    fn decision(&mut self, endpoint: &str, body: &Value) -> Decision {
-        let answer = self
-            .post::<DecisionBody>(endpoint, body)
-            .and_then(|answer| match answer {
-                DecisionBody::Issue { cal } => hex::decode(&cal)
-                    .map(Decision::Issue)
-                    .map_err(RemoteCallError::Cal),
-                DecisionBody::Valid => Ok(Decision::Valid),
-                DecisionBody::Refuse(refusal) => Ok(Decision::Refuse(refusal.into())),
-            });
-        answer.unwrap_or_else(|error| Decision::Refuse(self.unreachable(endpoint, &error)))
+    /// A clone with a connection pool of its own, for a blocking call's own runtime: pooled
+    /// connections are driven by the runtime that opened them.
+    fn on_own_connection(&self) -> Self {
+        Self {
+            client: new_client(),
+            failure: None,
+            ..self.clone()
+        }
     }
 
-    fn unreachable(&mut self, endpoint: &str, error: &RemoteCallError) -> Refusal {
-        self.failure = Some(format!("{endpoint}: {error}"));
-        tracing::warn!(
-            license_server = %self.base_url,
-            endpoint,
-            %error,
-            "license server unavailable: refusing with ERR_NO_LICENSE_SERVER"
-        );
-        unavailable()
-    }
-}
-
-fn answer<T: DeserializeOwned>(
-    mut response: ureq::http::Response<ureq::Body>,
-) -> Result<T, RemoteCallError> {
-    let limit = u64::try_from(MAX_BODY_BYTES).unwrap_or(u64::MAX);
-    let status = response.status();
-    let body = response.body_mut().with_config().limit(limit);
-    if !status.is_success() {
-        let text = body.read_to_string().unwrap_or_default();
-        return Err(RemoteCallError::Status {
-            status: status.as_u16(),
-            body: text,
-        });
-    }
-    body.read_json().map_err(RemoteCallError::Answer)
-}
-
-impl LicenseIssuer for RemoteIssuer {
-    /// `now` is not sent: the license server decides on its own virtual clock.
-    fn new_license(&mut self, _now: SystemTime, client: &ClientInfo) -> Decision {
+    /// Asks `query` from a caller without a runtime; no answer is ERR_NO_LICENSE_SERVER, with
+    /// the cause kept for [`RemoteIssuer::take_failure`].
+    fn ask_blocking(&mut self, endpoint: &str, query: LicenseQuery) -> LicenseAnswer {
         self.failure = None;
-        let body = json!({
-            "host": self.host_json(),
-            "client": {
-                "hwid": hex::encode(client.hwid.to_bytes()),
-                "platform_id": client.platform_id,
-                "user_name": client.user_name,
-                "machine_name": client.machine_name,
-            },
-        });
-        self.decision("new_license", &body)
+        let own = self.on_own_connection();
+        let answer = block_on(async move { own.ask(&query).await }).and_then(|answer| answer);
+        answer.unwrap_or_else(|error| {
+            self.failure = Some(format!("{endpoint}: {error}"));
+            tracing::warn!(
+                license_server = %self.base_url,
+                endpoint,
+                %error,
+                "license server unavailable: refusing with ERR_NO_LICENSE_SERVER"
+            );
+            match endpoint {
+                "assess_license" => LicenseAnswer::Assessment(Assessment::Refuse(unavailable())),
+                _ => LicenseAnswer::Decision(Decision::Refuse(unavailable())),
+            }
+        })
+    }
+}
+
+/// Runs `future` to completion on a runtime of its own.
+fn block_on<F: Future>(future: F) -> Result<F::Output, RemoteCallError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RemoteCallError::Runtime)?;
+    Ok(runtime.block_on(future))
+}
+
+/// Blocking, for callers without a runtime; `now` is not sent: the license server decides on
+/// its own virtual clock.
+impl LicenseIssuer for RemoteIssuer {
+    fn new_license(&mut self, _now: SystemTime, client: &ClientInfo) -> Decision {
+        let query = LicenseQuery::NewLicense(client.clone());
+        match self.ask_blocking("new_license", query) {
+            LicenseAnswer::Decision(decision) => decision,
+            LicenseAnswer::Assessment(_) => Decision::Refuse(unavailable()),
+        }
     }
 
     fn assess_license(&mut self, _now: SystemTime, presented: &PresentedLicense) -> Assessment {
-        self.failure = None;
-        let body = self.presented(presented);
-        match self.post::<AssessmentBody>("assess_license", &body) {
-            Ok(AssessmentBody::Valid) => Assessment::Valid,
-            Ok(AssessmentBody::Upgrade) => Assessment::Upgrade,
-            Ok(AssessmentBody::Refuse(refusal)) => Assessment::Refuse(refusal.into()),
-            Err(error) => Assessment::Refuse(self.unreachable("assess_license", &error)),
+        let query = LicenseQuery::AssessLicense(Box::new(presented.clone()));
+        match self.ask_blocking("assess_license", query) {
+            LicenseAnswer::Assessment(assessment) => assessment,
+            LicenseAnswer::Decision(_) => Assessment::Refuse(unavailable()),
         }
     }
 
     fn upgrade_license(&mut self, _now: SystemTime, presented: &PresentedLicense) -> Decision {
-        self.failure = None;
-        let body = self.presented(presented);
-        self.decision("upgrade_license", &body)
+        let query = LicenseQuery::UpgradeLicense(Box::new(presented.clone()));
+        match self.ask_blocking("upgrade_license", query) {
+            LicenseAnswer::Decision(decision) => decision,
+            LicenseAnswer::Assessment(_) => Decision::Refuse(unavailable()),
+        }
     }
 }

@@ -43,6 +43,8 @@ mod client;
 #[cfg(feature = "http-server")]
 mod server;
 
+#[cfg(feature = "http-server")]
+use rdpele_proto::machine::LicenseAnswer;
 use rdpele_proto::machine::{Assessment, Decision, Refusal};
 use rdpele_proto::wire::{ErrorCode, StateTransition};
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,28 @@ pub(crate) enum AssessmentBody {
 pub(crate) struct RefusalBody {
     error_code: u32,
     state_transition: u32,
+}
+
+impl DecisionBody {
+    /// The body of a new or upgrade query's answer (never an assessment).
+    #[cfg(feature = "http-server")]
+    fn from_answer(answer: LicenseAnswer) -> Self {
+        match answer {
+            LicenseAnswer::Decision(decision) => decision.into(),
+            LicenseAnswer::Assessment(_) => Self::Refuse(crate::server::unavailable().into()),
+        }
+    }
+}
+
+impl AssessmentBody {
+    /// The body of an assess query's answer (never a decision).
+    #[cfg(feature = "http-server")]
+    fn from_answer(answer: LicenseAnswer) -> Self {
+        match answer {
+            LicenseAnswer::Assessment(assessment) => assessment.into(),
+            LicenseAnswer::Decision(_) => Self::Refuse(crate::server::unavailable().into()),
+        }
+    }
 }
 
 impl From<Decision> for DecisionBody {

@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rdpele_proto::cal::parse_cal;
-use rdpele_proto::machine::{ClientInfo, LicenseIssuer, PresentedLicense};
+use rdpele_proto::machine::{ClientInfo, LicenseAnswer, LicenseQuery, PresentedLicense};
 use rdpele_proto::wire::ClientHardwareId;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -98,8 +97,10 @@ pub fn router(server: LicenseServer, token: String) -> Result<Router, RemoteErro
         .with_state(shared))
 }
 
-/// One license server for every connection. Its store is one SQLite connection, so decisions
-/// take turns; each runs off the runtime's threads (it signs RSA and writes SQLite).
+/// One license server for every connection. Its store is one SQLite connection, so the store's
+/// part of each decision takes turns under the lock; the CAL it grants is signed after the lock
+/// is released, so signatures for different clients run side by side. Both run off the
+/// runtime's threads (SQLite with fsync, and RSA).
 #[derive(Clone)]
 struct Shared {
     server: Arc<Mutex<LicenseServer>>,
@@ -107,30 +108,33 @@ struct Shared {
 }
 
 impl Shared {
-    /// Reads a request with `parse`, then runs `decide` on it for the host it names, at the
-    /// server's virtual now, and answers with what `decide` returns.
-    async fn answer<R, T>(
+    /// Reads a request with `parse` as the protocol machine's query, lets the license server
+    /// decide it for the host it names at its virtual now, and answers with `body` of the
+    /// answer.
+    async fn answer<T>(
         &self,
         body: Body,
-        parse: fn(&[u8]) -> Parsed<R>,
-        decide: impl FnOnce(&mut LicenseServer, SystemTime, R) -> T + Send + 'static,
+        parse: fn(&[u8]) -> Parsed<LicenseQuery>,
+        answer_body: fn(LicenseAnswer) -> T,
     ) -> Response
     where
-        R: Send + 'static,
         T: Serialize + Send + 'static,
     {
-        let (host, request) = match body.map_err(ApiError::from).and_then(|body| parse(&body)) {
+        let (host, query) = match body.map_err(ApiError::from).and_then(|body| parse(&body)) {
             Ok(parsed) => parsed,
             Err(error) => return error.into_response(),
         };
         let server = Arc::clone(&self.server);
         let joined = tokio::task::spawn_blocking(move || {
-            // A decision is one store transaction: one that panicked has left nothing half
-            // written, so the server is still usable.
-            let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
-            server.set_host(host);
-            let now = server.now()?;
-            Ok::<T, ServerError>(decide(&mut server, now, request))
+            let decided = {
+                // A decision is one store transaction: one that panicked has left nothing half
+                // written, so the server is still usable.
+                let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
+                server.set_host(host);
+                let now = server.now()?;
+                server.decide_query(now, &query)
+            };
+            Ok::<T, ServerError>(answer_body(decided.finish()))
         })
         .await;
         let reason = match joined {
@@ -150,24 +154,28 @@ type Body = Result<Bytes, BytesRejection>;
 type Parsed<R> = Result<(HostInfo, R), ApiError>;
 
 async fn new_license(State(shared): State<Shared>, body: Body) -> Response {
-    let decide = |server: &mut LicenseServer, now, client: ClientInfo| {
-        DecisionBody::from(server.new_license(now, &client))
+    let parse = |body: &[u8]| {
+        parse_new_license(body).map(|(host, client)| (host, LicenseQuery::NewLicense(client)))
     };
-    shared.answer(body, parse_new_license, decide).await
+    shared.answer(body, parse, DecisionBody::from_answer).await
 }
 
 async fn assess_license(State(shared): State<Shared>, body: Body) -> Response {
-    let decide = |server: &mut LicenseServer, now, presented: PresentedLicense| {
-        AssessmentBody::from(server.assess_license(now, &presented))
+    let parse = |body: &[u8]| {
+        parse_presented(body)
+            .map(|(host, presented)| (host, LicenseQuery::AssessLicense(Box::new(presented))))
     };
-    shared.answer(body, parse_presented, decide).await
+    shared
+        .answer(body, parse, AssessmentBody::from_answer)
+        .await
 }
 
 async fn upgrade_license(State(shared): State<Shared>, body: Body) -> Response {
-    let decide = |server: &mut LicenseServer, now, presented: PresentedLicense| {
-        DecisionBody::from(server.upgrade_license(now, &presented))
+    let parse = |body: &[u8]| {
+        parse_presented(body)
+            .map(|(host, presented)| (host, LicenseQuery::UpgradeLicense(Box::new(presented))))
     };
-    shared.answer(body, parse_presented, decide).await
+    shared.answer(body, parse, DecisionBody::from_answer).await
 }
 
 async fn require_token(State(shared): State<Shared>, request: Request, next: Next) -> Response {

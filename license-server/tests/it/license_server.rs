@@ -193,3 +193,89 @@ fn an_expired_permanent_license_returns_to_the_pool_for_the_waiting_device() {
     assert_eq!(cal_of(&second).kind, CalKind::Permanent);
     assert_eq!(server.store().packs(expiry + DAY).unwrap()[0].in_use, 1);
 }
+
+/// The store's transaction decides and records; the CAL is signed after it, outside the lock
+/// the other decisions take: two decisions for different devices, each taken under the
+/// server's lock, sign their CALs on two threads at once while another party holds that lock
+/// the whole time. Signing under the lock would never finish here.
+#[test]
+fn two_decisions_for_different_devices_sign_at_once_outside_the_lock() {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Barrier, Mutex};
+
+    use rdpele_license_server::server::DecidedQuery;
+    use rdpele_proto::machine::{ClientInfo, Decision, LicenseAnswer, LicenseQuery};
+    use rdpele_proto::wire::ClientHardwareId;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(Mutex::new(server(dir.path(), true, 10)));
+    let query = |device: u8| {
+        LicenseQuery::NewLicense(ClientInfo {
+            hwid: ClientHardwareId::from_bytes([device; 20]),
+            platform_id: 0x0401_0000,
+            user_name: "alice".into(),
+            machine_name: format!("WS-{device:02}"),
+        })
+    };
+    let orders = [1u8, 2].map(|device| {
+        let mut server = server.lock().unwrap();
+        match server.decide_query(epoch(), &query(device)) {
+            DecidedQuery::Sign(order) => order,
+            other => panic!("device {device}: {other:?}"),
+        }
+    });
+    // Both decisions are recorded before either CAL is signed.
+    assert_eq!(
+        server
+            .lock()
+            .unwrap()
+            .store()
+            .issued_licenses()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let held = server.lock().unwrap();
+    let start = Arc::new(Barrier::new(orders.len()));
+    let (signed, finished) = mpsc::channel();
+    let threads: Vec<_> = orders
+        .into_iter()
+        .map(|order| {
+            let (start, signed) = (Arc::clone(&start), signed.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                signed.send(order.sign()).unwrap();
+            })
+        })
+        .collect();
+    let cals: Vec<Vec<u8>> = (0..threads.len())
+        .map(|_| {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a CAL signed while another party holds the server's lock")
+                .unwrap()
+        })
+        .collect();
+    drop(held);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+
+    let mut machines: Vec<String> = cals
+        .iter()
+        .map(|der| cal::parse_cal(der).unwrap().client_license.machine)
+        .collect();
+    machines.sort();
+    assert_eq!(machines, ["WS-01", "WS-02"]);
+    // The one-step answer the protocol machine gets is the same kind of CAL.
+    let answer = server
+        .lock()
+        .unwrap()
+        .decide_query(epoch(), &query(3))
+        .finish();
+    let LicenseAnswer::Decision(Decision::Issue(third)) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(cal::parse_cal(&third).unwrap().kind, CalKind::Temporary);
+}

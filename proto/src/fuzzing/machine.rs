@@ -119,7 +119,7 @@ fn run_server(data: &[u8]) -> Vec<ServerEvent> {
             continue;
         };
         let was_finished = server.is_finished();
-        let result = server.handle_pdu(now, &pdu, &mut rng, &mut issuer);
+        let result = server.handle_pdu_with_issuer(now, &pdu, &mut rng, &mut issuer);
         let sent: Vec<Vec<u8>> = iter::from_fn(|| server.poll_transmit()).collect();
         let events: Vec<ServerEvent> = iter::from_fn(|| server.poll_event()).collect();
         check_outcome("server", was_finished, result, &sent, events.is_empty());
@@ -458,7 +458,7 @@ impl Recording {
                 moved = true;
                 if !server.is_finished() {
                     server
-                        .handle_pdu(recorded_at(), &pdu, &mut server_rng, issuer)
+                        .handle_pdu_with_issuer(recorded_at(), &pdu, &mut server_rng, issuer)
                         .expect("the recorded server takes the client's PDU");
                 }
                 self.client_pdus.push(pdu);

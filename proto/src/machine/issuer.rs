@@ -64,6 +64,45 @@ impl Refusal {
     }
 }
 
+/// What the server machine asks the license server, handed out by
+/// [`super::ServerMachine::poll_query`] so the caller can decide off the machine's thread (the
+/// way rustls' `Acceptor` hands the ClientHello out): a store transaction and a CAL signature
+/// need not block whoever drives the protocol. Answer with [`super::ServerMachine::answer`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum LicenseQuery {
+    /// MS-RDPELE 3.2.5.5 after a New License Request: answered with a [`Decision`].
+    NewLicense(ClientInfo),
+    /// MS-RDPELE 3.2.5.3, a License Info before any challenge: answered with an [`Assessment`].
+    AssessLicense(Box<PresentedLicense>),
+    /// MS-RDPELE 3.2.5.5 after an `Upgrade` assessment and a passed challenge: answered with a
+    /// [`Decision`].
+    UpgradeLicense(Box<PresentedLicense>),
+}
+
+/// The license server's answer to a [`LicenseQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LicenseAnswer {
+    Assessment(Assessment),
+    Decision(Decision),
+}
+
+impl LicenseQuery {
+    /// Asks `issuer` synchronously: for callers with nothing to gain from deciding elsewhere
+    /// (tests, fuzzing, benchmarks, a license server answering over HTTP).
+    pub fn ask(&self, now: SystemTime, issuer: &mut impl LicenseIssuer) -> LicenseAnswer {
+        match self {
+            Self::NewLicense(client) => LicenseAnswer::Decision(issuer.new_license(now, client)),
+            Self::AssessLicense(presented) => {
+                LicenseAnswer::Assessment(issuer.assess_license(now, presented))
+            }
+            Self::UpgradeLicense(presented) => {
+                LicenseAnswer::Decision(issuer.upgrade_license(now, presented))
+            }
+        }
+    }
+}
+
 /// The license server as the session host's state machine sees it. Calls happen only after the
 /// client has proved its keys (valid MACs), so nothing is issued to a client that fails the
 /// protocol; `upgrade_license` follows only an `Upgrade` assessment of the same license.

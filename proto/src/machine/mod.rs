@@ -1,11 +1,13 @@
 //! Sans-IO licensing state machines: the client (MS-RDPELE 3.3) and the server (3.2).
 //!
-//! Bytes in, bytes and events out: `handle_pdu(now, bytes, rng, ..)` consumes one licensing
-//! PDU (LICENSE_PREAMBLE and message, as [`crate::wire::LicensingPdu`] parses it), then
-//! `poll_transmit()` yields the PDUs to send and `poll_event()` what happened. The caller
+//! Bytes in, bytes and events out: `handle_pdu(bytes, rng, ..)` consumes one licensing PDU
+//! (LICENSE_PREAMBLE and message, as [`crate::wire::LicensingPdu`] parses it), then
+//! `poll_transmit()` yields the PDUs to send and `poll_event()` what happened. The server
+//! machine also hands out what it must ask the license server (`poll_query()`) and takes the
+//! answer back (`answer()`), so the caller decides where and when that work runs. The caller
 //! supplies time and randomness and does the I/O (wrapping PDUs in a security header, TPKT, …).
 //! A peer's malformed or out-of-order message is answered with the spec's Licensing Error
-//! Message, never an `Err`: `Err` is only for a caller that drives a finished machine.
+//! Message, never an `Err`: `Err` is only for a caller that drives a machine out of turn.
 
 mod client;
 mod issuer;
@@ -15,7 +17,10 @@ mod store;
 pub mod testing;
 
 pub use client::{ClientConfig, ClientEvent, ClientMachine};
-pub use issuer::{Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal};
+pub use issuer::{
+    Assessment, ClientInfo, Decision, LicenseAnswer, LicenseIssuer, LicenseQuery, PresentedLicense,
+    Refusal,
+};
 pub use server::{
     ChallengeCheck, LicensedOutcome, RefusalReason, ServerConfig, ServerEvent, ServerMachine,
 };
@@ -35,6 +40,12 @@ pub enum MachineError {
     Finished,
     #[error("an earlier call failed while changing state; the machine is unusable")]
     Poisoned,
+    /// A PDU arrived while the machine waits for the license server's answer to its query.
+    #[error("the license server's answer is still awaited")]
+    AwaitingAnswer,
+    /// An answer that is not the one the pending query asks for, or none was asked for.
+    #[error("an answer to no pending query (or of the wrong kind)")]
+    UnexpectedAnswer,
 }
 
 /// Encodes a licensing PDU. Every message the machines build is bounded well below the 64 KiB

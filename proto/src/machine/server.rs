@@ -1,6 +1,9 @@
 //! The server side (MS-RDPELE 3.2): License Request → (New License Request | License Info) →
 //! Platform Challenge → Challenge Response → New / Upgrade License, or a Licensing Error
-//! Message, with every decision about CALs delegated to a [`LicenseIssuer`].
+//! Message, with every decision about CALs left to the license server: handed out as a
+//! [`LicenseQuery`] ([`ServerMachine::poll_query`]) and taken back as a [`LicenseAnswer`]
+//! ([`ServerMachine::answer`]), or asked of a [`LicenseIssuer`] in line
+//! ([`ServerMachine::handle_pdu_with_issuer`]).
 
 use std::collections::VecDeque;
 use std::mem;
@@ -8,7 +11,10 @@ use std::time::SystemTime;
 
 use crate::crypto::rand_core::CryptoRng;
 
-use super::issuer::{Assessment, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal};
+use super::issuer::{
+    Assessment, ClientInfo, Decision, LicenseAnswer, LicenseIssuer, LicenseQuery, PresentedLicense,
+    Refusal,
+};
 use super::{decrypt, encode, error_alert, mac_valid, seal, MachineError};
 use crate::cal;
 use crate::crypto::{self, LicensingPrivateKey, SessionKeys};
@@ -130,6 +136,17 @@ enum State {
         challenge: [u8; CHALLENGE_LEN],
         pending: Pending,
     },
+    /// A License Info passed its MAC and HWID checks; the license server assesses it.
+    AwaitAssessment {
+        keys: SessionKeys,
+        presented: Box<PresentedLicense>,
+    },
+    /// A challenge was passed; the license server decides what to issue.
+    AwaitDecision {
+        keys: SessionKeys,
+        upgrade: bool,
+        outcome: LicensedOutcome,
+    },
     Finished,
     Poisoned,
 }
@@ -141,6 +158,8 @@ pub struct ServerMachine {
     state: State,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<ServerEvent>,
+    /// The question for the license server, until the caller takes it.
+    query: Option<LicenseQuery>,
     last_sent: Vec<u8>,
     /// Set when the client's premaster did not decrypt (see [`ServerMachine::keys`]).
     premaster_rejected: bool,
@@ -153,6 +172,7 @@ impl ServerMachine {
             state: State::Idle,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            query: None,
             last_sent: Vec::new(),
             premaster_rejected: false,
         }
@@ -182,6 +202,20 @@ impl ServerMachine {
 
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
+    }
+
+    /// What the license server must answer before licensing can go on; the machine takes no
+    /// PDU until [`ServerMachine::answer`] gives the answer.
+    pub fn poll_query(&mut self) -> Option<LicenseQuery> {
+        self.query.take()
+    }
+
+    /// Whether a query is out (taken or not) and its answer awaited.
+    pub fn is_awaiting_answer(&self) -> bool {
+        matches!(
+            self.state,
+            State::AwaitAssessment { .. } | State::AwaitDecision { .. }
+        )
     }
 
     fn license_request(&self, server_random: &[u8; 32]) -> Option<Vec<u8>> {
@@ -224,17 +258,19 @@ impl ServerMachine {
         )
     }
 
-    /// Consumes one licensing PDU from the client.
+    /// Consumes one licensing PDU from the client. When licensing needs the license server,
+    /// the machine stops at a [`LicenseQuery`] ([`ServerMachine::poll_query`]).
     pub fn handle_pdu(
         &mut self,
-        now: SystemTime,
         bytes: &[u8],
         rng: &mut (impl CryptoRng + ?Sized),
-        issuer: &mut impl LicenseIssuer,
     ) -> Result<(), MachineError> {
         match self.state {
             State::Finished => return Err(MachineError::Finished),
             State::Poisoned => return Err(MachineError::Poisoned),
+            State::AwaitAssessment { .. } | State::AwaitDecision { .. } => {
+                return Err(MachineError::AwaitingAnswer)
+            }
             _ => {}
         }
         let pdu = match LicensingPdu::decode(bytes) {
@@ -248,17 +284,72 @@ impl ServerMachine {
             }
         };
         let state = mem::replace(&mut self.state, State::Poisoned);
-        self.state = self.step(now, state, pdu.message, rng, issuer);
+        self.state = self.step(state, pdu.message, rng);
+        Ok(())
+    }
+
+    /// Takes the license server's answer to the query [`ServerMachine::poll_query`] handed out
+    /// and sends what it means (MS-RDPELE 3.2.5.3, 3.2.5.5).
+    pub fn answer(
+        &mut self,
+        answer: LicenseAnswer,
+        rng: &mut (impl CryptoRng + ?Sized),
+    ) -> Result<(), MachineError> {
+        let state = mem::replace(&mut self.state, State::Poisoned);
+        self.state = match (state, answer) {
+            (State::AwaitAssessment { keys, presented }, LicenseAnswer::Assessment(assessment)) => {
+                match assessment {
+                    Assessment::Valid => {
+                        self.valid_client(LicensedOutcome::Valid {
+                            hwid: presented.hwid,
+                        });
+                        State::Finished
+                    }
+                    Assessment::Refuse(refusal) => {
+                        self.refuse(refusal, RefusalReason::IssuerRefused)
+                    }
+                    Assessment::Upgrade => self.challenge(keys, Pending::Upgrade(presented), rng),
+                }
+            }
+            (
+                State::AwaitDecision {
+                    keys,
+                    upgrade,
+                    outcome,
+                },
+                LicenseAnswer::Decision(decision),
+            ) => {
+                self.send_decision(&keys, decision, upgrade, outcome);
+                State::Finished
+            }
+            (state, _) => {
+                self.state = state;
+                return Err(MachineError::UnexpectedAnswer);
+            }
+        };
+        Ok(())
+    }
+
+    /// [`ServerMachine::handle_pdu`], with every query answered at once by `issuer` at `now`.
+    pub fn handle_pdu_with_issuer(
+        &mut self,
+        now: SystemTime,
+        bytes: &[u8],
+        rng: &mut (impl CryptoRng + ?Sized),
+        issuer: &mut impl LicenseIssuer,
+    ) -> Result<(), MachineError> {
+        self.handle_pdu(bytes, rng)?;
+        while let Some(query) = self.poll_query() {
+            self.answer(query.ask(now, issuer), rng)?;
+        }
         Ok(())
     }
 
     fn step(
         &mut self,
-        now: SystemTime,
         state: State,
         message: LicensingMessage<'_>,
         rng: &mut (impl CryptoRng + ?Sized),
-        issuer: &mut impl LicenseIssuer,
     ) -> State {
         match (state, message) {
             (state, LicensingMessage::ErrorAlert(alert)) => self.client_error(state, &alert, rng),
@@ -317,18 +408,9 @@ impl ServerMachine {
                     license_info: m.license_info.data.to_vec(),
                     cal: parsed,
                 };
-                match issuer.assess_license(now, &presented) {
-                    Assessment::Valid => {
-                        self.valid_client(LicensedOutcome::Valid { hwid });
-                        State::Finished
-                    }
-                    Assessment::Refuse(refusal) => {
-                        self.refuse(refusal, RefusalReason::IssuerRefused)
-                    }
-                    Assessment::Upgrade => {
-                        self.challenge(keys, Pending::Upgrade(Box::new(presented)), rng)
-                    }
-                }
+                let presented = Box::new(presented);
+                self.query = Some(LicenseQuery::AssessLicense(presented.clone()));
+                State::AwaitAssessment { keys, presented }
             }
             (
                 State::ExpectChallengeResponse {
@@ -368,8 +450,7 @@ impl ServerMachine {
                     self.events
                         .push_back(ServerEvent::ChallengeResponseTolerated { reason });
                 }
-                self.conclude(now, &keys, hwid, pending, issuer);
-                State::Finished
+                self.ask_decision(keys, hwid, pending)
             }
             (_, _) => self.refuse(
                 Refusal::abort(ErrorCode::ERR_INVALID_CLIENT),
@@ -433,16 +514,14 @@ impl ServerMachine {
         }
     }
 
-    /// Asks the issuer for the outcome of a passed challenge and sends it (MS-RDPELE 3.2.5.5).
-    fn conclude(
+    /// Hands out the license server's question after a passed challenge (MS-RDPELE 3.2.5.5).
+    fn ask_decision(
         &mut self,
-        now: SystemTime,
-        keys: &SessionKeys,
+        keys: SessionKeys,
         hwid: ClientHardwareId,
         pending: Pending,
-        issuer: &mut impl LicenseIssuer,
-    ) {
-        let (decision, upgrade, outcome) = match pending {
+    ) -> State {
+        let (query, upgrade, outcome) = match pending {
             Pending::New {
                 platform_id,
                 user_name,
@@ -455,26 +534,41 @@ impl ServerMachine {
                     machine_name,
                 };
                 (
-                    issuer.new_license(now, &client),
+                    LicenseQuery::NewLicense(client.clone()),
                     false,
                     LicensedOutcome::Issued { client },
                 )
             }
             Pending::Upgrade(presented) => {
                 if presented.hwid != hwid {
-                    self.refuse(
+                    return self.refuse(
                         Refusal::abort(ErrorCode::ERR_INVALID_CLIENT),
                         RefusalReason::HwidMismatch,
                     );
-                    return;
                 }
                 (
-                    issuer.upgrade_license(now, &presented),
+                    LicenseQuery::UpgradeLicense(presented),
                     true,
                     LicensedOutcome::Upgraded { hwid },
                 )
             }
         };
+        self.query = Some(query);
+        State::AwaitDecision {
+            keys,
+            upgrade,
+            outcome,
+        }
+    }
+
+    /// Sends what the license server decided (MS-RDPELE 3.2.5.5).
+    fn send_decision(
+        &mut self,
+        keys: &SessionKeys,
+        decision: Decision,
+        upgrade: bool,
+        outcome: LicensedOutcome,
+    ) {
         match decision {
             Decision::Issue(license) => match self.license_message(keys, &license, upgrade) {
                 Some(pdu) => {

@@ -292,7 +292,7 @@ impl Pair {
                     .push((Direction::ClientToServer, pdu.clone()));
                 if !self.server.is_finished() {
                     self.server
-                        .handle_pdu(self.now, &pdu, &mut self.rng, issuer)?;
+                        .handle_pdu_with_issuer(self.now, &pdu, &mut self.rng, issuer)?;
                 }
                 self.drain_events(store);
             }
