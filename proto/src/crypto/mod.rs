@@ -47,6 +47,7 @@ mod mac;
 mod proprietary;
 mod rc4;
 mod rsa;
+mod rsa_backend;
 mod secret;
 
 pub use error::CryptoError;
@@ -64,6 +65,7 @@ pub use rsa::{
     LicensingPrivateKey, LicensingPublicKey, RsaPublicKeyBlob, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
     WIRE_PADDING_LEN,
 };
+pub use rsa_backend::RsaBackend;
 pub use secret::Secret;
 
 /// The RNG traits this module's functions take (the version the `rsa` crate uses).
