@@ -21,8 +21,9 @@
 //! - `handshake_canned_cal`: the same replays against an issuer that hands out a CAL built
 //!   beforehand: the handshake without building and signing a CAL.
 //! - `rsa`: the two private-key operations alone: `decrypt_premaster/{512,2048}` with the session
-//!   host key and `sign_sha1/2048` with the license server key (both unblinded, as the server and
-//!   the CAL builder use them); `sign_sha1/512` for the next group.
+//!   host key and `sign_sha1/2048` with the license server key (blinded, on the default RSA
+//!   backend, as the server and the CAL builder use them); `sign_sha1/512` for the next group.
+//!   `rsa_backends` compares the backends.
 //! - `handshake_parts`: the rest of where the time goes: `issue_cal/{temporary,permanent}`
 //!   (`RuleIssuer::issue`: CAL building plus its signature), `issue_cal_512_bit_signer/temporary`
 //!   (the same with a 512-bit license server key, so that CAL building without the 2048-bit
@@ -317,7 +318,7 @@ fn handshakes(c: &mut Criterion) {
         "RDPELE-LS",
         "WORKGROUP",
         "00000-000-0000000-00000",
-        small_key.to_rsa_private_key().clone(),
+        small_key,
         epoch() - DAY,
         epoch() + DAY * 3650,
     )
@@ -358,14 +359,18 @@ fn rsa(c: &mut Criterion) {
     let mut group = c.benchmark_group("rsa");
     group.throughput(Throughput::Elements(1));
     let premaster = [0x5a; 48];
+    let mut rng = ChaCha20Rng::seed_from_u64(SERVER_SEED);
     for bits in HOST_KEY_BITS {
         let key = host_config(bits).private_key;
         let encrypted = key.public_key().encrypt_premaster(&premaster).unwrap();
-        assert_eq!(key.decrypt_premaster(&encrypted).unwrap(), premaster);
+        assert_eq!(
+            key.decrypt_premaster(&encrypted, &mut rng).unwrap(),
+            premaster
+        );
         group.bench_with_input(
             BenchmarkId::new("decrypt_premaster", bits),
             &encrypted,
-            |b, encrypted| b.iter(|| key.decrypt_premaster(black_box(encrypted))),
+            |b, encrypted| b.iter(|| key.decrypt_premaster(black_box(encrypted), &mut rng)),
         );
     }
     // About the length of a client license's TBSCertificate.

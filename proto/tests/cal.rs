@@ -17,6 +17,7 @@ use rdpele_proto::cal::{
     self, build_cal, decode_hwid, encode_hwid, CalError, CalKind, CalRequest, CalType,
     LicenseSerial, LicenseServerIdentity, LicensedProduct, ProductLicenseFlags, ProductVersion,
 };
+use rdpele_proto::crypto::{LicensingPrivateKey, LicensingPublicKey, RsaBackend};
 use rdpele_proto::wire::{ClientHardwareId, NewLicenseInfo, Wire};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
@@ -414,6 +415,55 @@ fn built_cals_are_deterministic_and_validly_signed() {
         VerifyingKey::<Sha1>::new(key.clone())
             .verify(certificate.tbs_certificate.as_ref(), &signature)
             .unwrap();
+    }
+}
+
+/// The license server's self-signed certificate and the client license are signed on the key's
+/// selected RSA backend; PKCS#1 v1.5 signatures are deterministic, so every backend builds the
+/// same bytes.
+#[test]
+fn every_rsa_backend_builds_the_same_validly_signed_cal() {
+    let expected = build_cal(&rodent_request(), &rodent()).unwrap();
+    let backends: Vec<RsaBackend> = RsaBackend::ALL
+        .into_iter()
+        .filter(|backend| backend.is_available())
+        .collect();
+    assert_eq!(
+        backends.len(),
+        if cfg!(feature = "openssl") { 2 } else { 1 }
+    );
+    for backend in backends {
+        let key = LicensingPrivateKey::try_from(test_key())
+            .unwrap()
+            .with_backend(backend)
+            .unwrap();
+        let server = LicenseServerIdentity::self_signed(
+            "RODENT",
+            "WORKGROUP",
+            "78440-006-5867045-70347",
+            key.clone(),
+            UNIX_EPOCH + Duration::from_millis(12_911_778_034),
+            at(2_505_983_778),
+        )
+        .unwrap();
+        let built = build_cal(&rodent_request(), &server).unwrap();
+        assert_eq!(built, expected, "{backend}");
+        let again = LicenseServerIdentity::with_certificates(
+            "RODENT",
+            "WORKGROUP",
+            "78440-006-5867045-70347",
+            key,
+            server.certificates().to_vec(),
+        )
+        .unwrap();
+        assert_eq!(build_cal(&rodent_request(), &again).unwrap(), expected);
+        let public = LicensingPublicKey::from_rsa_public_key(test_key().to_public_key()).unwrap();
+        for (_, certificate) in certificates(&built) {
+            assert!(public.verify_sha1(
+                certificate.tbs_certificate.as_ref(),
+                &certificate.signature_value.data
+            ));
+        }
     }
 }
 

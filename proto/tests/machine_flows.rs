@@ -559,7 +559,7 @@ fn a_client_that_aborts_on_a_challenge_stays_finished() {
         .unwrap()
         .private_key;
     let premaster = key
-        .decrypt_premaster(nlr.encrypted_premaster_secret.data)
+        .decrypt_premaster(nlr.encrypted_premaster_secret.data, &mut rng)
         .unwrap();
     let keys = crypto::derive_session_keys(&premaster, &nlr.client_random, &lr.server_random);
     // Fits in the challenge PDU (65,528 bytes) but not in the response (65,556).

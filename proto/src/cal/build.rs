@@ -6,10 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use der::asn1::Any;
 use der::Decode;
-use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::EncodePublicKey;
-use rsa::{PrivateKey, PublicKey};
-use sha1::Sha1;
+use rsa::PublicKey;
 use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::time::{Time, Validity};
 use x509_parser::certificate::X509CertificateParser;
@@ -27,6 +25,7 @@ use super::extensions::{
 };
 use super::hwid::serial_number_attribute;
 use super::{CalKind, CalType};
+use crate::crypto::LicensingPrivateKey;
 use crate::wire::ClientHardwareId;
 
 /// Seconds from 1601-01-01 (the FILETIME epoch) to 1970-01-01.
@@ -165,7 +164,8 @@ pub struct LicenseServerIdentity {
     /// DER of the license server certificate's SubjectPublicKeyInfo: Windows gives the client
     /// license the license server's own public key.
     subject_public_key_info: Vec<u8>,
-    signing_key: SigningKey<Sha1>,
+    /// Signs the certificates this server issues, on the key's selected RSA backend.
+    signing_key: LicensingPrivateKey,
 }
 
 impl core::fmt::Debug for LicenseServerIdentity {
@@ -184,16 +184,21 @@ impl LicenseServerIdentity {
     /// subject and issuer `CN=<name>+L=<domain_or_workgroup>` (BMPStrings), serial number =
     /// the FILETIME of `not_before` (as the sample's), basicConstraints CA:TRUE pathLen 0,
     /// signed OIW sha1RSA.
+    ///
+    /// `key` is a [`LicensingPrivateKey`] (signing on its selected
+    /// [`RsaBackend`](crate::crypto::RsaBackend)) or an `rsa::PrivateKey` (the default backend).
     pub fn self_signed(
         name: &str,
         domain_or_workgroup: &str,
         product_id: &str,
-        key: PrivateKey,
+        key: impl TryInto<LicensingPrivateKey, Error: Into<CalError>>,
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<Self, CalError> {
+        let key = key.try_into().map_err(Into::into)?;
         let spki = key
-            .to_public_key()
+            .public_key()
+            .to_rsa_public_key()
             .to_public_key_der()
             .map_err(|error| CalError::encoding("SubjectPublicKeyInfo", &error))?;
         let subject = single_rdn_name(&[
@@ -220,32 +225,31 @@ impl LicenseServerIdentity {
                 basic_constraints,
             )?]),
         };
-        let signing_key = SigningKey::<Sha1>::new(key);
-        let certificate = sign_certificate(&tbs, &signing_key, "LicenseServerCertificate")?;
+        let certificate = sign_certificate(&tbs, &key, "LicenseServerCertificate")?;
         Self::from_parts(
             name,
             domain_or_workgroup,
             product_id,
-            signing_key,
+            key,
             vec![certificate],
         )
     }
 
     /// A license server whose certificate(s) exist already (a saved self-signed certificate, or
     /// an activated server's Microsoft-issued chain, root first, its own certificate last). The
-    /// last certificate's public key must be `key`'s.
+    /// last certificate's public key must be `key`'s. `key` as for [`Self::self_signed`].
     pub fn with_certificates(
         name: &str,
         domain_or_workgroup: &str,
         product_id: &str,
-        key: PrivateKey,
+        key: impl TryInto<LicensingPrivateKey, Error: Into<CalError>>,
         certificates: Vec<Vec<u8>>,
     ) -> Result<Self, CalError> {
         Self::from_parts(
             name,
             domain_or_workgroup,
             product_id,
-            SigningKey::<Sha1>::new(key),
+            key.try_into().map_err(Into::into)?,
             certificates,
         )
     }
@@ -254,7 +258,7 @@ impl LicenseServerIdentity {
         name: &str,
         domain_or_workgroup: &str,
         product_id: &str,
-        signing_key: SigningKey<Sha1>,
+        signing_key: LicensingPrivateKey,
         certificates: Vec<Vec<u8>>,
     ) -> Result<Self, CalError> {
         let invalid = |reason: String| CalError::InvalidInput {
@@ -275,8 +279,8 @@ impl LicenseServerIdentity {
         }
         let subject_public_key_info = certificate.tbs_certificate.subject_pki.raw.to_vec();
         let key_spki = signing_key
-            .as_ref()
-            .to_public_key()
+            .public_key()
+            .to_rsa_public_key()
             .to_public_key_der()
             .map_err(|error| CalError::encoding("SubjectPublicKeyInfo", &error))?;
         if key_spki.as_bytes() != subject_public_key_info.as_slice() {

@@ -4,9 +4,6 @@
 
 use der::asn1::{Any, BitString, Null, ObjectIdentifier, OctetString};
 use der::{Encode, Sequence, Tag, TagNumber};
-use rsa::pkcs1v15::SigningKey;
-use rsa::signature::{SignatureEncoding, Signer};
-use sha1::Sha1;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::Extension;
 use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
@@ -14,6 +11,7 @@ use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_cert::time::Validity;
 
 use super::error::CalError;
+use crate::crypto::LicensingPrivateKey;
 
 /// Object identifiers a CAL uses.
 pub mod oid {
@@ -181,23 +179,24 @@ pub(crate) fn windows_authority_key_identifier(
     build().map_err(|error| CalError::encoding("AuthorityKeyIdentifier", &error))
 }
 
-/// Encodes `tbs`, signs it with RSA PKCS#1 v1.5 / SHA-1 and returns the certificate's DER.
+/// Encodes `tbs`, signs it with RSA PKCS#1 v1.5 / SHA-1 on `key`'s backend and returns the
+/// certificate's DER.
 pub(crate) fn sign_certificate(
     tbs: &TbsCertificate,
-    key: &SigningKey<Sha1>,
+    key: &LicensingPrivateKey,
     structure: &'static str,
 ) -> Result<Vec<u8>, CalError> {
     let tbs_der = tbs
         .to_der()
         .map_err(|error| CalError::encoding(structure, &error))?;
-    let signature = key.try_sign(&tbs_der).map_err(|error| CalError::Signing {
+    let signature = key.sign_sha1(&tbs_der).map_err(|error| CalError::Signing {
         structure,
         reason: error.to_string(),
     })?;
     let certificate = Certificate {
         tbs_certificate: Any::from_der_bytes(&tbs_der, structure)?,
         signature_algorithm: sha1_rsa_oiw(),
-        signature: BitString::from_bytes(&signature.to_vec())
+        signature: BitString::from_bytes(&signature)
             .map_err(|error| CalError::encoding(structure, &error))?,
     };
     certificate

@@ -1,6 +1,7 @@
 //! Errors of the CAL layer: reading names the structure, field and byte offset; building names
 //! the input or step that failed.
 
+use crate::crypto::CryptoError;
 use crate::wire::WireError;
 
 /// What was wrong with the bytes, independent of where.
@@ -62,12 +63,23 @@ pub enum CalError {
         structure: &'static str,
         reason: String,
     },
+    /// The signing key was refused (size limits, or the RSA backend could not take it).
+    #[error("signing key: {0}")]
+    Key(#[from] CryptoError),
     /// The RSA signature could not be made.
     #[error("signing {structure}: {reason}")]
     Signing {
         structure: &'static str,
         reason: String,
     },
+}
+
+/// A [`LicensingPrivateKey`](crate::crypto::LicensingPrivateKey) handed to the builder as it is
+/// converts without error.
+impl From<core::convert::Infallible> for CalError {
+    fn from(never: core::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 impl CalError {

@@ -1,5 +1,6 @@
 //! Errors of the crypto layer: what was wrong with a key, a ciphertext or a certificate.
 
+use super::rsa_backend::RsaBackend;
 use crate::wire::EncodeError;
 
 /// A licensing crypto failure. Messages name what was wrong; none of them carries secret bytes.
@@ -35,6 +36,14 @@ pub enum CryptoError {
     PrivateKeyEncoding { reason: String },
     #[error("key generation failed ({reason})")]
     KeyGeneration { reason: String },
+    #[error("unknown RSA backend {name:?} (expected \"rust\" or \"openssl\")")]
+    UnknownRsaBackend { name: String },
+    #[error(
+        "RSA backend {backend} is not in this build (rdpele-proto's `openssl` feature is off)"
+    )]
+    RsaBackendUnavailable { backend: RsaBackend },
+    #[error("the native RSA backend refused the key ({reason})")]
+    NativeKey { reason: String },
     #[error("encoding the proprietary certificate failed: {0}")]
     Encode(#[from] EncodeError),
 }

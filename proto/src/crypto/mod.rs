@@ -16,30 +16,36 @@
 //! [MS-RDPBCGR]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpbcgr/c330f4c8-896f-4d41-983c-aec97fbdbb90
 //!
 //! Nothing here reads a clock or the operating system's RNG: randomness (key generation, RSA
-//! blinding) always comes from the caller, through the [`rand_core`] traits re-exported here.
+//! blinding) comes from the caller, through the [`rand_core`] traits re-exported here — except
+//! on the OpenSSL backend, whose blinding draws from OpenSSL's own DRBG.
 //!
-//! # RSA backend and RUSTSEC-2023-0071 ("Marvin")
-//! RSA is RustCrypto `rsa` 0.10.0 (released 2026-11-08), built on `crypto-bigint` 0.7. Its
-//! changelog replaces `num-bigint-dig` with constant-time modular exponentiation, hardens the
-//! private-key path after draft-irtf-cfrg-rsa-guidance and adds implicit rejection for PKCS#1
-//! v1.5 decryption; its README says the crate "was previously vulnerable to the Marvin Attack"
-//! and tells users to move to 0.10. The RustSec advisory was last seen (September 2026, before
-//! 0.10.0 was released) with no patched version and 0.10.0-rc.18 listed as affected; whether it
-//! now names 0.10.0 as patched could not be checked from here. What matters for licensing: the
-//! premaster is raw RSA without PKCS#1 v1.5 padding, so there is no padding oracle to begin
-//! with, and the private-key exponentiation (unblinded unless the caller passes an RNG) is
-//! crypto-bigint's constant-time one. The 0.9 series that DESIGN.md measured (1.4–1.7 ms per
-//! RSA-2048 private operation) is the one the advisory was written against.
+//! # RSA backends and RUSTSEC-2023-0071 ("Marvin")
+//! Public-key operations and key handling are RustCrypto `rsa` 0.10.0 (released 2026-11-08),
+//! built on `crypto-bigint` 0.7. The two private-key operations on the hot path — premaster
+//! decryption and CAL signatures — run on the key's [`RsaBackend`]: `rsa`, or the system's
+//! OpenSSL through the `openssl` crate with this crate's `openssl` feature (the default backend
+//! when the feature is on). Both backends blind every private-key operation, and give the same
+//! bytes and the same typed errors; the trait behind them (crypto/rsa_backend.rs) says how each
+//! blinds.
 //!
-//! Cost, measured once on the shared 2-core development machine (release build): an RSA-2048
-//! private operation takes about 0.87 ms unblinded and 1.5 ms blinded, RSA-512 about 34 µs and
-//! 114 µs; `openssl speed` on the same machine gave 0.21 ms and 24 µs. A public-key operation
+//! `rsa` 0.10's changelog replaces `num-bigint-dig` with constant-time modular exponentiation and
+//! hardens the private-key path after draft-irtf-cfrg-rsa-guidance; its README says the crate
+//! "was previously vulnerable to the Marvin Attack". The RustSec advisory was last seen
+//! (September 2026) with no patched version; whether it now names 0.10.0 as patched could not
+//! be checked from here. What matters for licensing: the premaster is raw RSA without PKCS#1
+//! v1.5 padding, so there is no padding oracle to begin with; the server hides a failed
+//! decryption behind implicit rejection; and the exponentiation is blinded on both backends.
+//!
+//! Cost, measured on the shared 2-core development machine (release build; BENCHMARKS.md, "RSA
+//! backends"): a blinded RSA-2048 private operation takes about 2.25 ms with `rsa` (its blinding
+//! costs more than the unblinded 0.87 ms operation) against 0.25 ms with OpenSSL, as fast as
+//! `openssl speed` in the same run; at 512 bits 160 µs against 32 µs. A public-key operation
 //! (encrypting a premaster) is 41 µs (2048) or 4 µs (512); key derivation is about 2 µs.
 //!
 //! The `getrandom` feature of `rsa` stays off: with it, `rsa`'s convenience signing and
 //! decryption paths blind with the OS RNG. This module uses only the hazmat primitives with an
-//! explicit (possibly absent) RNG, so it behaves the same even if another crate in the build
-//! turns that feature on.
+//! explicit RNG, so it behaves the same even if another crate in the build turns that feature
+//! on.
 
 mod error;
 mod keys;
@@ -47,6 +53,7 @@ mod mac;
 mod proprietary;
 mod rc4;
 mod rsa;
+mod rsa_backend;
 mod secret;
 
 pub use error::CryptoError;
@@ -64,6 +71,7 @@ pub use rsa::{
     LicensingPrivateKey, LicensingPublicKey, RsaPublicKeyBlob, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
     WIRE_PADDING_LEN,
 };
+pub use rsa_backend::RsaBackend;
 pub use secret::Secret;
 
 /// The RNG traits this module's functions take (the version the `rsa` crate uses).

@@ -7,20 +7,23 @@
 //! xfreerdp and older Windows use — so keys are built with explicit size limits
 //! ([`MIN_MODULUS_BITS`]..=[`MAX_MODULUS_BITS`]) instead of the `rsa` crate's 1024-bit floor.
 
-use ::rsa::hazmat::{rsa_decrypt_and_check, rsa_encrypt};
+use ::rsa::hazmat::rsa_encrypt;
 use ::rsa::pkcs1::der::{self, Decode, Reader, SliceReader};
 use ::rsa::pkcs1::{DecodeRsaPrivateKey, RsaPublicKeyRef};
 use ::rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
 use ::rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding, ObjectIdentifier};
-use ::rsa::rand_core::{CryptoRng, TryCryptoRng, TryRng};
+use ::rsa::rand_core::CryptoRng;
 use ::rsa::traits::PublicKeyParts;
 use ::rsa::{BoxedUint, PrivateKey, PublicKey};
-use sha1::{Digest, Sha1};
+use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::error::CryptoError;
 use super::keys::PREMASTER_SECRET_LEN;
+#[cfg(feature = "openssl")]
+use super::rsa_backend::OpenSslKey;
+use super::rsa_backend::{PrivateKeyOperations, RsaBackend, SHA1_SIGNATURE_MIN_MODULUS_LEN};
 use crate::wire::RsaPublicKey;
 
 /// Smallest modulus accepted or generated: the 512-bit (64-byte) keys of proprietary
@@ -43,13 +46,6 @@ const OIW_SHA_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.
 /// OIW sha1WithRSASignature: the signature algorithm of the same certificates, accepted as a key
 /// algorithm for the same reason.
 const OIW_SHA1_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.29");
-
-/// DigestInfo prefix of a SHA-1 hash in an EMSA-PKCS1-v1_5 encoding (RFC 8017 9.2 note 1).
-const SHA1_DIGEST_INFO: [u8; 15] = [
-    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
-];
-/// PKCS#1 v1.5 needs at least 8 bytes of 0xFF padding plus 0x00 0x01 … 0x00.
-const EMSA_MIN_OVERHEAD: usize = 11;
 
 /// An RSA public key as licensing uses it: the server's key exchange key, or a license server's
 /// signing key.
@@ -245,33 +241,58 @@ impl core::fmt::Debug for LicensingPublicKey {
 
 /// An RSA private key as licensing uses it: the session host's key exchange key (it decrypts
 /// premaster secrets) or the license server's signing key (it signs CALs).
+///
+/// The key material is always held by the `rsa` crate (PEM encoding, the public key); the
+/// private-key operations run on the selected [`RsaBackend`], which holds its own copy of the
+/// same key. Both backends blind every private-key operation (see the trait in
+/// `crypto/rsa_backend.rs` for how and why).
 #[derive(Clone)]
 pub struct LicensingPrivateKey {
     key: PrivateKey,
+    backend: Backend,
+}
+
+/// The selected backend, with whatever it needs besides the `rsa` key.
+#[derive(Clone)]
+enum Backend {
+    Rust,
+    #[cfg(feature = "openssl")]
+    OpenSsl(OpenSslKey),
 }
 
 impl core::fmt::Debug for LicensingPrivateKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LicensingPrivateKey")
             .field("modulus_bits", &modulus_bits(&self.key))
+            .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
 }
 
+impl TryFrom<PrivateKey> for LicensingPrivateKey {
+    type Error = CryptoError;
+
+    /// [`LicensingPrivateKey::from_rsa_private_key`].
+    fn try_from(key: PrivateKey) -> Result<Self, Self::Error> {
+        Self::from_rsa_private_key(key)
+    }
+}
+
 impl LicensingPrivateKey {
-    /// Generates a key of `bits` bits (public exponent 65537) from the caller's RNG. Sizes below
-    /// the `rsa` crate's 1024-bit floor are allowed down to [`MIN_MODULUS_BITS`], because
-    /// proprietary certificates carry 512-bit keys.
+    /// Generates a key of `bits` bits (public exponent 65537) from the caller's RNG, on the
+    /// default [`RsaBackend`]. Sizes below the `rsa` crate's 1024-bit floor are allowed down to
+    /// [`MIN_MODULUS_BITS`], because proprietary certificates carry 512-bit keys.
     pub fn generate<R: CryptoRng + ?Sized>(bits: usize, rng: &mut R) -> Result<Self, CryptoError> {
         check_modulus_bits(bits)?;
-        PrivateKey::new_unchecked(rng, bits)
-            .map(|key| Self { key })
-            .map_err(|error| CryptoError::KeyGeneration {
+        let key =
+            PrivateKey::new_unchecked(rng, bits).map_err(|error| CryptoError::KeyGeneration {
                 reason: error.to_string(),
-            })
+            })?;
+        Self::from_rsa_private_key(key)
     }
 
-    /// Reads a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM key.
+    /// Reads a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM key, on the
+    /// default [`RsaBackend`].
     pub fn from_pem(pem: &str) -> Result<Self, CryptoError> {
         let key = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
             PrivateKey::from_pkcs1_pem(pem).map_err(|error| error.to_string())
@@ -282,10 +303,41 @@ impl LicensingPrivateKey {
         Self::from_rsa_private_key(key)
     }
 
-    /// Wraps an `rsa` private key, applying this module's size limits.
+    /// Wraps an `rsa` private key, applying this module's size limits, on the default
+    /// [`RsaBackend`].
     pub fn from_rsa_private_key(key: PrivateKey) -> Result<Self, CryptoError> {
         check_modulus_bits(modulus_bits(&key))?;
-        Ok(Self { key })
+        Self {
+            key,
+            backend: Backend::Rust,
+        }
+        .with_backend(RsaBackend::default())
+    }
+
+    /// The same key with its private-key operations on `backend`: the backend gets its copy of
+    /// the key material now, so a key that OpenSSL refuses fails here, not mid-handshake.
+    /// [`CryptoError::RsaBackendUnavailable`] if this build lacks the backend's feature.
+    pub fn with_backend(self, backend: RsaBackend) -> Result<Self, CryptoError> {
+        let selected = match backend {
+            RsaBackend::Rust => Backend::Rust,
+            #[cfg(feature = "openssl")]
+            RsaBackend::OpenSsl => Backend::OpenSsl(OpenSslKey::new(&self.key)?),
+            #[cfg(not(feature = "openssl"))]
+            RsaBackend::OpenSsl => return Err(CryptoError::RsaBackendUnavailable { backend }),
+        };
+        Ok(Self {
+            key: self.key,
+            backend: selected,
+        })
+    }
+
+    /// Which backend does the private-key operations.
+    pub fn backend(&self) -> RsaBackend {
+        match self.backend {
+            Backend::Rust => RsaBackend::Rust,
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl(_) => RsaBackend::OpenSsl,
+        }
     }
 
     /// The key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), LF line endings.
@@ -313,33 +365,17 @@ impl LicensingPrivateKey {
     /// blob's data — modulus length + 8 bytes, or exactly the modulus length from a peer that
     /// leaves the padding out — and returns the 48-byte premaster secret.
     ///
-    /// The private-key operation is not blinded (no RNG here); its exponentiation is
-    /// constant-time in `rsa` 0.10. Use [`Self::decrypt_premaster_blinded`] when an RNG is at
-    /// hand.
+    /// The private-key operation is blinded, by the caller's `rng` on the `rsa` backend and by
+    /// OpenSSL's own DRBG on the OpenSSL one: the ciphertext comes from an untrusted client
+    /// (RUSTSEC-2023-0071, the Marvin attack).
     ///
     /// [`CryptoError::PremasterOutOfRange`] (non-zero bytes above the 48th) tells a wrong key or
     /// a corrupted blob apart in tests; a server must not let a peer observe it as a different
     /// outcome from a bad MAC, or it becomes a decryption oracle.
-    pub fn decrypt_premaster(
-        &self,
-        encrypted: &[u8],
-    ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
-        self.decrypt_premaster_with(encrypted, None::<&mut NoRng>)
-    }
-
-    /// [`Self::decrypt_premaster`] with RSA blinding from the caller's RNG.
-    pub fn decrypt_premaster_blinded<R: CryptoRng + ?Sized>(
+    pub fn decrypt_premaster<R: CryptoRng + ?Sized>(
         &self,
         encrypted: &[u8],
         rng: &mut R,
-    ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
-        self.decrypt_premaster_with(encrypted, Some(rng))
-    }
-
-    fn decrypt_premaster_with<R: TryCryptoRng + ?Sized>(
-        &self,
-        encrypted: &[u8],
-        rng: Option<&mut R>,
     ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
         let k = self.modulus_len();
         // The 8 trailing bytes are padding; peers write zeros there, but they carry nothing,
@@ -354,16 +390,22 @@ impl LicensingPrivateKey {
             actual: encrypted.len(),
             modulus_len: k,
         })?;
+        // Checked here, once for every backend, so the error is the same typed one on each
+        // (OpenSSL would refuse with its own "data too large for modulus").
         let c = BoxedUint::from_le_slice(ciphertext, self.key.n_bits_precision())
             .map_err(|_| CryptoError::CiphertextOutOfRange)?;
         if c >= *self.key.n().as_ref() {
             return Err(CryptoError::CiphertextOutOfRange);
         }
-        let m = rsa_decrypt_and_check(&self.key, rng, &c)
-            .map_err(|_| CryptoError::PrivateKeyOperation)?;
-        let plaintext = Zeroizing::new(m.to_le_bytes());
-        let (premaster, high) = plaintext
-            .split_at_checked(PREMASTER_SECRET_LEN)
+        let ciphertext_be: Vec<u8> = ciphertext.iter().rev().copied().collect();
+        let plaintext_be = match &self.backend {
+            Backend::Rust => self.key.rsadp(&ciphertext_be, rng),
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl(native) => native.rsadp(&ciphertext_be, rng),
+        }?;
+        // Little-endian, the premaster is the last 48 bytes of the big-endian block.
+        let (high, premaster_be) = plaintext_be
+            .split_at_checked(k.saturating_sub(PREMASTER_SECRET_LEN))
             .ok_or(CryptoError::PrivateKeyOperation)?;
         // Fold every high byte in, then decide once: no early exit on the first non-zero byte.
         let high_bits = high.iter().fold(0u8, |acc, byte| acc | byte);
@@ -371,69 +413,33 @@ impl LicensingPrivateKey {
             return Err(CryptoError::PremasterOutOfRange);
         }
         let mut out = [0u8; PREMASTER_SECRET_LEN];
-        out.copy_from_slice(premaster);
+        for (out, byte) in out.iter_mut().zip(premaster_be.iter().rev()) {
+            *out = *byte;
+        }
         Ok(out)
     }
 
     /// PKCS#1 v1.5 RSA-SHA1 signature of `data` (RFC 8017 8.2.1), big-endian in
     /// [`Self::modulus_len`] bytes as X.509 carries it: how CALs are signed (sha1WithRSA).
-    /// Not blinded; see [`Self::sign_sha1_blinded`].
+    /// Blinded on both backends without an RNG from the caller (the signature is deterministic
+    /// either way; see `crypto/rsa_backend.rs` for where the blinding factor comes from).
     pub fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.sign_sha1_with(data, None::<&mut NoRng>)
-    }
-
-    /// [`Self::sign_sha1`] with RSA blinding from the caller's RNG (the signature is the same).
-    pub fn sign_sha1_blinded<R: CryptoRng + ?Sized>(
-        &self,
-        data: &[u8],
-        rng: &mut R,
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.sign_sha1_with(data, Some(rng))
-    }
-
-    fn sign_sha1_with<R: TryCryptoRng + ?Sized>(
-        &self,
-        data: &[u8],
-        rng: Option<&mut R>,
-    ) -> Result<Vec<u8>, CryptoError> {
-        let k = self.modulus_len();
-        let encoded =
-            emsa_pkcs1_v1_5_sha1(data, k).ok_or(CryptoError::ModulusTooSmallForSignature {
+        if self.modulus_len() < SHA1_SIGNATURE_MIN_MODULUS_LEN {
+            return Err(CryptoError::ModulusTooSmallForSignature {
                 bits: modulus_bits(&self.key),
-            })?;
-        let m = BoxedUint::from_be_slice(&encoded, self.key.n_bits_precision())
-            .map_err(|_| CryptoError::PrivateKeyOperation)?;
-        let s = rsa_decrypt_and_check(&self.key, rng, &m)
-            .map_err(|_| CryptoError::PrivateKeyOperation)?;
-        let bytes = s.to_be_bytes();
-        // The integer's storage may be wider than k bytes; the extra high-order bytes are zero.
-        bytes
-            .get(bytes.len().saturating_sub(k)..)
-            .map(<[u8]>::to_vec)
-            .ok_or(CryptoError::PrivateKeyOperation)
+            });
+        }
+        match &self.backend {
+            Backend::Rust => self.key.sign_sha1(data),
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl(native) => native.sign_sha1(data),
+        }
     }
 
-    /// The underlying `rsa` key, for building and signing certificates.
+    /// The underlying `rsa` key, for building certificates.
     pub fn to_rsa_private_key(&self) -> &PrivateKey {
         &self.key
     }
-}
-
-/// EM = 0x00 0x01 0xFF… 0x00 DigestInfo(SHA-1, H) in `k` bytes, or `None` if `k` is too small.
-fn emsa_pkcs1_v1_5_sha1(data: &[u8], k: usize) -> Option<Vec<u8>> {
-    let hash: [u8; 20] = Sha1::digest(data).into();
-    let t_len = SHA1_DIGEST_INFO.len().saturating_add(hash.len());
-    let padding = k.checked_sub(t_len)?.checked_sub(3)?;
-    if k < t_len.saturating_add(EMSA_MIN_OVERHEAD) {
-        return None;
-    }
-    let mut em = Vec::with_capacity(k);
-    em.extend_from_slice(&[0x00, 0x01]);
-    em.resize(padding.saturating_add(2), 0xff);
-    em.push(0x00);
-    em.extend_from_slice(&SHA1_DIGEST_INFO);
-    em.extend_from_slice(&hash);
-    Some(em)
 }
 
 /// Walks a DER certificate to its SubjectPublicKeyInfo, skipping every other field without
@@ -474,7 +480,7 @@ fn check_modulus_bits(bits: usize) -> Result<(), CryptoError> {
     }
 }
 
-fn modulus_bits(key: &impl PublicKeyParts) -> usize {
+pub(super) fn modulus_bits(key: &impl PublicKeyParts) -> usize {
     usize::try_from(key.n().bit_width_vartime()).unwrap_or(usize::MAX)
 }
 
@@ -497,25 +503,3 @@ fn be_bit_width(bytes: &[u8]) -> usize {
         .saturating_mul(8)
         .saturating_add(top_bits)
 }
-
-/// "No RNG" for the hazmat calls' `Option<&mut R>`: an empty enum cannot be constructed, so
-/// these methods can never run.
-enum NoRng {}
-
-impl TryRng for NoRng {
-    type Error = core::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        match *self {}
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        match *self {}
-    }
-
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
-        match *self {}
-    }
-}
-
-impl TryCryptoRng for NoRng {}

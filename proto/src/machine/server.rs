@@ -473,7 +473,7 @@ impl ServerMachine {
         let premaster = self
             .config
             .private_key
-            .decrypt_premaster(encrypted)
+            .decrypt_premaster(encrypted, rng)
             .unwrap_or_else(|_| {
                 self.premaster_rejected = true;
                 let mut random = [0u8; crypto::PREMASTER_SECRET_LEN];
