@@ -14,7 +14,7 @@ use rdpele_proto::cal::{
     build_cal, Cal, CalError, CalKind, CalRequest, CalType, LicenseSerial, LicenseServerIdentity,
     ProductVersion,
 };
-use rdpele_proto::crypto::LicensingPrivateKey;
+use rdpele_proto::crypto::{CryptoError, LicensingPrivateKey, RsaBackend};
 use rdpele_proto::machine::{
     Assessment, ClientInfo, Decision, LicenseAnswer, LicenseIssuer, LicenseQuery, PresentedLicense,
     Refusal,
@@ -46,6 +46,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("virtual clock: {0}")]
     Clock(#[from] ClockError),
+    #[error("signing key: {0}")]
+    Crypto(#[from] CryptoError),
     #[error("license server key {path}: {reason}")]
     Key { path: String, reason: String },
     #[error("building the CAL: {0}")]
@@ -103,7 +105,7 @@ impl CalSigner {
             &names.0,
             &names.1,
             &names.2,
-            self.key.to_rsa_private_key().clone(),
+            self.key.clone(),
             SystemTime::UNIX_EPOCH + IDENTITY_NOT_BEFORE,
             SystemTime::UNIX_EPOCH + IDENTITY_NOT_AFTER,
         )?);
@@ -216,6 +218,17 @@ impl LicenseServer {
             rng: StdRng::from_rng(&mut rand::rng()),
             pool_exhausted: false,
         })
+    }
+
+    /// Signs CALs with `backend` (the key and its certificate stay the same; the signatures are
+    /// byte for byte the same too, only faster or slower).
+    pub fn with_rsa_backend(mut self, backend: RsaBackend) -> Result<Self, ServerError> {
+        let key = self.signer.key.clone().with_backend(backend)?;
+        self.signer = Arc::new(CalSigner {
+            key,
+            identity: Mutex::new(None),
+        });
+        Ok(self)
     }
 
     /// Replaces the clock and the randomness, for reproducible runs.

@@ -1,6 +1,7 @@
 //! `rdpele serve` (the emulated RD Session Host) and `rdpele license-server` (the license
 //! server alone, for several session hosts over HTTP).
 
+use rdpele_proto::crypto::RsaBackend;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,10 @@ pub struct LicenseServerArgs {
     /// Bearer token session hosts must present (or RDPELE_TOKEN).
     #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
     token: String,
+    /// Who signs the CALs: "openssl" (native; the default in builds with the `openssl`
+    /// feature) or "rust" (the pure-Rust `rsa` crate). The signatures are the same bytes.
+    #[arg(long, value_name = "BACKEND", default_value_t = RsaBackend::default())]
+    rsa_backend: RsaBackend,
 }
 
 pub fn init_logging() {
@@ -186,7 +191,13 @@ pub fn run_license_server(args: &LicenseServerArgs) -> ExitCode {
             let address = listener.local_addr()?;
             tracing::info!(%address, data = %args.data.display(), "rdpele license server listening");
             super::print_out(&format!("listening on {address}\n"));
-            remote::serve(listener, args.data.clone(), args.token.clone(), ctrl_c())
+            remote::serve(
+                listener,
+                args.data.clone(),
+                args.token.clone(),
+                args.rsa_backend,
+                ctrl_c(),
+            )
                 .await
                 .map_err(anyhow::Error::from)
         })

@@ -202,7 +202,7 @@ fn learn(
     let Some(key) = &options.server_key else {
         return;
     };
-    match key.decrypt_premaster(encrypted_premaster.data) {
+    match key.decrypt_premaster(encrypted_premaster.data, &mut rand::rng()) {
         Ok(premaster) => {
             additions.push(
                 "encrypted_premaster_secret",

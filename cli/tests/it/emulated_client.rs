@@ -395,3 +395,24 @@ async fn servers_that_misbehave_give_typed_errors() {
         .unwrap_err();
     assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
 }
+
+/// `[host] rsa-backend = "rust"` keeps the pure-Rust backend selectable end to end: the host
+/// decrypts premasters and its embedded license server signs CALs with it, and a client goes
+/// temporary → permanent as with the default (native) backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pure_rust_rsa_backend_licenses_as_the_default_does() {
+    for backend in ["rust", "openssl"] {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        provision(&data, "per-device", "2022", "2022", 5);
+        let host = Host::start(&data, &format!("[host]\nrsa-backend = \"{backend}\"")).await;
+        let client = options("pc-01", "alice", 1);
+        let mut store = Store::default();
+        let first = run(&host, &client, &mut store).await;
+        assert_eq!(first.licensing, LicensingOutcome::New, "{backend}");
+        assert_eq!(store.only().unwrap().kind, CalKind::Temporary, "{backend}");
+        let second = run(&host, &client, &mut store).await;
+        assert_eq!(second.licensing, LicensingOutcome::Upgraded, "{backend}");
+        assert_eq!(store.only().unwrap().kind, CalKind::Permanent, "{backend}");
+    }
+}

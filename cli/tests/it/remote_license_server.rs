@@ -20,6 +20,7 @@ use rdpele_license_server::remote::{serve, RemoteIssuer, MAX_BODY_BYTES};
 use rdpele_license_server::server::{LicenseServer, KEY_FILE};
 use rdpele_license_server::store::{NewKeyPack, Store};
 use rdpele_proto::cal::{self, CalKind, CalType, ProductVersion};
+use rdpele_proto::crypto::RsaBackend;
 use rdpele_proto::machine::testing::{client_config, MemoryStore, Pair, DAY};
 use rdpele_proto::machine::{
     Assessment, ClientEvent, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
@@ -93,7 +94,7 @@ impl RemoteServer {
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let data = dir.path().to_owned();
         let served = runtime.spawn(async move {
-            serve(listener, data, TOKEN.into(), async {
+            serve(listener, data, TOKEN.into(), RsaBackend::default(), async {
                 let _ = stop.await;
             })
             .await

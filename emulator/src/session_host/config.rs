@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use rdpele_proto::crypto::{MAX_MODULUS_BITS, MIN_MODULUS_BITS};
+use rdpele_proto::crypto::{RsaBackend, MAX_MODULUS_BITS, MIN_MODULUS_BITS};
 use rdpele_proto::machine::ChallengeCheck;
 use rdpele_proto::wire::{ErrorCode, StateTransition};
 use serde::Deserialize;
@@ -72,6 +72,9 @@ pub struct HostConfig {
     /// The size of the host's licensing key when the host makes it; `None` keeps the data
     /// directory's key, or makes a 2048-bit one.
     pub licensing_key_bits: Option<usize>,
+    /// Who does the RSA private-key operations: the host's premaster decryption and, with the
+    /// embedded license server, its CAL signatures.
+    pub rsa_backend: RsaBackend,
     pub faults: Faults,
 }
 
@@ -87,6 +90,7 @@ impl Default for HostConfig {
             // unless told to be strict.
             challenge_check: ChallengeCheck::MacOnly,
             licensing_key_bits: None,
+            rsa_backend: RsaBackend::default(),
             faults: Faults::default(),
         }
     }
@@ -231,6 +235,7 @@ struct RawHost {
     grace_period_start: Option<String>,
     challenge_check: Option<String>,
     licensing_key_bits: Option<usize>,
+    rsa_backend: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +343,10 @@ impl HostConfig {
                 .licensing_key_bits
                 .map(check_key_bits)
                 .transpose()?,
+            rsa_backend: match raw.host.rsa_backend.as_deref() {
+                None => RsaBackend::default(),
+                Some(name) => rsa_backend(name)?,
+            },
             product,
             faults,
         })
@@ -419,6 +428,26 @@ fn add_fault(faults: &mut Faults, index: usize, fault: &RawFault) -> Result<(), 
 
 /// A licensing key size: whole bytes (the wire measures keys in bytes), within what the crypto
 /// module accepts.
+/// An RSA backend this build has: "openssl" needs the `openssl` cargo feature.
+fn rsa_backend(name: &str) -> Result<RsaBackend, InvalidConfig> {
+    let bad = |reason: String| InvalidConfig::value("host.rsa-backend", reason);
+    let known: Vec<String> = RsaBackend::ALL
+        .iter()
+        .filter(|backend| backend.is_available())
+        .map(ToString::to_string)
+        .collect();
+    let backend: RsaBackend = name
+        .parse()
+        .map_err(|_| bad(format!("{name:?}: one of {}", known.join(", "))))?;
+    if !backend.is_available() {
+        return Err(bad(format!(
+            "{name:?} is not in this build (built without the `openssl` feature): one of {}",
+            known.join(", ")
+        )));
+    }
+    Ok(backend)
+}
+
 fn check_key_bits(bits: usize) -> Result<usize, InvalidConfig> {
     if (MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) && bits.is_multiple_of(8) {
         Ok(bits)
@@ -450,6 +479,20 @@ mod tests {
         assert_eq!(config.licensing_key_bits, None);
         assert!(config.faults.answer_with_error.is_empty());
         assert!(!config.faults.pool_exhausted);
+    }
+
+    #[test]
+    fn the_rsa_backend_is_read_and_an_unknown_one_is_refused() {
+        let config = HostConfig::parse("[host]\nrsa-backend = \"rust\"").unwrap();
+        assert_eq!(config.rsa_backend, RsaBackend::Rust);
+        assert_eq!(HostConfig::default().rsa_backend, RsaBackend::default());
+        let error = HostConfig::parse("[host]\nrsa-backend = \"gmp\"").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("host.rsa-backend: \"gmp\": one of rust"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Shared {
             &options.data.join(LICENSING_KEY_FILE),
             config.licensing_key_bits,
         )
+        .and_then(|key| Ok(key.with_backend(config.rsa_backend)?))
         .map_err(|e| error("licensing key", e))?;
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
@@ -166,6 +167,7 @@ impl Shared {
         let source = match &options.license_server {
             None => {
                 let mut server = LicenseServer::open(&options.data, host)
+                    .and_then(|server| server.with_rsa_backend(config.rsa_backend))
                     .map_err(|e| error("opening the license server", e))?;
                 server.set_pool_exhausted(config.faults.pool_exhausted);
                 Source::Embedded(Arc::new(Mutex::new(server)))

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rdpele_proto::cal::parse_cal;
+use rdpele_proto::crypto::RsaBackend;
 use rdpele_proto::machine::{ClientInfo, LicenseAnswer, LicenseQuery, PresentedLicense};
 use rdpele_proto::wire::ClientHardwareId;
 use serde::Serialize;
@@ -45,16 +46,19 @@ pub enum RemoteError {
 }
 
 /// Serves the license server over `dir` on `listener` until `shutdown` completes, then lets
-/// the requests in flight finish.
+/// the requests in flight finish. Its CALs are signed by `rsa_backend`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     dir: PathBuf,
     token: String,
+    rsa_backend: RsaBackend,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RemoteError> {
     // Opening may generate the 2048-bit signing key: not on the runtime's threads.
-    let server =
-        tokio::task::spawn_blocking(move || LicenseServer::open(&dir, OPENING_HOST)).await??;
+    let server = tokio::task::spawn_blocking(move || {
+        LicenseServer::open(&dir, OPENING_HOST)?.with_rsa_backend(rsa_backend)
+    })
+    .await??;
     serve_with(listener, server, token, shutdown).await
 }
 
