@@ -2,6 +2,7 @@
 //! on a virtual clock.
 
 pub mod clock;
+pub mod decider;
 pub mod decision;
 pub mod model;
 pub mod policy;

@@ -189,6 +189,11 @@ pub enum DecidedQuery {
 }
 
 impl DecidedQuery {
+    /// What a license server that cannot decide answers `query`.
+    pub fn unavailable(query: &LicenseQuery) -> Self {
+        Self::Answered(unavailable_answer(query))
+    }
+
     /// The machine's answer, signing the CAL if there is one to sign.
     pub fn finish(self) -> LicenseAnswer {
         match self {
@@ -310,36 +315,111 @@ impl LicenseServer {
     /// Answers the protocol machine's `query` at `now`: the store's part (reading, deciding,
     /// recording) now, the signature, if a CAL is issued, when the caller finishes it.
     pub fn decide_query(&mut self, now: SystemTime, query: &LicenseQuery) -> DecidedQuery {
-        let decided = match query {
-            LicenseQuery::AssessLicense(presented) => {
-                return DecidedQuery::Answered(LicenseAnswer::Assessment(
-                    self.assess_license(now, presented),
-                ))
+        let host = self.host;
+        self.decide_queries(now, &[(host, query)])
+            .pop()
+            .unwrap_or_else(|| DecidedQuery::Answered(unavailable_answer(query)))
+    }
+
+    /// Answers several queries, each for its own host, at `now` in one store transaction
+    /// (one commit, one fsync: group commit), each decided as if after the ones before it. The
+    /// CALs granted are left to sign; a failed transaction answers every query as an
+    /// unavailable license server would, and records nothing.
+    pub fn decide_queries(
+        &mut self,
+        now: SystemTime,
+        queries: &[(HostInfo, &LicenseQuery)],
+    ) -> Vec<DecidedQuery> {
+        let requests: Vec<Option<LicenseRequest>> = queries
+            .iter()
+            .map(|(host, query)| {
+                self.host = *host;
+                match query {
+                    LicenseQuery::NewLicense(client) => Some(self.request(
+                        &client.hwid,
+                        &client.machine_name,
+                        &client.user_name,
+                        None,
+                    )),
+                    LicenseQuery::AssessLicense(presented)
+                    | LicenseQuery::UpgradeLicense(presented) => {
+                        Some(self.presented_request(presented))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let decidable: Vec<(Holder, SystemTime, (&LicenseRequest, bool))> = queries
+            .iter()
+            .zip(&requests)
+            .filter_map(|((_, query), request)| {
+                let request = request.as_ref()?;
+                let assess = matches!(query, LicenseQuery::AssessLicense(_));
+                Some((holder(request), now, (request, assess)))
+            })
+            .collect();
+        let rng = &mut self.rng;
+        let exhausted = self.pool_exhausted;
+        let decided = self
+            .store
+            .decide_many(&decidable, |&(request, assess), snapshot| {
+                let decision = policy::decide(request, &seen(snapshot, exhausted), rng);
+                if assess {
+                    // An assessment takes nothing: a client that then fails the challenge has
+                    // taken nothing from the pool.
+                    PolicyDecision {
+                        outcome: decision.outcome,
+                        changes: Vec::new(),
+                    }
+                } else {
+                    decision
+                }
+            });
+        let settings = self.store.settings();
+        let mut decided = match decided {
+            Ok(decided) => decided.into_iter(),
+            Err(_) => {
+                return queries
+                    .iter()
+                    .map(|(_, query)| DecidedQuery::Answered(unavailable_answer(query)))
+                    .collect()
             }
-            LicenseQuery::NewLicense(client) => {
-                let request =
-                    self.request(&client.hwid, &client.machine_name, &client.user_name, None);
-                self.decide_unsigned(&request, now)
-            }
-            LicenseQuery::UpgradeLicense(presented) => {
-                let request = self.presented_request(presented);
-                self.decide_unsigned(&request, now)
-            }
-            _ => return DecidedQuery::Answered(LicenseAnswer::Decision(unavailable_decision())),
         };
-        match decided {
-            Ok(Decided {
-                order: Some(order), ..
-            }) => DecidedQuery::Sign(order),
-            Ok(Decided {
-                outcome: RequestOutcome::Refused { reason },
-                ..
-            }) => {
-                DecidedQuery::Answered(LicenseAnswer::Decision(Decision::Refuse(refusal(reason))))
-            }
-            Ok(_) => DecidedQuery::Answered(LicenseAnswer::Decision(Decision::Valid)),
-            Err(_) => DecidedQuery::Answered(LicenseAnswer::Decision(unavailable_decision())),
-        }
+        queries
+            .iter()
+            .zip(&requests)
+            .map(|((_, query), request)| {
+                let Some(decision) = request.as_ref().and_then(|_| decided.next()) else {
+                    return DecidedQuery::Answered(unavailable_answer(query));
+                };
+                match (query, decision) {
+                    (LicenseQuery::AssessLicense(_), Ok(decision)) => DecidedQuery::Answered(
+                        LicenseAnswer::Assessment(assessment(decision.outcome)),
+                    ),
+                    (_, Ok(decision)) => match (inserted(&decision), &settings) {
+                        (Some(row), Ok(settings)) => DecidedQuery::Sign(CalOrder {
+                            signer: Arc::clone(&self.signer),
+                            row: row.clone(),
+                            names: (
+                                settings.name.clone(),
+                                settings.domain_or_workgroup.clone(),
+                                settings.product_id.clone(),
+                            ),
+                        }),
+                        (Some(_), Err(_)) => DecidedQuery::Answered(unavailable_answer(query)),
+                        (None, _) => DecidedQuery::Answered(LicenseAnswer::Decision(
+                            match decision.outcome {
+                                RequestOutcome::Refused { reason } => {
+                                    Decision::Refuse(refusal(reason))
+                                }
+                                _ => Decision::Valid,
+                            },
+                        )),
+                    },
+                    (_, Err(_)) => DecidedQuery::Answered(unavailable_answer(query)),
+                }
+            })
+            .collect()
     }
 
     /// What [`LicenseServer::decide`] would answer, without writing anything: the assessment
@@ -506,6 +586,25 @@ fn unavailable_decision() -> Decision {
     Decision::Refuse(unavailable())
 }
 
+/// What a license server that cannot decide answers `query`.
+fn unavailable_answer(query: &LicenseQuery) -> LicenseAnswer {
+    match query {
+        LicenseQuery::AssessLicense(_) => {
+            LicenseAnswer::Assessment(Assessment::Refuse(unavailable()))
+        }
+        _ => LicenseAnswer::Decision(unavailable_decision()),
+    }
+}
+
+/// The assessment a policy outcome amounts to before the challenge (MS-RDPELE 3.2.5.3).
+fn assessment(outcome: RequestOutcome) -> Assessment {
+    match outcome {
+        RequestOutcome::Valid { .. } => Assessment::Valid,
+        RequestOutcome::Refused { reason } => Assessment::Refuse(refusal(reason)),
+        _ => Assessment::Upgrade,
+    }
+}
+
 impl LicenseIssuer for LicenseServer {
     fn new_license(&mut self, now: SystemTime, client: &ClientInfo) -> Decision {
         let query = LicenseQuery::NewLicense(client.clone());
@@ -514,12 +613,8 @@ impl LicenseIssuer for LicenseServer {
 
     fn assess_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Assessment {
         let request = self.presented_request(presented);
-        match self.assess(&request, now) {
-            Ok(RequestOutcome::Valid { .. }) => Assessment::Valid,
-            Ok(RequestOutcome::Refused { reason }) => Assessment::Refuse(refusal(reason)),
-            Ok(_) => Assessment::Upgrade,
-            Err(_) => Assessment::Refuse(unavailable()),
-        }
+        self.assess(&request, now)
+            .map_or_else(|_| Assessment::Refuse(unavailable()), assessment)
     }
 
     fn upgrade_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Decision {

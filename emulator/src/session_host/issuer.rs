@@ -12,16 +12,18 @@ use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, R
 use tracing::{info, warn};
 
 use rdpele_license_server::clock::{format_instant, Clock, ClockError};
+use rdpele_license_server::decider::Decider;
 use rdpele_license_server::model::{HostInfo, RequestOutcome};
 use rdpele_license_server::policy::admit_without_license_server;
 use rdpele_license_server::remote::RemoteIssuer;
-use rdpele_license_server::server::{presented_cal, refusal, unavailable, LicenseServer};
+use rdpele_license_server::server::{presented_cal, refusal, unavailable, DecidedQuery};
 use rdpele_license_server::store::{Store, StoreError};
 
 /// The license server behind a host.
 pub enum Source {
-    /// The store's part of a decision runs under the lock; the CAL is signed after it.
-    Embedded(Arc<Mutex<LicenseServer>>),
+    /// The license server on its deciding thread: decisions queued while one commits are
+    /// committed together; each CAL is signed afterwards by the connection that gets it.
+    Embedded(Decider),
     /// `rdpele license-server`; its clones share one connection pool.
     Remote(Box<RemoteIssuer>),
 }
@@ -68,10 +70,10 @@ impl HostIssuer {
         }
     }
 
-    /// Answers `query` at `now` and logs the decision. The embedded license server decides in
-    /// its store's transaction on a blocking thread and signs the CAL after releasing its lock,
-    /// so connections wait on each other only for the store; a remote one is asked on this
-    /// task. Without an answer from either, the grace-period rules decide.
+    /// Answers `query` at `now` and logs the decision. The embedded license server decides on
+    /// its own thread, in batches (group commit), and the CAL is signed after, on the blocking
+    /// pool; a remote one is asked on this task. Without an answer from either, the
+    /// grace-period rules decide.
     pub async fn answer(&self, now: SystemTime, query: LicenseQuery) -> LicenseAnswer {
         let answer = self.ask(now, &query).await;
         self.log(&query, &answer);
@@ -83,21 +85,27 @@ impl HostIssuer {
             return self.fallback(now, query, "fault injected").await;
         }
         match &self.backend.source {
-            Source::Embedded(server) => {
-                let server = Arc::clone(server);
-                let host = self.host;
-                let asked = query.clone();
-                let decided = tokio::task::spawn_blocking(move || {
-                    let decided = {
-                        let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
-                        server.set_host(host);
-                        server.decide_query(now, &asked)
-                    };
-                    decided.finish()
-                })
-                .await;
-                decided.unwrap_or_else(|error| {
-                    warn!(peer = %self.peer, %error, "license server task failed");
+            Source::Embedded(decider) => {
+                let (reply, answered) = tokio::sync::oneshot::channel();
+                decider.submit(
+                    self.host,
+                    query.clone(),
+                    Box::new(move |decided| {
+                        let _ = reply.send(decided);
+                    }),
+                );
+                let signed = match answered.await {
+                    Ok(DecidedQuery::Answered(answer)) => return answer,
+                    // The CAL is signed here, after the store committed, beside other
+                    // connections' signatures.
+                    Ok(decided) => tokio::task::spawn_blocking(move || decided.finish()).await,
+                    Err(_) => {
+                        warn!(peer = %self.peer, "license server gone");
+                        return unavailable_answer(query);
+                    }
+                };
+                signed.unwrap_or_else(|error| {
+                    warn!(peer = %self.peer, %error, "signing task failed");
                     unavailable_answer(query)
                 })
             }

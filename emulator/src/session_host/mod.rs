@@ -28,6 +28,7 @@ use config::{CertificateKind, HostConfig};
 pub use connection::ConnectionEnd;
 use issuer::{Backend, Source};
 use rdpele_license_server::clock::Clock;
+use rdpele_license_server::decider::Decider;
 use rdpele_license_server::remote::RemoteIssuer;
 use rdpele_license_server::server::{load_or_create_key, product_version, LicenseServer};
 use rdpele_license_server::store::Store;
@@ -170,7 +171,10 @@ impl Shared {
                     .and_then(|server| server.with_rsa_backend(config.rsa_backend))
                     .map_err(|e| error("opening the license server", e))?;
                 server.set_pool_exhausted(config.faults.pool_exhausted);
-                Source::Embedded(Arc::new(Mutex::new(server)))
+                Source::Embedded(
+                    Decider::spawn(server)
+                        .map_err(|e| error("starting the license server's thread", e))?,
+                )
             }
             Some((url, token)) => Source::Remote(Box::new(RemoteIssuer::new(
                 url,

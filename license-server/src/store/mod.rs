@@ -316,25 +316,39 @@ impl Store {
         now: SystemTime,
         decide: impl FnOnce(&Snapshot) -> PolicyDecision,
     ) -> Result<PolicyDecision, StoreError> {
-        let now_seconds = unix_seconds(now)?;
         let tx = self.write_transaction()?;
-        let snapshot = Snapshot {
-            now: whole_seconds(now)?,
-            settings: load_settings(&tx)?,
-            packs: load_packs(&tx, now_seconds)?,
-            holder: load_holder(&tx, holder)?,
-            next_license_id: next_license_id(&tx)?,
-        };
-        let decision = decide(&snapshot);
-        apply(
-            &tx,
-            &snapshot.packs,
-            snapshot.next_license_id,
-            now_seconds,
-            &decision.changes,
-        )?;
+        let decision = decide_in(&tx, holder, now, decide)?;
         tx.commit()?;
         Ok(decision)
+    }
+
+    /// Several decisions in one write transaction, committed together — one fsync for all
+    /// (group commit): each request (holder, time, and what `decide` needs of it) reads its
+    /// [`Snapshot`] with the earlier
+    /// ones' changes applied, as if they had been decided one after the other, and is applied
+    /// in a savepoint of its own, so one that fails or would over-allocate a pack is rolled
+    /// back alone and reported in its slot. If the transaction itself fails (it cannot begin,
+    /// or the commit fails), nothing is recorded and the error is returned.
+    pub fn decide_many<T>(
+        &self,
+        requests: &[(Holder, SystemTime, T)],
+        mut decide: impl FnMut(&T, &Snapshot) -> PolicyDecision,
+    ) -> Result<Vec<Result<PolicyDecision, StoreError>>, StoreError> {
+        let mut tx = self.write_transaction()?;
+        let mut decided = Vec::with_capacity(requests.len());
+        for (holder, now, request) in requests {
+            let savepoint = tx.savepoint()?;
+            let result = decide_in(&savepoint, holder, *now, |snapshot| {
+                decide(request, snapshot)
+            });
+            // An uncommitted savepoint rolls back when dropped.
+            if result.is_ok() {
+                savepoint.commit()?;
+            }
+            decided.push(result);
+        }
+        tx.commit()?;
+        Ok(decided)
     }
 
     /// An administrator's revocation at `now`, in one write transaction like [`Store::decide`]:
@@ -472,4 +486,31 @@ impl Store {
             TransactionBehavior::Immediate,
         )?)
     }
+}
+
+/// Reads the [`Snapshot`] for `holder` at `now` in `conn`'s transaction, lets `decide` decide
+/// and applies its changes there; the caller commits.
+fn decide_in(
+    conn: &Connection,
+    holder: &Holder,
+    now: SystemTime,
+    decide: impl FnOnce(&Snapshot) -> PolicyDecision,
+) -> Result<PolicyDecision, StoreError> {
+    let now_seconds = unix_seconds(now)?;
+    let snapshot = Snapshot {
+        now: whole_seconds(now)?,
+        settings: load_settings(conn)?,
+        packs: load_packs(conn, now_seconds)?,
+        holder: load_holder(conn, holder)?,
+        next_license_id: next_license_id(conn)?,
+    };
+    let decision = decide(&snapshot);
+    apply(
+        conn,
+        &snapshot.packs,
+        snapshot.next_license_id,
+        now_seconds,
+        &decision.changes,
+    )?;
+    Ok(decision)
 }
