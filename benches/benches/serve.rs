@@ -11,7 +11,8 @@
 //! TLS (a full handshake every time: no session resumption), MCS, Client Info, licensing,
 //! capability exchange and finalization, then the host's Set Error Info and disconnect
 //! (`session_seconds = None`). Host and clients share one two-worker tokio runtime; the host
-//! runs each licensing step on the blocking pool.
+//! drives the licensing state machine on each connection's task, and its embedded license
+//! server decides on its own thread (group commit) with CALs signed on the blocking pool.
 //!
 //! Groups:
 //! - `serve_handshake/new_device/<concurrency>`: each connection is a device never seen before,

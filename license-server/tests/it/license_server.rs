@@ -279,3 +279,61 @@ fn two_decisions_for_different_devices_sign_at_once_outside_the_lock() {
     };
     assert_eq!(cal::parse_cal(&third).unwrap().kind, CalKind::Temporary);
 }
+
+/// The deciding thread answers every query queued to it exactly once, however they are
+/// batched, and each CAL it grants is recorded once.
+#[test]
+fn the_decider_answers_each_queued_query_once() {
+    use std::sync::mpsc;
+
+    use rdpele_license_server::decider::Decider;
+    use rdpele_license_server::server::DecidedQuery;
+    use rdpele_proto::machine::{ClientInfo, LicenseQuery};
+    use rdpele_proto::wire::ClientHardwareId;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), true, 0);
+    let host = server.host();
+    let decider = Decider::spawn(server).unwrap();
+    let (answers, answered) = mpsc::channel();
+    let submitters: Vec<_> = (1..=16u8)
+        .map(|device| {
+            let (decider, answers) = (decider.clone(), answers.clone());
+            std::thread::spawn(move || {
+                let query = LicenseQuery::NewLicense(ClientInfo {
+                    hwid: ClientHardwareId::from_bytes([device; 20]),
+                    platform_id: 0x0401_0000,
+                    user_name: "alice".into(),
+                    machine_name: format!("WS-{device:02}"),
+                });
+                decider.submit(
+                    host,
+                    query,
+                    Box::new(move |decided| answers.send((device, decided)).unwrap()),
+                );
+            })
+        })
+        .collect();
+    for submitter in submitters {
+        submitter.join().unwrap();
+    }
+    drop(answers);
+    let mut machines = Vec::new();
+    while let Ok((device, decided)) = answered.recv_timeout(Duration::from_secs(60)) {
+        let DecidedQuery::Sign(order) = decided else {
+            panic!("device {device}: {decided:?}")
+        };
+        machines.push(
+            cal::parse_cal(&order.sign().unwrap())
+                .unwrap()
+                .client_license
+                .machine,
+        );
+    }
+    machines.sort();
+    let expected: Vec<String> = (1..=16).map(|device| format!("WS-{device:02}")).collect();
+    assert_eq!(machines, expected);
+    drop(decider);
+    let store = rdpele_license_server::store::Store::open(dir.path()).unwrap();
+    assert_eq!(store.issued_licenses().unwrap().len(), 16);
+}

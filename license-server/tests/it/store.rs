@@ -838,3 +838,54 @@ fn sixteen_threads_on_a_pool_of_five_issue_exactly_five() {
     assert_eq!(store.packs(day0()).unwrap()[0].in_use, POOL);
     assert_eq!(store.check_integrity().unwrap(), Vec::<String>::new());
 }
+
+/// Group commit: decisions in one transaction each see the ones before, a failing one is rolled
+/// back alone (its savepoint), and the rest commit together.
+#[test]
+fn decisions_committed_together_see_each_other_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    per_device_pack(&store, 2);
+    // Device 2's decision is spoiled (a change the store cannot apply); 1 and 3 take the two
+    // licenses, 4 finds the pool empty.
+    let requests: Vec<(Holder, SystemTime, u32)> = (1..=4)
+        .map(|device| (Holder::HardwareId(hwid(device)), day0(), device))
+        .collect();
+    let decided = store
+        .decide_many(&requests, |&device, snapshot| {
+            let mut decision = take_free_or_refuse(snapshot, hwid(device));
+            if device == 2 {
+                decision.changes.push(Change::SetStatus {
+                    license_id: 42,
+                    status: LicenseStatus::Revoked,
+                });
+            }
+            decision
+        })
+        .unwrap();
+    assert_eq!(decided.len(), 4);
+    assert!(matches!(
+        decided[0].as_ref().unwrap().outcome,
+        RequestOutcome::Permanent { license_id: 1, .. }
+    ));
+    assert!(matches!(
+        decided[1],
+        Err(StoreError::UnknownLicense { license_id: 42 })
+    ));
+    assert!(matches!(
+        decided[2].as_ref().unwrap().outcome,
+        RequestOutcome::Permanent { license_id: 2, .. }
+    ));
+    assert!(matches!(
+        decided[3].as_ref().unwrap().outcome,
+        RequestOutcome::Refused { .. }
+    ));
+    assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM issued_licenses"), 2);
+    let holders: Vec<[u8; 20]> = store
+        .issued_licenses()
+        .unwrap()
+        .iter()
+        .map(|license| license.hardware_id)
+        .collect();
+    assert_eq!(holders, [hwid(1), hwid(3)]);
+}
