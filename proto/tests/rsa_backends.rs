@@ -242,3 +242,28 @@ fn pem_round_trips_on_every_backend() {
         }
     }
 }
+
+/// The client's public-key side: every backend encrypts a premaster to the same bytes, and
+/// every backend decrypts them back.
+#[test]
+fn premaster_encryption_is_byte_identical_on_every_backend() {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    for key in keys() {
+        let public = key.public_key();
+        let mut premaster = [0u8; 48];
+        rng.fill_bytes(&mut premaster);
+        let encrypted: Vec<Vec<u8>> = backends()
+            .into_iter()
+            .map(|backend| public.encrypt_premaster_with(&premaster, backend).unwrap())
+            .collect();
+        assert!(encrypted.windows(2).all(|pair| pair[0] == pair[1]));
+        assert_eq!(encrypted[0].len(), public.modulus_len() + 8);
+        assert_eq!(public.encrypt_premaster(&premaster).unwrap(), encrypted[0]);
+        for key in on_each_backend(&key) {
+            assert_eq!(
+                key.decrypt_premaster(&encrypted[0], &mut rng).unwrap(),
+                premaster
+            );
+        }
+    }
+}

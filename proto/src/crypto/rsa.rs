@@ -174,11 +174,46 @@ impl LicensingPublicKey {
         &self,
         premaster: &[u8; PREMASTER_SECRET_LEN],
     ) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_premaster_with(premaster, RsaBackend::default())
+    }
+
+    /// [`Self::encrypt_premaster`] on a chosen backend (the public-key operation has no
+    /// secret to protect; OpenSSL's is just faster). Both give the same bytes.
+    pub fn encrypt_premaster_with(
+        &self,
+        premaster: &[u8; PREMASTER_SECRET_LEN],
+        backend: RsaBackend,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let k = self.modulus_len();
+        #[cfg(feature = "openssl")]
+        if backend == RsaBackend::OpenSsl {
+            // Big-endian for OpenSSL: the premaster's bytes reversed at the block's end.
+            let mut block = vec![0u8; k];
+            let tail = block
+                .len()
+                .checked_sub(PREMASTER_SECRET_LEN)
+                .and_then(|start| block.get_mut(start..))
+                .ok_or(CryptoError::InvalidPublicKey(
+                    "modulus is smaller than a premaster",
+                ))?;
+            tail.copy_from_slice(premaster);
+            tail.reverse();
+            let mut out = super::rsa_backend::public_encrypt_raw(
+                &self.key.n_bytes(),
+                &self.key.e_bytes(),
+                &block,
+            )?;
+            out.reverse();
+            out.resize(k.saturating_add(WIRE_PADDING_LEN), 0);
+            return Ok(out);
+        }
+        if !backend.is_available() {
+            return Err(CryptoError::RsaBackendUnavailable { backend });
+        }
         let m = BoxedUint::from_le_slice(premaster, self.key.n_bits_precision())
             .map_err(|_| CryptoError::InvalidPublicKey("modulus is smaller than a premaster"))?;
         let c = rsa_encrypt(&self.key, &m)
             .map_err(|_| CryptoError::InvalidPublicKey("rejected by the RSA implementation"))?;
-        let k = self.modulus_len();
         let mut out = c.to_le_bytes().into_vec();
         // c < n < 2^(8k): the bytes beyond k are the integer's zero high-order limbs.
         out.resize(k, 0);

@@ -187,7 +187,7 @@ fn emsa_pkcs1_v1_5_sha1(data: &[u8], k: usize) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 #[cfg(feature = "openssl")]
-pub(crate) use self::openssl_backend::OpenSslKey;
+pub(crate) use self::openssl_backend::{public_encrypt_raw, OpenSslKey};
 
 #[cfg(feature = "openssl")]
 mod openssl_backend {
@@ -226,6 +226,28 @@ mod openssl_backend {
             let pkey = PKey::from_rsa(rsa.clone()).map_err(|error| native(error.to_string()))?;
             Ok(Self { rsa, pkey })
         }
+    }
+
+    /// RSAEP (RFC 8017 5.1.1) with OpenSSL: `block` (big-endian, the modulus' length) raised to
+    /// e mod n, big-endian in as many bytes.
+    pub(crate) fn public_encrypt_raw(
+        n_be: &[u8],
+        e_be: &[u8],
+        block: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        use openssl::bn::BigNum;
+        let rejected = || CryptoError::InvalidPublicKey("rejected by the RSA implementation");
+        let n = BigNum::from_slice(n_be).map_err(|_| rejected())?;
+        let e = BigNum::from_slice(e_be).map_err(|_| rejected())?;
+        let rsa = Rsa::from_public_components(n, e).map_err(|_| rejected())?;
+        let mut out = vec![0u8; block.len()];
+        let written = rsa
+            .public_encrypt(block, &mut out, Padding::NONE)
+            .map_err(|_| rejected())?;
+        if written != out.len() {
+            return Err(rejected());
+        }
+        Ok(out)
     }
 
     impl PrivateKeyOperations for OpenSslKey {
