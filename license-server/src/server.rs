@@ -4,6 +4,7 @@
 //! the [`LicenseIssuer`] the protocol state machine asks.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -25,7 +26,7 @@ use super::clock::{Clock, ClockError};
 use super::decision::{Change, PolicyDecision, Snapshot};
 use super::model::{
     HostInfo, IssuedLicense, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
-    PresentedCal, RequestOutcome, WindowsVersion,
+    PresentedCal, RequestOutcome, ServerSettings, WindowsVersion,
 };
 use super::policy;
 use super::store::{Holder, Store, StoreError};
@@ -76,6 +77,15 @@ pub struct LicenseServer {
 
 /// What the license server's certificate names; a change in settings makes a new one.
 type IdentityKey = (String, String, String);
+
+/// The names the certificate in a CAL decided under `settings` carries.
+fn identity_key(settings: &ServerSettings) -> IdentityKey {
+    (
+        settings.name.clone(),
+        settings.domain_or_workgroup.clone(),
+        settings.product_id.clone(),
+    )
+}
 
 /// Signs the CALs decisions grant. Shared by the server and the [`CalOrder`]s it hands out, so
 /// a signature (an RSA private-key operation) runs outside whatever lock guards the store.
@@ -288,24 +298,14 @@ impl LicenseServer {
     ) -> Result<Decided, ServerError> {
         let rng = &mut self.rng;
         let exhausted = self.pool_exhausted;
+        let mut names = None;
         let decision = self.store.decide(&holder(request), now, |snapshot| {
+            names = Some(identity_key(&snapshot.settings));
             policy::decide(request, &seen(snapshot, exhausted), rng)
         })?;
-        let order = match inserted(&decision) {
-            Some(row) => {
-                let settings = self.store.settings()?;
-                Some(CalOrder {
-                    signer: Arc::clone(&self.signer),
-                    row: row.clone(),
-                    names: (
-                        settings.name,
-                        settings.domain_or_workgroup,
-                        settings.product_id,
-                    ),
-                })
-            }
-            None => None,
-        };
+        let order = inserted(&decision)
+            .zip(names)
+            .map(|(row, names)| self.order(row, names));
         Ok(Decided {
             outcome: decision.outcome,
             order,
@@ -318,7 +318,7 @@ impl LicenseServer {
         let host = self.host;
         self.decide_queries(now, &[(host, query)])
             .pop()
-            .unwrap_or_else(|| DecidedQuery::Answered(unavailable_answer(query)))
+            .unwrap_or_else(|| DecidedQuery::unavailable(query))
     }
 
     /// Answers several queries, each for its own host, at `now` in one store transaction
@@ -330,96 +330,85 @@ impl LicenseServer {
         now: SystemTime,
         queries: &[(HostInfo, &LicenseQuery)],
     ) -> Vec<DecidedQuery> {
-        let requests: Vec<Option<LicenseRequest>> = queries
+        /// A query the store decides, and the certificate names its snapshot had.
+        struct Pending {
+            request: LicenseRequest,
+            assess: bool,
+            names: OnceCell<IdentityKey>,
+        }
+        let pending: Vec<Option<Pending>> = queries
             .iter()
             .map(|(host, query)| {
-                self.host = *host;
-                match query {
-                    LicenseQuery::NewLicense(client) => Some(self.request(
-                        &client.hwid,
-                        &client.machine_name,
-                        &client.user_name,
-                        None,
-                    )),
-                    LicenseQuery::AssessLicense(presented)
-                    | LicenseQuery::UpgradeLicense(presented) => {
-                        Some(self.presented_request(presented))
-                    }
-                    _ => None,
-                }
+                Some(Pending {
+                    request: query_request(*host, query)?,
+                    assess: matches!(query, LicenseQuery::AssessLicense(_)),
+                    names: OnceCell::new(),
+                })
             })
             .collect();
-        let decidable: Vec<(Holder, SystemTime, (&LicenseRequest, bool))> = queries
+        let decidable: Vec<(Holder, SystemTime, &Pending)> = pending
             .iter()
-            .zip(&requests)
-            .filter_map(|((_, query), request)| {
-                let request = request.as_ref()?;
-                let assess = matches!(query, LicenseQuery::AssessLicense(_));
-                Some((holder(request), now, (request, assess)))
-            })
+            .flatten()
+            .map(|pending| (holder(&pending.request), now, pending))
             .collect();
         let rng = &mut self.rng;
         let exhausted = self.pool_exhausted;
-        let decided = self
-            .store
-            .decide_many(&decidable, |&(request, assess), snapshot| {
-                let decision = policy::decide(request, &seen(snapshot, exhausted), rng);
-                if assess {
-                    // An assessment takes nothing: a client that then fails the challenge has
-                    // taken nothing from the pool.
-                    PolicyDecision {
-                        outcome: decision.outcome,
-                        changes: Vec::new(),
-                    }
-                } else {
-                    decision
+        let decided = self.store.decide_many(&decidable, |pending, snapshot| {
+            let _ = pending.names.set(identity_key(&snapshot.settings));
+            let decision = policy::decide(&pending.request, &seen(snapshot, exhausted), rng);
+            if pending.assess {
+                // An assessment takes nothing: a client that then fails the challenge has
+                // taken nothing from the pool.
+                PolicyDecision {
+                    outcome: decision.outcome,
+                    changes: Vec::new(),
                 }
-            });
-        let settings = self.store.settings();
+            } else {
+                decision
+            }
+        });
         let mut decided = match decided {
             Ok(decided) => decided.into_iter(),
             Err(_) => {
                 return queries
                     .iter()
-                    .map(|(_, query)| DecidedQuery::Answered(unavailable_answer(query)))
+                    .map(|(_, query)| DecidedQuery::unavailable(query))
                     .collect()
             }
         };
         queries
             .iter()
-            .zip(&requests)
-            .map(|((_, query), request)| {
-                let Some(decision) = request.as_ref().and_then(|_| decided.next()) else {
-                    return DecidedQuery::Answered(unavailable_answer(query));
+            .zip(pending)
+            .map(|((_, query), pending)| {
+                let decided = pending.and_then(|pending| Some((pending, decided.next()?)));
+                let Some((pending, Ok(decision))) = decided else {
+                    return DecidedQuery::unavailable(query);
                 };
-                match (query, decision) {
-                    (LicenseQuery::AssessLicense(_), Ok(decision)) => DecidedQuery::Answered(
-                        LicenseAnswer::Assessment(assessment(decision.outcome)),
-                    ),
-                    (_, Ok(decision)) => match (inserted(&decision), &settings) {
-                        (Some(row), Ok(settings)) => DecidedQuery::Sign(CalOrder {
-                            signer: Arc::clone(&self.signer),
-                            row: row.clone(),
-                            names: (
-                                settings.name.clone(),
-                                settings.domain_or_workgroup.clone(),
-                                settings.product_id.clone(),
-                            ),
-                        }),
-                        (Some(_), Err(_)) => DecidedQuery::Answered(unavailable_answer(query)),
-                        (None, _) => DecidedQuery::Answered(LicenseAnswer::Decision(
-                            match decision.outcome {
-                                RequestOutcome::Refused { reason } => {
-                                    Decision::Refuse(refusal(reason))
-                                }
-                                _ => Decision::Valid,
-                            },
-                        )),
-                    },
-                    (_, Err(_)) => DecidedQuery::Answered(unavailable_answer(query)),
+                if pending.assess {
+                    let assessed = assessment(decision.outcome);
+                    return DecidedQuery::Answered(LicenseAnswer::Assessment(assessed));
+                }
+                match (inserted(&decision), pending.names.into_inner()) {
+                    (Some(row), Some(names)) => DecidedQuery::Sign(self.order(row, names)),
+                    (Some(_), None) => DecidedQuery::unavailable(query),
+                    (None, _) => {
+                        DecidedQuery::Answered(LicenseAnswer::Decision(match decision.outcome {
+                            RequestOutcome::Refused { reason } => Decision::Refuse(refusal(reason)),
+                            _ => Decision::Valid,
+                        }))
+                    }
                 }
             })
             .collect()
+    }
+
+    /// The order to sign the CAL recording `row` under the certificate `names`.
+    fn order(&self, row: &IssuedLicense, names: IdentityKey) -> CalOrder {
+        CalOrder {
+            signer: Arc::clone(&self.signer),
+            row: row.clone(),
+            names,
+        }
     }
 
     /// What [`LicenseServer::decide`] would answer, without writing anything: the assessment
@@ -440,32 +429,52 @@ impl LicenseServer {
             })?;
         Ok(decision.outcome)
     }
+}
 
-    fn request(
-        &self,
-        hwid: &ClientHardwareId,
-        machine: &str,
-        user: &str,
-        presented: Option<PresentedCal>,
-    ) -> LicenseRequest {
-        LicenseRequest {
-            host: self.host,
-            hardware_id: hwid.to_bytes(),
-            machine: machine.to_owned(),
-            user: user.to_owned(),
-            presented,
-        }
+/// What a client asks of the license server, for a session host `host`.
+fn request(
+    host: HostInfo,
+    hwid: &ClientHardwareId,
+    machine: &str,
+    user: &str,
+    presented: Option<PresentedCal>,
+) -> LicenseRequest {
+    LicenseRequest {
+        host,
+        hardware_id: hwid.to_bytes(),
+        machine: machine.to_owned(),
+        user: user.to_owned(),
+        presented,
     }
+}
 
-    /// The request a presented CAL makes: its holder as the CAL names it.
-    fn presented_request(&self, presented: &PresentedLicense) -> LicenseRequest {
-        let client = &presented.cal.client_license;
-        self.request(
-            &presented.hwid,
-            &client.machine,
-            &client.user,
-            Some(presented_cal(&presented.cal)),
-        )
+/// The request a presented CAL makes: its holder as the CAL names it.
+fn presented_request(host: HostInfo, presented: &PresentedLicense) -> LicenseRequest {
+    let client = &presented.cal.client_license;
+    request(
+        host,
+        &presented.hwid,
+        &client.machine,
+        &client.user,
+        Some(presented_cal(&presented.cal)),
+    )
+}
+
+/// The request behind one of the protocol machine's queries; `None` for a kind this server
+/// does not know.
+fn query_request(host: HostInfo, query: &LicenseQuery) -> Option<LicenseRequest> {
+    match query {
+        LicenseQuery::NewLicense(client) => Some(request(
+            host,
+            &client.hwid,
+            &client.machine_name,
+            &client.user_name,
+            None,
+        )),
+        LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
+            Some(presented_request(host, presented))
+        }
+        _ => None,
     }
 }
 
@@ -586,8 +595,9 @@ fn unavailable_decision() -> Decision {
     Decision::Refuse(unavailable())
 }
 
-/// What a license server that cannot decide answers `query`.
-fn unavailable_answer(query: &LicenseQuery) -> LicenseAnswer {
+/// What a license server that cannot decide answers `query`: ERR_NO_LICENSE_SERVER, as an
+/// assessment or a decision as the query asks.
+pub fn unavailable_answer(query: &LicenseQuery) -> LicenseAnswer {
     match query {
         LicenseQuery::AssessLicense(_) => {
             LicenseAnswer::Assessment(Assessment::Refuse(unavailable()))
@@ -612,7 +622,7 @@ impl LicenseIssuer for LicenseServer {
     }
 
     fn assess_license(&mut self, now: SystemTime, presented: &PresentedLicense) -> Assessment {
-        let request = self.presented_request(presented);
+        let request = presented_request(self.host, presented);
         self.assess(&request, now)
             .map_or_else(|_| Assessment::Refuse(unavailable()), assessment)
     }

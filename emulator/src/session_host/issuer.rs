@@ -16,7 +16,9 @@ use rdpele_license_server::decider::Decider;
 use rdpele_license_server::model::{HostInfo, RequestOutcome};
 use rdpele_license_server::policy::admit_without_license_server;
 use rdpele_license_server::remote::RemoteIssuer;
-use rdpele_license_server::server::{presented_cal, refusal, unavailable, DecidedQuery};
+use rdpele_license_server::server::{
+    presented_cal, refusal, unavailable, unavailable_answer, DecidedQuery,
+};
 use rdpele_license_server::store::{Store, StoreError};
 
 /// The license server behind a host.
@@ -239,9 +241,4 @@ fn as_answer(query: &LicenseQuery, decision: Decision) -> LicenseAnswer {
         }),
         _ => LicenseAnswer::Decision(decision),
     }
-}
-
-/// What a host answers when its license server failed to decide.
-fn unavailable_answer(query: &LicenseQuery) -> LicenseAnswer {
-    as_answer(query, Decision::Refuse(unavailable()))
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{AssessmentBody, DecisionBody, HealthBody, MAX_BODY_BYTES};
 use crate::model::HostInfo;
-use crate::server::unavailable;
+use crate::server::{unavailable, unavailable_answer};
 
 /// Why a call to the remote license server gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -144,11 +144,11 @@ impl RemoteIssuer {
                         "machine_name": client.machine_name,
                     },
                 });
-                self.decision("new_license", &body).await
+                self.decision(endpoint(query), &body).await
             }
             LicenseQuery::AssessLicense(presented) => {
                 let body = self.presented(presented);
-                let assessment = match self.post("assess_license", &body).await? {
+                let assessment = match self.post(endpoint(query), &body).await? {
                     AssessmentBody::Valid => Assessment::Valid,
                     AssessmentBody::Upgrade => Assessment::Upgrade,
                     AssessmentBody::Refuse(refusal) => Assessment::Refuse(refusal.into()),
@@ -157,9 +157,9 @@ impl RemoteIssuer {
             }
             LicenseQuery::UpgradeLicense(presented) => {
                 let body = self.presented(presented);
-                self.decision("upgrade_license", &body).await
+                self.decision(endpoint(query), &body).await
             }
-            _ => Ok(LicenseAnswer::Decision(Decision::Refuse(unavailable()))),
+            _ => Ok(unavailable_answer(query)),
         }
     }
 
@@ -285,9 +285,11 @@ impl RemoteIssuer {
 
     /// Asks `query` from a caller without a runtime; no answer is ERR_NO_LICENSE_SERVER, with
     /// the cause kept for [`RemoteIssuer::take_failure`].
-    fn ask_blocking(&mut self, endpoint: &str, query: LicenseQuery) -> LicenseAnswer {
+    fn ask_blocking(&mut self, query: LicenseQuery) -> LicenseAnswer {
         self.failure = None;
         let own = self.on_own_connection();
+        let endpoint = endpoint(&query);
+        let unavailable = unavailable_answer(&query);
         let answer = block_on(async move { own.ask(&query).await }).and_then(|answer| answer);
         answer.unwrap_or_else(|error| {
             self.failure = Some(format!("{endpoint}: {error}"));
@@ -297,11 +299,17 @@ impl RemoteIssuer {
                 %error,
                 "license server unavailable: refusing with ERR_NO_LICENSE_SERVER"
             );
-            match endpoint {
-                "assess_license" => LicenseAnswer::Assessment(Assessment::Refuse(unavailable())),
-                _ => LicenseAnswer::Decision(Decision::Refuse(unavailable())),
-            }
+            unavailable
         })
+    }
+}
+
+/// The API endpoint that answers `query`.
+fn endpoint(query: &LicenseQuery) -> &'static str {
+    match query {
+        LicenseQuery::AssessLicense(_) => "assess_license",
+        LicenseQuery::UpgradeLicense(_) => "upgrade_license",
+        _ => "new_license",
     }
 }
 
@@ -319,7 +327,7 @@ fn block_on<F: Future>(future: F) -> Result<F::Output, RemoteCallError> {
 impl LicenseIssuer for RemoteIssuer {
     fn new_license(&mut self, _now: SystemTime, client: &ClientInfo) -> Decision {
         let query = LicenseQuery::NewLicense(client.clone());
-        match self.ask_blocking("new_license", query) {
+        match self.ask_blocking(query) {
             LicenseAnswer::Decision(decision) => decision,
             LicenseAnswer::Assessment(_) => Decision::Refuse(unavailable()),
         }
@@ -327,7 +335,7 @@ impl LicenseIssuer for RemoteIssuer {
 
     fn assess_license(&mut self, _now: SystemTime, presented: &PresentedLicense) -> Assessment {
         let query = LicenseQuery::AssessLicense(Box::new(presented.clone()));
-        match self.ask_blocking("assess_license", query) {
+        match self.ask_blocking(query) {
             LicenseAnswer::Assessment(assessment) => assessment,
             LicenseAnswer::Decision(_) => Assessment::Refuse(unavailable()),
         }
@@ -335,7 +343,7 @@ impl LicenseIssuer for RemoteIssuer {
 
     fn upgrade_license(&mut self, _now: SystemTime, presented: &PresentedLicense) -> Decision {
         let query = LicenseQuery::UpgradeLicense(Box::new(presented.clone()));
-        match self.ask_blocking("upgrade_license", query) {
+        match self.ask_blocking(query) {
             LicenseAnswer::Decision(decision) => decision,
             LicenseAnswer::Assessment(_) => Decision::Refuse(unavailable()),
         }
