@@ -117,8 +117,21 @@ impl Channels {
 }
 
 /// Sends `pdu` on the I/O channel: an MCS Send Data Request from a client, an Indication from
-/// a host (MS-RDPBCGR 2.2.1.11 onwards: Client Info, capability exchange, finalization).
+/// a host (MS-RDPBCGR 2.2.1.11 onwards: Client Info, capability exchange, finalization), with
+/// whatever was queued before it.
 pub async fn send_io<S: AsyncRead + AsyncWrite + Unpin, T: Encode>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    direction: SendDataDirection,
+    channels: Channels,
+    pdu: &T,
+) -> Result<(), TransportError> {
+    queue_io(framed, stage, direction, channels, pdu)?;
+    framed.flush(stage).await
+}
+
+/// [`send_io`] without the write: `pdu` goes out with the next send or before the next read.
+pub fn queue_io<S, T: Encode>(
     framed: &mut Framed<S>,
     stage: &'static str,
     direction: SendDataDirection,
@@ -135,7 +148,7 @@ pub async fn send_io<S: AsyncRead + AsyncWrite + Unpin, T: Encode>(
                 channel_id,
                 user_data,
             };
-            framed.send(stage, &X224(request)).await
+            framed.queue(stage, &X224(request))
         }
         SendDataDirection::Indication => {
             let indication = mcs::SendDataIndication {
@@ -143,7 +156,7 @@ pub async fn send_io<S: AsyncRead + AsyncWrite + Unpin, T: Encode>(
                 channel_id,
                 user_data,
             };
-            framed.send(stage, &X224(indication)).await
+            framed.queue(stage, &X224(indication))
         }
     }
 }
@@ -158,7 +171,20 @@ pub async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
     channels: Channels,
     pdu: &[u8],
 ) -> Result<Vec<u8>, TransportError> {
-    const STAGE: &str = "licensing";
+    let frame = queue_licensing(framed, direction, channels, pdu)?;
+    framed.flush(LICENSING_STAGE).await?;
+    Ok(frame)
+}
+
+/// [`send_licensing`] without the write: the frame goes out with the next send or before the
+/// next read.
+pub fn queue_licensing<S>(
+    framed: &mut Framed<S>,
+    direction: SendDataDirection,
+    channels: Channels,
+    pdu: &[u8],
+) -> Result<Vec<u8>, TransportError> {
+    const STAGE: &str = LICENSING_STAGE;
     let peer = framed.peer;
     let parsed = LicensingPdu::decode(pdu).map_err(|e| TransportError::encode(STAGE, peer, e))?;
     let initiator = channels
@@ -170,12 +196,23 @@ pub async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
     let frame = LicensingFrame::new(direction, initiator, channels.io_channel, parsed)
         .to_vec()
         .map_err(|e| TransportError::encode(STAGE, peer, e))?;
-    framed.write_all(STAGE, &frame).await?;
+    framed.queue_bytes(STAGE, &frame);
     Ok(frame)
 }
 
+const LICENSING_STAGE: &str = "licensing";
+
+/// A stream cut into PDUs. Writes go out in flights: PDUs queued one after the other leave in
+/// one TLS record and one system call with the send that ends the flight (or before the next
+/// read, so a queued PDU is never held while waiting for the peer's answer to it). Loopback
+/// profiles of `serve_handshake/valid/16` put a sixth of all CPU time under per-PDU socket
+/// writes before flights (BENCHMARKS.md, "Decisions off the lock").
 pub struct Framed<S> {
     stream: S,
+    /// Bytes queued for the next write, and the stage of the first of them (named if the
+    /// write fails).
+    flight: Vec<u8>,
+    flight_stage: &'static str,
     buffer: Vec<u8>,
     timeout: Duration,
     peer: Peer,
@@ -185,8 +222,26 @@ impl<S> std::fmt::Debug for Framed<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Framed")
             .field("buffered", &self.buffer.len())
+            .field("queued", &self.flight.len())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+impl<S> Framed<S> {
+    /// [`Self::send`] without the write: `pdu` goes out with the next send or before the next
+    /// read.
+    pub fn queue<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), TransportError> {
+        let bytes = encode_vec(pdu).map_err(|e| TransportError::encode(stage, self.peer, e))?;
+        self.queue_bytes(stage, &bytes);
+        Ok(())
+    }
+
+    fn queue_bytes(&mut self, stage: &'static str, bytes: &[u8]) {
+        if self.flight.is_empty() {
+            self.flight_stage = stage;
+        }
+        self.flight.extend_from_slice(bytes);
     }
 }
 
@@ -194,6 +249,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     pub fn new(stream: S, timeout: Duration, peer: Peer) -> Self {
         Self {
             stream,
+            flight: Vec::new(),
+            flight_stage: "",
             buffer: Vec::new(),
             timeout,
             peer,
@@ -210,6 +267,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
 
     /// Reads one whole PDU within the timeout.
     pub async fn read_pdu(&mut self, stage: &'static str) -> Result<Vec<u8>, TransportError> {
+        if !self.flight.is_empty() {
+            self.flush(stage).await?;
+        }
         let deadline = tokio::time::Instant::now() + self.timeout;
         let peer = self.peer;
         loop {
@@ -240,14 +300,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         }
     }
 
+    /// Sends `bytes` (whole PDUs) behind what is queued.
     pub async fn write_all(
         &mut self,
         stage: &'static str,
         bytes: &[u8],
     ) -> Result<(), TransportError> {
+        self.queue_bytes(stage, bytes);
+        self.flush(stage).await
+    }
+
+    /// Sends a PDU that encodes itself whole (X.224, MCS, or anything wrapped in `X224`) behind
+    /// what is queued.
+    pub async fn send<T: Encode>(
+        &mut self,
+        stage: &'static str,
+        pdu: &T,
+    ) -> Result<(), TransportError> {
+        self.queue(stage, pdu)?;
+        self.flush(stage).await
+    }
+
+    /// Writes what is queued in one go, within the timeout. A failure names the stage of the
+    /// first queued PDU; `stage` is for a flight that is empty.
+    pub async fn flush(&mut self, stage: &'static str) -> Result<(), TransportError> {
+        // Taken, not cleared: an idle connection keeps no write buffer.
+        let flight = std::mem::take(&mut self.flight);
+        let stage = if flight.is_empty() {
+            stage
+        } else {
+            self.flight_stage
+        };
         let (timeout, peer) = (self.timeout, self.peer);
         let write = async {
-            self.stream.write_all(bytes).await?;
+            self.stream.write_all(&flight).await?;
             self.stream.flush().await
         };
         tokio::time::timeout(timeout, write)
@@ -256,28 +342,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             .map_err(|e| TransportError::new(stage, peer, TransportErrorKind::Io(e)))
     }
 
-    /// Sends a PDU that encodes itself whole (X.224, MCS, or anything wrapped in `X224`).
-    pub async fn send<T: Encode>(
-        &mut self,
-        stage: &'static str,
-        pdu: &T,
-    ) -> Result<(), TransportError> {
-        let bytes = encode_vec(pdu).map_err(|e| TransportError::encode(stage, self.peer, e))?;
-        self.write_all(stage, &bytes).await
-    }
-
     /// Whether bytes beyond the PDUs read so far have arrived (none may precede a TLS
     /// handshake).
     pub fn has_buffered(&self) -> bool {
         !self.buffer.is_empty()
     }
 
-    pub fn into_inner(self) -> S {
-        self.stream
+    /// The stream, for a TLS upgrade. Only between flights: anything still queued would be
+    /// lost, so it is an error.
+    pub fn into_inner(self) -> Result<S, TransportError> {
+        if self.flight.is_empty() {
+            Ok(self.stream)
+        } else {
+            Err(TransportError::protocol(
+                self.flight_stage,
+                self.peer,
+                "queued PDUs not sent before the stream changed hands",
+            ))
+        }
     }
 
-    /// Ends the stream (TLS close_notify, then FIN); the peer may be gone already.
+    /// Sends what is queued, then ends the stream (TLS close_notify, then FIN); the peer may be
+    /// gone already.
     pub async fn shutdown(&mut self) {
+        if !self.flight.is_empty() && self.flush("shutdown").await.is_err() {
+            return;
+        }
         let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
     }
 }
@@ -335,6 +425,57 @@ mod tests {
                 matches!(error.kind, TransportErrorKind::Timeout(_)),
                 "{error}"
             );
+        });
+    }
+
+    #[test]
+    fn queued_pdus_leave_in_one_write_with_the_next_send_read_or_shutdown() {
+        runtime().block_on(async {
+            let (near, mut far) = tokio::io::duplex(4096);
+            let mut framed = Framed::new(near, Duration::from_secs(5), Peer::Client);
+            let one = [3u8, 0, 0, 7, 1, 1, 1];
+            let two = [3u8, 0, 0, 8, 2, 2, 2, 2];
+            framed.queue_bytes("one", &one);
+            framed.queue_bytes("two", &two);
+            let mut nothing_yet = [0u8; 16];
+            let early = tokio::time::timeout(Duration::from_millis(20), far.read(&mut nothing_yet));
+            assert!(
+                early.await.is_err(),
+                "queued bytes were written before a send"
+            );
+
+            let three = [3u8, 0, 0, 7, 3, 3, 3];
+            framed.write_all("three", &three).await.unwrap();
+            let mut flight = vec![0u8; 64];
+            let read = far.read(&mut flight).await.unwrap();
+            assert_eq!(flight[..read], [&one[..], &two[..], &three[..]].concat());
+
+            // A queued PDU never waits behind a read of the answer to it.
+            framed.queue_bytes("question", &one);
+            let (answer, read) = tokio::join!(framed.read_pdu("answer"), async {
+                let mut question = [0u8; 7];
+                far.read_exact(&mut question).await.unwrap();
+                assert_eq!(question, one);
+                far.write_all(&two).await.unwrap();
+            });
+            let () = read;
+            assert_eq!(answer.unwrap(), two);
+
+            framed.queue_bytes("goodbye", &two);
+            assert_eq!(
+                framed.into_inner().unwrap_err().stage,
+                "goodbye",
+                "a stream handed over with PDUs queued would lose them"
+            );
+        });
+        runtime().block_on(async {
+            let (near, mut far) = tokio::io::duplex(4096);
+            let mut framed = Framed::new(near, Duration::from_secs(5), Peer::Client);
+            framed.queue_bytes("last words", &[3, 0, 0, 4]);
+            framed.shutdown().await;
+            let mut rest = Vec::new();
+            far.read_to_end(&mut rest).await.unwrap();
+            assert_eq!(rest, [3, 0, 0, 4]);
         });
     }
 }

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::ClientError;
 use super::server_pdu::{classify, Phase, ServerPdu};
-use crate::transport::{send_io, Channels, Framed};
+use crate::transport::{queue_io, Channels, Framed};
 
 /// The desktop the client asks for, in the Client Core Data and the Bitmap capability set.
 pub(super) const DESKTOP: (u16, u16) = (1024, 768);
@@ -91,14 +91,15 @@ async fn confirm_and_finalize<S: AsyncRead + AsyncWrite + Unpin>(
             },
         }),
     };
-    send_io(
+    // The Confirm Active and the four finalization PDUs need no answer in between: they leave
+    // in one write with the Font List.
+    queue_io(
         framed,
         "Confirm Active",
         SendDataDirection::Request,
         channels,
         &confirm,
-    )
-    .await?;
+    )?;
     let share_data = |pdu| ShareControlHeader {
         share_id,
         pdu_source: channels.user_id,
@@ -144,16 +145,15 @@ async fn confirm_and_finalize<S: AsyncRead + AsyncWrite + Unpin>(
         ),
     ];
     for (stage, pdu) in finalization {
-        send_io(
+        queue_io(
             framed,
             stage,
             SendDataDirection::Request,
             channels,
             &share_data(pdu),
-        )
-        .await?;
+        )?;
     }
-    Ok(())
+    Ok(framed.flush("Font List").await?)
 }
 
 /// The desktop size the server settled on (its Bitmap capability set), else the one asked for.

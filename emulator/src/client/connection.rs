@@ -235,7 +235,7 @@ async fn start_tls(
         options.timeout,
         connector.connect(
             ServerName::IpAddress(address.ip().into()),
-            framed.into_inner(),
+            framed.into_inner()?,
         ),
     )
     .await
@@ -280,15 +280,14 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
     let server_certificate =
         (!blocks.security.server_cert.is_empty()).then_some(blocks.security.server_cert);
 
-    framed
-        .send(
-            "MCS Erect Domain Request",
-            &X224(mcs::ErectDomainPdu {
-                sub_height: 0,
-                sub_interval: 0,
-            }),
-        )
-        .await?;
+    // The Erect Domain Request needs no answer: it leaves with the Attach User Request.
+    framed.queue(
+        "MCS Erect Domain Request",
+        &X224(mcs::ErectDomainPdu {
+            sub_height: 0,
+            sub_interval: 0,
+        }),
+    )?;
     framed
         .send("MCS Attach User Request", &X224(mcs::AttachUserRequest))
         .await?;

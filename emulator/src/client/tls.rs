@@ -64,10 +64,11 @@ pub(super) fn connector() -> Result<tokio_rustls::TlsConnector, rustls::Error> {
     let verifier = AcceptAnyCertificate {
         algorithms: provider.signature_verification_algorithms,
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

@@ -48,8 +48,6 @@ pub enum ConnError {
     Tls(std::io::Error),
     #[error("session host settings: {0}")]
     Host(#[from] rdpele_license_server::store::StoreError),
-    #[error("session host clock: {0}")]
-    Clock(#[from] rdpele_license_server::clock::ClockError),
 }
 
 fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ConnError {
@@ -78,6 +76,17 @@ async fn send_share_data<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    queue_share_data(framed, stage, pdu)?;
+    Ok(framed.flush(stage).await?)
+}
+
+/// [`send_share_data`] without the write: the PDU leaves with the next send (the finalization's
+/// four PDUs in one write, as a client reads them in one go either way).
+fn queue_share_data<S>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    pdu: ShareDataPdu,
+) -> Result<(), ConnError> {
     let header = ShareControlHeader {
         share_id: SHARE_ID,
         pdu_source: IO_CHANNEL_ID,
@@ -88,7 +97,14 @@ where
             compression_type: CompressionType::K8,
         }),
     };
-    send_io(framed, stage, &header).await
+    let direction = SendDataDirection::Indication;
+    Ok(transport::queue_io(
+        framed,
+        stage,
+        direction,
+        Channels::HOST,
+        &header,
+    )?)
 }
 
 /// Reads a slow-path PDU as `T` behind its X.224 Data header.
@@ -164,7 +180,7 @@ pub async fn serve_connection(
             "the client sent data before the TLS handshake",
         ));
     }
-    let tls = tokio::time::timeout(timeout, shared.tls.accept(framed.into_inner()))
+    let tls = tokio::time::timeout(timeout, shared.tls.accept(framed.into_inner()?))
         .await
         .map_err(|_| {
             TransportError::new(
@@ -369,15 +385,14 @@ pub async fn serve_connection(
             }
         }
     }
-    send_share_data(
+    queue_share_data(
         &mut framed,
         "Synchronize",
         ShareDataPdu::Synchronize(SynchronizePdu {
             target_user_id: USER_CHANNEL_ID,
         }),
-    )
-    .await?;
-    send_share_data(
+    )?;
+    queue_share_data(
         &mut framed,
         "Control Cooperate",
         ShareDataPdu::Control(ControlPdu {
@@ -385,9 +400,8 @@ pub async fn serve_connection(
             grant_id: 0,
             control_id: 0,
         }),
-    )
-    .await?;
-    send_share_data(
+    )?;
+    queue_share_data(
         &mut framed,
         "Control Granted",
         ShareDataPdu::Control(ControlPdu {
@@ -395,8 +409,7 @@ pub async fn serve_connection(
             grant_id: USER_CHANNEL_ID,
             control_id: u32::from(capability_sets::SERVER_CHANNEL_ID),
         }),
-    )
-    .await?;
+    )?;
     send_share_data(
         &mut framed,
         "Font Map",
@@ -444,12 +457,11 @@ async fn end_session<S: AsyncRead + AsyncWrite + Unpin>(
     error_info: ErrorInfo,
 ) -> Result<(), ConnError> {
     let goodbye = async {
-        send_share_data(
+        queue_share_data(
             framed,
             "Set Error Info",
             ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(error_info)),
-        )
-        .await?;
+        )?;
         framed
             .send(
                 "Disconnect Provider Ultimatum",

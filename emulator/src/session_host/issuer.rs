@@ -5,7 +5,6 @@
 //! logged here, once, with the client, its HWID, the outcome and the CAL's expiry.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 use rdpele_proto::cal::{parse_cal, Cal, CalKind};
 use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, Refusal};
@@ -41,12 +40,6 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// The host's virtual now.
-    pub fn now(&self) -> Result<SystemTime, ClockError> {
-        let store = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        self.clock.now(&store)
-    }
-
     /// The host's settings as they are now (an `admin server set` while serving applies to the
     /// next connection).
     pub fn host(&self) -> Result<HostInfo, StoreError> {
@@ -72,19 +65,19 @@ impl HostIssuer {
         }
     }
 
-    /// Answers `query` at `now` and logs the decision. The embedded license server decides on
-    /// its own thread, in batches (group commit), and the CAL is signed after, on the blocking
-    /// pool; a remote one is asked on this task. Without an answer from either, the
-    /// grace-period rules decide.
-    pub async fn answer(&self, now: SystemTime, query: LicenseQuery) -> LicenseAnswer {
-        let answer = self.ask(now, &query).await;
+    /// Answers `query` and logs the decision. The embedded license server decides on its own
+    /// thread, in batches (group commit), at its own virtual now, and the CAL is signed after,
+    /// on the blocking pool; a remote one is asked on this task. Without an answer from either,
+    /// the grace-period rules decide.
+    pub async fn answer(&self, query: LicenseQuery) -> LicenseAnswer {
+        let answer = self.ask(&query).await;
         self.log(&query, &answer);
         answer
     }
 
-    async fn ask(&self, now: SystemTime, query: &LicenseQuery) -> LicenseAnswer {
+    async fn ask(&self, query: &LicenseQuery) -> LicenseAnswer {
         if self.backend.unreachable {
-            return self.fallback(now, query, "fault injected").await;
+            return self.fallback(query, "fault injected").await;
         }
         match &self.backend.source {
             Source::Embedded(decider) => {
@@ -113,14 +106,14 @@ impl HostIssuer {
             }
             Source::Remote(remote) => match remote.for_host(self.host).ask(query).await {
                 Ok(answer) => answer,
-                Err(error) => self.fallback(now, query, &error.to_string()).await,
+                Err(error) => self.fallback(query, &error.to_string()).await,
             },
         }
     }
 
-    /// Without a license server: the grace-period rules, counted from the host's first use
-    /// (the host's own store, off the runtime's threads).
-    async fn fallback(&self, now: SystemTime, query: &LicenseQuery, why: &str) -> LicenseAnswer {
+    /// Without a license server: the grace-period rules at the host's virtual now, counted from
+    /// its first use (the host's own store, off the runtime's threads).
+    async fn fallback(&self, query: &LicenseQuery, why: &str) -> LicenseAnswer {
         warn!(peer = %self.peer, "no license server ({why}): applying the grace-period rules");
         let presented = match query {
             LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
@@ -132,8 +125,9 @@ impl HostIssuer {
         let host = self.host;
         let outcome = tokio::task::spawn_blocking(move || {
             let store = backend.local.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = backend.clock.now(&store)?;
             let first_use = store.record_host_first_use(now)?;
-            Ok::<_, StoreError>(admit_without_license_server(
+            Ok::<_, ClockError>(admit_without_license_server(
                 &host,
                 first_use,
                 now,

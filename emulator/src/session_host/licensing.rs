@@ -80,7 +80,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             if let Some((error_code, state_transition)) = context.faults.error_for(step) {
                 info!(peer = %context.peer, step = step.name(), error = %error_code, "fault: answering with a Licensing Error Message");
                 let alert = error_alert(preamble, error_code, state_transition);
-                send_licensing(framed, &alert, &mut recorder).await?;
+                queue_licensing(framed, &alert, &mut recorder)?;
                 return Ok(if error_code == ErrorCode::STATUS_VALID_CLIENT {
                     LicensingEnd::Licensed
                 } else {
@@ -101,8 +101,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             .handle_pdu(licensing_bytes, &mut rng)
             .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
         while let Some(query) = machine.poll_query() {
-            let now = context.backend.now()?;
-            let answer = issuer.answer(now, query).await;
+            let answer = issuer.answer(query).await;
             machine
                 .answer(answer, &mut rng)
                 .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
@@ -137,7 +136,7 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
                 corrupt_mac(&mut pdu);
             }
         }
-        send_licensing(framed, &pdu, recorder).await?;
+        queue_licensing(framed, &pdu, recorder)?;
     }
     let mut outcome = None;
     while let Some(event) = machine.poll_event() {
@@ -163,14 +162,16 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(outcome)
 }
 
-async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
+/// Queues a licensing PDU: it leaves before the host reads the client's answer, or with what
+/// the host sends next when licensing is over (STATUS_VALID_CLIENT and the Demand Active in one
+/// write).
+fn queue_licensing<S>(
     framed: &mut Framed<S>,
     pdu: &[u8],
     recorder: &mut Recorder,
 ) -> Result<(), ConnError> {
     let frame =
-        transport::send_licensing(framed, SendDataDirection::Indication, Channels::HOST, pdu)
-            .await?;
+        transport::queue_licensing(framed, SendDataDirection::Indication, Channels::HOST, pdu)?;
     recorder.record("server", &frame);
     Ok(())
 }
