@@ -3,9 +3,11 @@
 //! store after a crash); one transaction per decision makes the fsync the pace of every
 //! client. The [`Decider`] owns the license server on a thread of its own and decides what
 //! has queued up while the previous transaction committed together, in one transaction
-//! ([`LicenseServer::decide_queries`]): one fsync for the batch, each decision still made as if
-//! after the ones before it. Answers go back unsigned ([`DecidedQuery`]); the caller signs the
-//! CAL, outside anything other decisions wait for.
+//! ([`LicenseServer::decide_queries_then`]): one fsync for the batch, each decision still made
+//! as if after the ones before it. Answers go back unsigned ([`DecidedQuery`]) before the
+//! transaction commits, so the caller signs the CAL while the commit waits for the disk, outside
+//! anything other decisions wait for; the caller hands it to the client only once told the
+//! transaction committed.
 
 use std::sync::mpsc;
 
@@ -17,8 +19,21 @@ use crate::server::{DecidedQuery, LicenseServer};
 /// The most decisions one transaction takes: bounds how long the first of a batch waits.
 const MAX_BATCH: usize = 64;
 
-/// Where a decision's answer goes.
-pub type Reply = Box<dyn FnOnce(DecidedQuery) + Send>;
+/// Where a decision's answer goes, in two steps on the deciding thread: `decided` once it is
+/// made, before its transaction commits (the answer must not reach the client yet); then
+/// `committed`, true once the transaction is durable, false if it failed (the decision does
+/// not hold, and the client gets what an unavailable license server gives). Each is called
+/// exactly once, in that order.
+pub struct Reply {
+    pub decided: Box<dyn FnOnce(DecidedQuery) + Send>,
+    pub committed: Box<dyn FnOnce(bool) + Send>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply").finish_non_exhaustive()
+    }
+}
 
 struct Job {
     host: HostInfo,
@@ -53,7 +68,7 @@ impl Decider {
     }
 
     /// Queues `query` for a session host `host`; `reply` gets the answer on the deciding
-    /// thread. If the thread is gone, `reply` is dropped unanswered: a caller waiting on a
+    /// thread. If the thread is gone, `reply` is dropped uncalled: a caller waiting on a
     /// channel sees it closed.
     pub fn submit(&self, host: HostInfo, query: LicenseQuery, reply: Reply) {
         let _ = self.jobs.send(Job { host, query, reply });
@@ -64,20 +79,37 @@ fn run(mut server: LicenseServer, queue: &mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let queries: Vec<(HostInfo, &LicenseQuery)> =
-            batch.iter().map(|job| (job.host, &job.query)).collect();
-        let decided = match server.now() {
-            Ok(now) => server.decide_queries(now, &queries),
-            Err(error) => {
-                tracing::warn!(%error, "license server clock unavailable");
-                queries
-                    .iter()
-                    .map(|(_, query)| DecidedQuery::unavailable(query))
-                    .collect()
-            }
+        let mut queries = Vec::with_capacity(batch.len());
+        let mut decided = Vec::with_capacity(batch.len());
+        let mut committed = Vec::with_capacity(batch.len());
+        for job in batch {
+            queries.push((job.host, job.query));
+            decided.push(job.reply.decided);
+            committed.push(job.reply.committed);
+        }
+        let asked: Vec<(HostInfo, &LicenseQuery)> =
+            queries.iter().map(|(host, query)| (*host, query)).collect();
+        let mut decided = decided.into_iter();
+        let outcome = match server.now() {
+            Ok(now) => server
+                .decide_queries_then(now, &asked, |answers| {
+                    for (reply, answer) in decided.by_ref().zip(answers) {
+                        reply(answer);
+                    }
+                })
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
         };
-        for (job, decided) in batch.into_iter().zip(decided) {
-            (job.reply)(decided);
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, "license server store unavailable: no decision in this batch holds");
+        }
+        // Replies the transaction never reached (it could not begin) learn it now.
+        let reached = asked.len() - decided.len();
+        for (reply, (_, query)) in decided.zip(asked.iter().skip(reached)) {
+            reply(DecidedQuery::unavailable(query));
+        }
+        for reply in committed {
+            reply(outcome.is_ok());
         }
     }
 }

@@ -330,6 +330,25 @@ impl LicenseServer {
         now: SystemTime,
         queries: &[(HostInfo, &LicenseQuery)],
     ) -> Vec<DecidedQuery> {
+        self.decide_queries_then(now, queries, |decided| decided)
+            .unwrap_or_else(|_| {
+                queries
+                    .iter()
+                    .map(|(_, query)| DecidedQuery::unavailable(query))
+                    .collect()
+            })
+    }
+
+    /// [`LicenseServer::decide_queries`], handing the answers to `before_commit` while the
+    /// transaction is still open, so the CALs can be signed while the commit waits for the
+    /// disk. None of them may reach a client before this returns `Ok` (the transaction
+    /// committed); on `Err` none of the decisions hold.
+    pub fn decide_queries_then<R>(
+        &mut self,
+        now: SystemTime,
+        queries: &[(HostInfo, &LicenseQuery)],
+        before_commit: impl FnOnce(Vec<DecidedQuery>) -> R,
+    ) -> Result<R, StoreError> {
         /// A query the store decides, and the certificate names its snapshot had.
         struct Pending {
             request: LicenseRequest,
@@ -353,7 +372,8 @@ impl LicenseServer {
             .collect();
         let rng = &mut self.rng;
         let exhausted = self.pool_exhausted;
-        let decided = self.store.decide_many(&decidable, |pending, snapshot| {
+        let signer = &self.signer;
+        let decide = |pending: &&Pending, snapshot: &Snapshot| {
             let _ = pending.names.set(identity_key(&snapshot.settings));
             let decision = policy::decide(&pending.request, &seen(snapshot, exhausted), rng);
             if pending.assess {
@@ -366,40 +386,44 @@ impl LicenseServer {
             } else {
                 decision
             }
-        });
-        let mut decided = match decided {
-            Ok(decided) => decided.into_iter(),
-            Err(_) => {
-                return queries
-                    .iter()
-                    .map(|(_, query)| DecidedQuery::unavailable(query))
-                    .collect()
-            }
         };
-        queries
-            .iter()
-            .zip(pending)
-            .map(|((_, query), pending)| {
-                let decided = pending.and_then(|pending| Some((pending, decided.next()?)));
-                let Some((pending, Ok(decision))) = decided else {
-                    return DecidedQuery::unavailable(query);
-                };
-                if pending.assess {
-                    let assessed = assessment(decision.outcome);
-                    return DecidedQuery::Answered(LicenseAnswer::Assessment(assessed));
-                }
-                match (inserted(&decision), pending.names.into_inner()) {
-                    (Some(row), Some(names)) => DecidedQuery::Sign(self.order(row, names)),
-                    (Some(_), None) => DecidedQuery::unavailable(query),
-                    (None, _) => {
-                        DecidedQuery::Answered(LicenseAnswer::Decision(match decision.outcome {
-                            RequestOutcome::Refused { reason } => Decision::Refuse(refusal(reason)),
-                            _ => Decision::Valid,
-                        }))
+        let answer = |decided: Vec<Result<PolicyDecision, StoreError>>| {
+            let mut decided = decided.into_iter();
+            let answers = queries
+                .iter()
+                .zip(&pending)
+                .map(|((_, query), pending)| {
+                    let decided = pending
+                        .as_ref()
+                        .and_then(|pending| Some((pending, decided.next()?)));
+                    let Some((pending, Ok(decision))) = decided else {
+                        return DecidedQuery::unavailable(query);
+                    };
+                    if pending.assess {
+                        let assessed = assessment(decision.outcome);
+                        return DecidedQuery::Answered(LicenseAnswer::Assessment(assessed));
                     }
-                }
-            })
-            .collect()
+                    match (inserted(&decision), pending.names.get()) {
+                        (Some(row), Some(names)) => DecidedQuery::Sign(CalOrder {
+                            signer: Arc::clone(signer),
+                            row: row.clone(),
+                            names: names.clone(),
+                        }),
+                        (Some(_), None) => DecidedQuery::unavailable(query),
+                        (None, _) => DecidedQuery::Answered(LicenseAnswer::Decision(
+                            match decision.outcome {
+                                RequestOutcome::Refused { reason } => {
+                                    Decision::Refuse(refusal(reason))
+                                }
+                                _ => Decision::Valid,
+                            },
+                        )),
+                    }
+                })
+                .collect();
+            before_commit(answers)
+        };
+        self.store.decide_many_then(&decidable, decide, answer)
     }
 
     /// The order to sign the CAL recording `row` under the certificate `names`.

@@ -11,7 +11,7 @@ use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, R
 use tracing::{info, warn};
 
 use rdpele_license_server::clock::{format_instant, Clock, ClockError};
-use rdpele_license_server::decider::Decider;
+use rdpele_license_server::decider::{Decider, Reply};
 use rdpele_license_server::model::{HostInfo, RequestOutcome};
 use rdpele_license_server::policy::admit_without_license_server;
 use rdpele_license_server::remote::RemoteIssuer;
@@ -23,7 +23,8 @@ use rdpele_license_server::store::{Store, StoreError};
 /// The license server behind a host.
 pub enum Source {
     /// The license server on its deciding thread: decisions queued while one commits are
-    /// committed together; each CAL is signed afterwards by the connection that gets it.
+    /// committed together; each CAL is signed by the connection that gets it while the
+    /// commit is under way, and sent once it is done.
     Embedded(Decider),
     /// `rdpele license-server`; its clones share one connection pool.
     Remote(Box<RemoteIssuer>),
@@ -81,28 +82,40 @@ impl HostIssuer {
         }
         match &self.backend.source {
             Source::Embedded(decider) => {
-                let (reply, answered) = tokio::sync::oneshot::channel();
+                let (decided_tx, decided) = tokio::sync::oneshot::channel();
+                let (committed_tx, committed) = tokio::sync::oneshot::channel();
                 decider.submit(
                     self.host,
                     query.clone(),
-                    Box::new(move |decided| {
-                        let _ = reply.send(decided);
-                    }),
+                    Reply {
+                        decided: Box::new(move |decided| {
+                            let _ = decided_tx.send(decided);
+                        }),
+                        committed: Box::new(move |committed| {
+                            let _ = committed_tx.send(committed);
+                        }),
+                    },
                 );
-                let signed = match answered.await {
-                    Ok(DecidedQuery::Answered(answer)) => return answer,
-                    // The CAL is signed here, after the store committed, beside other
-                    // connections' signatures.
-                    Ok(decided) => tokio::task::spawn_blocking(move || decided.finish()).await,
+                let answer = match decided.await {
+                    Ok(DecidedQuery::Answered(answer)) => answer,
+                    // The CAL is signed here, beside other connections' signatures, while the
+                    // store's commit waits for the disk.
+                    Ok(decided) => tokio::task::spawn_blocking(move || decided.finish())
+                        .await
+                        .unwrap_or_else(|error| {
+                            warn!(peer = %self.peer, %error, "signing task failed");
+                            unavailable_answer(query)
+                        }),
                     Err(_) => {
                         warn!(peer = %self.peer, "license server gone");
                         return unavailable_answer(query);
                     }
                 };
-                signed.unwrap_or_else(|error| {
-                    warn!(peer = %self.peer, %error, "signing task failed");
-                    unavailable_answer(query)
-                })
+                // Nothing reaches the client before the decision is durable.
+                match committed.await {
+                    Ok(true) => answer,
+                    Ok(false) | Err(_) => unavailable_answer(query),
+                }
             }
             Source::Remote(remote) => match remote.for_host(self.host).ask(query).await {
                 Ok(answer) => answer,

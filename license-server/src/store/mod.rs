@@ -332,8 +332,21 @@ impl Store {
     pub fn decide_many<T>(
         &self,
         requests: &[(Holder, SystemTime, T)],
-        mut decide: impl FnMut(&T, &Snapshot) -> PolicyDecision,
+        decide: impl FnMut(&T, &Snapshot) -> PolicyDecision,
     ) -> Result<Vec<Result<PolicyDecision, StoreError>>, StoreError> {
+        self.decide_many_then(requests, decide, |decided| decided)
+    }
+
+    /// [`Store::decide_many`], handing the decisions to `before_commit` while the transaction
+    /// is still open: what it starts (signing the CALs granted) runs while the commit waits for
+    /// the disk. Its result is returned once the transaction has committed; an error means
+    /// none of the decisions hold, whatever `before_commit` was given.
+    pub fn decide_many_then<T, R>(
+        &self,
+        requests: &[(Holder, SystemTime, T)],
+        mut decide: impl FnMut(&T, &Snapshot) -> PolicyDecision,
+        before_commit: impl FnOnce(Vec<Result<PolicyDecision, StoreError>>) -> R,
+    ) -> Result<R, StoreError> {
         let mut tx = self.write_transaction()?;
         let mut decided = Vec::with_capacity(requests.len());
         for (holder, now, request) in requests {
@@ -347,8 +360,9 @@ impl Store {
             }
             decided.push(result);
         }
+        let handed_over = before_commit(decided);
         tx.commit()?;
-        Ok(decided)
+        Ok(handed_over)
     }
 
     /// An administrator's revocation at `now`, in one write transaction like [`Store::decide`]:

@@ -283,10 +283,10 @@ fn two_decisions_for_different_devices_sign_at_once_outside_the_lock() {
 /// The deciding thread answers every query queued to it exactly once, however they are
 /// batched, and each CAL it grants is recorded once.
 #[test]
-fn the_decider_answers_each_queued_query_once() {
+fn the_decider_answers_each_queued_query_once_then_reports_its_commit() {
     use std::sync::mpsc;
 
-    use rdpele_license_server::decider::Decider;
+    use rdpele_license_server::decider::{Decider, Reply};
     use rdpele_license_server::server::DecidedQuery;
     use rdpele_proto::machine::{ClientInfo, LicenseQuery};
     use rdpele_proto::wire::ClientHardwareId;
@@ -306,10 +306,18 @@ fn the_decider_answers_each_queued_query_once() {
                     user_name: "alice".into(),
                     machine_name: format!("WS-{device:02}"),
                 });
+                let decided_answers = answers.clone();
                 decider.submit(
                     host,
                     query,
-                    Box::new(move |decided| answers.send((device, decided)).unwrap()),
+                    Reply {
+                        decided: Box::new(move |decided| {
+                            decided_answers.send((device, Ok(decided))).unwrap();
+                        }),
+                        committed: Box::new(move |committed| {
+                            answers.send((device, Err(committed))).unwrap();
+                        }),
+                    },
                 );
             })
         })
@@ -319,17 +327,36 @@ fn the_decider_answers_each_queued_query_once() {
     }
     drop(answers);
     let mut machines = Vec::new();
-    while let Ok((device, decided)) = answered.recv_timeout(Duration::from_secs(60)) {
-        let DecidedQuery::Sign(order) = decided else {
-            panic!("device {device}: {decided:?}")
-        };
-        machines.push(
-            cal::parse_cal(&order.sign().unwrap())
-                .unwrap()
-                .client_license
-                .machine,
-        );
+    let mut committed = Vec::new();
+    while let Ok((device, reply)) = answered.recv_timeout(Duration::from_secs(60)) {
+        match reply {
+            Ok(decided) => {
+                assert!(
+                    !committed.contains(&device),
+                    "device {device}: committed before it was decided"
+                );
+                let DecidedQuery::Sign(order) = decided else {
+                    panic!("device {device}: {decided:?}")
+                };
+                machines.push(
+                    cal::parse_cal(&order.sign().unwrap())
+                        .unwrap()
+                        .client_license
+                        .machine,
+                );
+            }
+            Err(durable) => {
+                assert!(durable, "device {device}: its transaction did not commit");
+                committed.push(device);
+            }
+        }
     }
+    committed.sort_unstable();
+    assert_eq!(
+        committed,
+        (1..=16).collect::<Vec<u8>>(),
+        "one commit report each"
+    );
     machines.sort();
     let expected: Vec<String> = (1..=16).map(|device| format!("WS-{device:02}")).collect();
     assert_eq!(machines, expected);
