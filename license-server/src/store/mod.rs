@@ -188,6 +188,24 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Switches a new database to WAL. Two handles doing it at once on a fresh file can get
+/// SQLITE_BUSY at once, without the busy handler (SQLite skips it where waiting could
+/// deadlock), so the switch is retried until the busy timeout has passed.
+fn enable_wal(conn: &Connection) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
 impl Store {
     /// Opens the store in `dir` (creating the directory, the database and its schema if
     /// needed, and running any migration the database lacks).
@@ -206,8 +224,7 @@ impl Store {
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(32);
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        let mode = enable_wal(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::NotWal(mode));
         }
