@@ -67,9 +67,9 @@ impl HostIssuer {
     }
 
     /// Answers `query` and logs the decision. The embedded license server decides on its own
-    /// thread, in batches (group commit), at its own virtual now, and the CAL is signed after,
-    /// on the blocking pool; a remote one is asked on this task. Without an answer from either,
-    /// the grace-period rules decide.
+    /// thread, in batches (group commit), at its own virtual now, and the CAL is signed on the
+    /// blocking pool while the batch commits; a remote one is asked on this task. Without an
+    /// answer from either, the grace-period rules decide.
     pub async fn answer(&self, query: LicenseQuery) -> LicenseAnswer {
         let answer = self.ask(&query).await;
         self.log(&query, &answer);
