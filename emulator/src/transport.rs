@@ -163,27 +163,26 @@ pub fn queue_io<S, T: Encode>(
 
 /// Frames one licensing PDU of a state machine's as it goes on the wire (MS-RDPELE 2.2.2
 /// TS_LICENSING_PDU: a Send Data Request from a client, an Indication from a host, on the I/O
-/// channel, behind a basic security header flagged SEC_LICENSE_PKT) and sends it. Returns the
-/// frame, for a caller that records what it sent.
+/// channel, behind a basic security header flagged SEC_LICENSE_PKT) and sends it, with whatever
+/// was queued before it.
 pub async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     direction: SendDataDirection,
     channels: Channels,
     pdu: &[u8],
-) -> Result<Vec<u8>, TransportError> {
-    let frame = queue_licensing(framed, direction, channels, pdu)?;
-    framed.flush(LICENSING_STAGE).await?;
-    Ok(frame)
+) -> Result<(), TransportError> {
+    queue_licensing(framed, direction, channels, pdu)?;
+    framed.flush(LICENSING_STAGE).await
 }
 
 /// [`send_licensing`] without the write: the frame goes out with the next send or before the
-/// next read.
-pub fn queue_licensing<S>(
-    framed: &mut Framed<S>,
+/// next read. Returns the frame as queued, for a caller that records what it sent.
+pub fn queue_licensing<'a, S>(
+    framed: &'a mut Framed<S>,
     direction: SendDataDirection,
     channels: Channels,
     pdu: &[u8],
-) -> Result<Vec<u8>, TransportError> {
+) -> Result<&'a [u8], TransportError> {
     const STAGE: &str = LICENSING_STAGE;
     let peer = framed.peer;
     let parsed = LicensingPdu::decode(pdu).map_err(|e| TransportError::encode(STAGE, peer, e))?;
@@ -193,11 +192,8 @@ pub fn queue_licensing<S>(
         .ok_or_else(|| {
             TransportError::protocol(STAGE, peer, format!("user channel {}", channels.user_id))
         })?;
-    let frame = LicensingFrame::new(direction, initiator, channels.io_channel, parsed)
-        .to_vec()
-        .map_err(|e| TransportError::encode(STAGE, peer, e))?;
-    framed.queue_bytes(STAGE, &frame);
-    Ok(frame)
+    let frame = LicensingFrame::new(direction, initiator, channels.io_channel, parsed);
+    framed.queue_with(STAGE, |flight| frame.encode(flight))
 }
 
 const LICENSING_STAGE: &str = "licensing";
@@ -232,9 +228,30 @@ impl<S> Framed<S> {
     /// [`Self::send`] without the write: `pdu` goes out with the next send or before the next
     /// read.
     pub fn queue<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), TransportError> {
-        let bytes = encode_vec(pdu).map_err(|e| TransportError::encode(stage, self.peer, e))?;
-        self.queue_bytes(stage, &bytes);
+        self.queue_with(stage, |flight| {
+            let start = flight.len();
+            flight.resize(start + pdu.size(), 0);
+            ironrdp_core::encode(pdu, flight.get_mut(start..).unwrap_or_default()).map(drop)
+        })?;
         Ok(())
+    }
+
+    /// Appends what `encode` writes straight to the flight and returns those bytes; on failure
+    /// nothing is queued.
+    fn queue_with<E: std::fmt::Display>(
+        &mut self,
+        stage: &'static str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<&[u8], TransportError> {
+        let start = self.flight.len();
+        if let Err(error) = encode(&mut self.flight) {
+            self.flight.truncate(start);
+            return Err(TransportError::encode(stage, self.peer, error));
+        }
+        if start == 0 {
+            self.flight_stage = stage;
+        }
+        Ok(self.flight.get(start..).unwrap_or_default())
     }
 
     fn queue_bytes(&mut self, stage: &'static str, bytes: &[u8]) {

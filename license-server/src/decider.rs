@@ -103,9 +103,9 @@ fn run(mut server: LicenseServer, queue: &mpsc::Receiver<Job>) {
         if let Err(error) = &outcome {
             tracing::warn!(%error, "license server store unavailable: no decision in this batch holds");
         }
-        // Replies the transaction never reached (it could not begin) learn it now.
-        let reached = asked.len() - decided.len();
-        for (reply, (_, query)) in decided.zip(asked.iter().skip(reached)) {
+        // A transaction that could not begin reached none of the replies; one that began
+        // handed every answer out.
+        for (reply, (_, query)) in decided.zip(&asked) {
             reply(DecidedQuery::unavailable(query));
         }
         for reply in committed {
