@@ -303,6 +303,13 @@ fn handshakes(c: &mut Criterion) {
         ("temporary", CalKind::Temporary),
         ("permanent", CalKind::Permanent),
     ] {
+        // What is timed must be a CAL of that kind, not a refusal.
+        issuer.issued.clear();
+        assert_issued(
+            &issuer.issue(epoch(), "WS-01", "alice", hwid, kind),
+            kind,
+            name,
+        );
         group.bench_function(BenchmarkId::new("issue_cal", name), |b| {
             b.iter(|| {
                 issuer.issued.clear();
@@ -323,10 +330,11 @@ fn handshakes(c: &mut Criterion) {
         epoch() + DAY * 3650,
     )
     .unwrap();
-    assert!(matches!(
-        small_signer.issue(epoch(), "WS-01", "alice", hwid, CalKind::Temporary),
-        Decision::Issue(_)
-    ));
+    assert_issued(
+        &small_signer.issue(epoch(), "WS-01", "alice", hwid, CalKind::Temporary),
+        CalKind::Temporary,
+        "issue_cal_512_bit_signer",
+    );
     group.bench_function(
         BenchmarkId::new("issue_cal_512_bit_signer", "temporary"),
         |b| {
@@ -391,3 +399,14 @@ fn rsa(c: &mut Criterion) {
 
 criterion_group!(benches, rsa, handshakes);
 criterion_main!(benches);
+
+/// Panics unless `decision` issued a CAL of `kind` that parses: a bench must not time refusals.
+fn assert_issued(decision: &Decision, kind: CalKind, bench: &str) {
+    match decision {
+        Decision::Issue(cal) => {
+            let parsed = parse_cal(cal).unwrap_or_else(|e| panic!("{bench}: {e}"));
+            assert_eq!(parsed.kind, kind, "{bench}");
+        }
+        other => panic!("{bench} would time {other:?}, not an issued CAL"),
+    }
+}

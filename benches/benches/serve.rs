@@ -95,6 +95,7 @@ impl Host {
             license_server: None,
             session_seconds,
             max_connections: 1024,
+            max_connections_per_source: 1024,
             step_timeout: CLIENT_TIMEOUT,
             record: None,
             host_name: "rdpele-bench".to_owned(),

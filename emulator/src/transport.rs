@@ -287,7 +287,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         if !self.flight.is_empty() {
             self.flush(stage).await?;
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = deadline_after(self.timeout);
         let peer = self.peer;
         loop {
             let framing = |detail: String| TransportError::protocol(stage, peer, detail);
@@ -387,6 +387,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         }
         let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
     }
+}
+
+/// The instant `duration` from now; a duration too long to represent (a library caller's
+/// "wait for ever") is thirty years.
+pub fn deadline_after(duration: Duration) -> tokio::time::Instant {
+    const FOR_EVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration).unwrap_or_else(|| now + FOR_EVER)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ pub mod decision;
 pub mod model;
 pub mod policy;
 pub mod pool_over_time;
+pub mod private_files;
 #[cfg(any(feature = "http-server", feature = "http-client"))]
 pub mod remote;
 pub mod server;
 pub mod store;
+pub mod token;

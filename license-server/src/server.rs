@@ -453,6 +453,16 @@ impl LicenseServer {
             })?;
         Ok(decision.outcome)
     }
+
+    /// This server's clock over a store handle of its own (a second SQLite connection on the
+    /// same database), so a reader of the virtual now never waits for a decision holding this
+    /// server: the remote license server's health check.
+    pub fn open_clock_reader(&self) -> Result<(Clock, Store), ServerError> {
+        // The store's path is `dir/DATABASE_FILE`: it always has a parent, `""` for a
+        // relative file name, which `Store::open` reads as the current directory.
+        let dir = self.store.path().parent().unwrap_or(Path::new(""));
+        Ok((self.clock, Store::open(dir)?))
+    }
 }
 
 /// What a client asks of the license server, for a session host `host`.
@@ -592,19 +602,34 @@ pub fn refusal(reason: LicenseRefusal) -> Refusal {
 
 /// Reads the RSA key in `path`, or makes a 2048-bit one there on first use.
 pub fn load_or_create_key(path: &Path) -> Result<LicensingPrivateKey, ServerError> {
+    load_or_create_key_bits(path, KEY_BITS)
+}
+
+/// Reads the RSA key in `path`, or makes a `bits`-bit one there on first use: 0600, written
+/// whole before it takes the name, and never over a key another process wrote first (that
+/// one is read instead). An existing key file others can read is used, with a warning.
+pub fn load_or_create_key_bits(
+    path: &Path,
+    bits: usize,
+) -> Result<LicensingPrivateKey, ServerError> {
     let key_error = |reason: String| ServerError::Key {
         path: path.display().to_string(),
         reason,
     };
-    match std::fs::read_to_string(path) {
-        Ok(pem) => LicensingPrivateKey::from_pem(&pem).map_err(|e| key_error(e.to_string())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = LicensingPrivateKey::generate(KEY_BITS, &mut rand::rng())
-                .map_err(|e| key_error(e.to_string()))?;
-            let pem = key.to_pkcs8_pem().map_err(|e| key_error(e.to_string()))?;
-            std::fs::write(path, pem).map_err(|e| key_error(e.to_string()))?;
-            Ok(key)
-        }
+    let read = || -> Result<LicensingPrivateKey, ServerError> {
+        let pem = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
+        crate::private_files::warn_if_open_to_others(path);
+        LicensingPrivateKey::from_pem(&pem).map_err(|e| key_error(e.to_string()))
+    };
+    if path.exists() {
+        return read();
+    }
+    let key = LicensingPrivateKey::generate(bits, &mut rand::rng())
+        .map_err(|e| key_error(e.to_string()))?;
+    let pem = key.to_pkcs8_pem().map_err(|e| key_error(e.to_string()))?;
+    match crate::private_files::create_private_file(path, pem.as_bytes()) {
+        Ok(true) => Ok(key),
+        Ok(false) => read(),
         Err(error) => Err(key_error(error.to_string())),
     }
 }

@@ -23,8 +23,8 @@ use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{self, Options, Shared};
 use rdpele_license_server::clock::{format_instant, Clock};
 use rdpele_license_server::model::{LicensingMode, WindowsVersion};
-use rdpele_license_server::server;
 use rdpele_license_server::store::{NewKeyPack, RevokeTarget, Store};
+use rdpele_license_server::{private_files, server};
 
 /// Show the life of Client Access Licenses in seconds, end to end over the network.
 ///
@@ -116,7 +116,7 @@ struct Host {
 
 impl Host {
     async fn start(data: &Path, mode: LicensingMode, pack: u32) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data)?;
+        private_files::create_private_dir(data)?;
         let store = Store::open(data)?;
         let mut settings = store.settings()?;
         settings.activated = true;
@@ -136,6 +136,7 @@ impl Host {
             license_server: None,
             session_seconds: None,
             max_connections: 64,
+            max_connections_per_source: 64,
             step_timeout: Duration::from_secs(10),
             record: None,
             host_name: "rdpele-demo".to_owned(),
@@ -333,7 +334,7 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
         std::process::id(),
         rand::rng().random::<u32>()
     ));
-    std::fs::create_dir_all(&dir)?;
+    private_files::create_private_dir(&dir)?;
     Ok(dir)
 }
 
@@ -423,7 +424,7 @@ async fn per_user(
     timeline: &Timeline,
 ) -> anyhow::Result<()> {
     let data = root.join("per-user");
-    std::fs::create_dir_all(&data)?;
+    private_files::create_private_dir(&data)?;
     // The same keys as the first host: making 2048-bit RSA keys is the slowest step of a start.
     for file in [server::KEY_FILE, session_host::LICENSING_KEY_FILE] {
         let from = keys_from.join(file);

@@ -3,6 +3,7 @@
 
 use rdpele_proto::crypto::RsaBackend;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,6 +15,20 @@ use tokio::net::TcpListener;
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{self, Options, Shared};
 use rdpele_license_server::remote;
+use rdpele_license_server::token::Token;
+
+/// The longest --session-seconds: a week keeps any deadline arithmetic far from overflow.
+const MAX_SESSION_SECONDS: u64 = 7 * 24 * 3600;
+/// The longest --timeout, an hour: ten of them are a connection's deadline.
+const MAX_TIMEOUT_SECONDS: u64 = 3600;
+
+/// The token given by --token (or RDPELE_TOKEN) or --token-file; clap allows only one.
+fn token(token: Option<&Token>, file: Option<&std::path::Path>) -> anyhow::Result<Option<Token>> {
+    match file {
+        Some(path) => Ok(Some(Token::from_file(path)?)),
+        None => Ok(token.cloned()),
+    }
+}
 
 /// Run an emulated RD Session Host that real RDP clients (xfreerdp, mstsc, IronRDP) connect to
 /// over TLS and get licensed by.
@@ -34,6 +49,7 @@ use rdpele_license_server::remote;
 /// after Ctrl-C, 1 if the host cannot start (the reason on stderr).
 #[derive(Debug, Args)]
 #[command(
+    group(clap::ArgGroup::new("credentials").args(["token", "token_file"])),
     after_help = "Example:\n  rdpele serve --listen 127.0.0.1:3389 --data ./host\n  \
     xfreerdp /v:127.0.0.1:3389 /u:alice /p:x /cert:ignore /sec:tls /client-hostname:pc-01\n  \
     rdpele cal inspect ~/.config/freerdp/licenses/<sha1 of pc-01>.cal"
@@ -50,19 +66,35 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// A remote license server (`rdpele license-server`), e.g. http://127.0.0.1:4000.
-    #[arg(long, value_name = "URL", requires = "token")]
+    #[arg(long, value_name = "URL", requires = "credentials")]
     license_server: Option<String>,
-    /// Bearer token for --license-server (or RDPELE_TOKEN).
-    #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Keep each session open this many seconds after it becomes active.
-    #[arg(long, value_name = "N")]
+    /// Bearer token for --license-server (or RDPELE_TOKEN). On the command line it is visible
+    /// to every user of the machine (`ps`): prefer RDPELE_TOKEN or --token-file.
+    #[arg(
+        long,
+        env = "RDPELE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<Token>,
+    /// File whose first line is the bearer token for --license-server (keep it chmod 600).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Keep each session open this many seconds after it becomes active (at most a week).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=MAX_SESSION_SECONDS))]
     session_seconds: Option<u64>,
     /// Connections served at once; further clients wait in the listen backlog.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    max_connections: usize,
-    /// Seconds the host waits for any one client PDU before closing the connection.
-    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    #[arg(long, value_name = "N", default_value = "256")]
+    max_connections: NonZeroUsize,
+    /// Connections served at once from one client address (default: half of
+    /// --max-connections); a further one from that address is closed as soon as it arrives, so
+    /// one address cannot take every slot.
+    #[arg(long, value_name = "N")]
+    max_connections_per_source: Option<NonZeroUsize>,
+    /// Seconds the host waits for any one client PDU before closing the connection (1 to 3600);
+    /// a whole connection gets ten times this, plus --session-seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     timeout: u64,
     /// Record each connection's licensing PDUs (TPKT frames) under DIR/connection-NNNN/.
     #[arg(long, value_name = "DIR")]
@@ -86,9 +118,19 @@ pub struct LicenseServerArgs {
     /// Data directory of the license server.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// Bearer token session hosts must present (or RDPELE_TOKEN).
-    #[arg(long, env = "RDPELE_TOKEN", hide_env_values = true)]
-    token: String,
+    /// Bearer token session hosts must present (or RDPELE_TOKEN). On the command line it is
+    /// visible to every user of the machine (`ps`): prefer RDPELE_TOKEN or --token-file.
+    #[arg(
+        long,
+        env = "RDPELE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        required_unless_present = "token_file"
+    )]
+    token: Option<Token>,
+    /// File whose first line is the bearer token (keep it chmod 600).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// Who signs the CALs: "openssl" (native; the default in builds with the `openssl`
     /// feature) or "rust" (the pure-Rust `rsa` crate). The signatures are the same bytes.
     #[arg(long, value_name = "BACKEND", default_value_t = RsaBackend::default())]
@@ -158,13 +200,20 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let options = Options {
         data: args.data.clone(),
         config,
-        license_server: args
-            .license_server
-            .clone()
-            .map(|url| (url, args.token.clone().unwrap_or_default())),
+        license_server: match &args.license_server {
+            Some(url) => {
+                let token = token(args.token.as_ref(), args.token_file.as_deref())?
+                    .context("--license-server needs --token, RDPELE_TOKEN or --token-file")?;
+                Some((url.clone(), token))
+            }
+            None => None,
+        },
         session_seconds: args.session_seconds,
-        max_connections: args.max_connections,
-        step_timeout: Duration::from_secs(args.timeout.max(1)),
+        max_connections: args.max_connections.get(),
+        max_connections_per_source: args
+            .max_connections_per_source
+            .map_or((args.max_connections.get() / 2).max(1), NonZeroUsize::get),
+        step_timeout: Duration::from_secs(args.timeout),
         record: args.record.clone(),
         host_name: args.host_name.clone(),
     };
@@ -183,7 +232,9 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 
 pub fn run_license_server(args: &LicenseServerArgs) -> ExitCode {
     init_logging();
-    let result = runtime().and_then(|runtime| {
+    let result = token(args.token.as_ref(), args.token_file.as_deref()).and_then(|token| {
+        let token = token.context("needs --token, RDPELE_TOKEN or --token-file")?;
+        let runtime = runtime()?;
         runtime.block_on(async {
             let listener = TcpListener::bind(args.listen)
                 .await
@@ -194,7 +245,7 @@ pub fn run_license_server(args: &LicenseServerArgs) -> ExitCode {
             remote::serve(
                 listener,
                 args.data.clone(),
-                args.token.clone(),
+                token.expose().to_owned(),
                 args.rsa_backend,
                 ctrl_c(),
             )

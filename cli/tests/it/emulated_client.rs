@@ -53,6 +53,7 @@ impl Host {
             license_server: None,
             session_seconds: None,
             max_connections: 16,
+            max_connections_per_source: 16,
             step_timeout: Duration::from_secs(10),
             record: None,
             host_name: "rdpele-test-host".to_owned(),

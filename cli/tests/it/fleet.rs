@@ -326,6 +326,7 @@ fn open_host(data: &Path, config: &str) -> Result<(), String> {
         license_server: None,
         session_seconds: None,
         max_connections: 1,
+        max_connections_per_source: 1,
         step_timeout: Duration::from_secs(1),
         record: None,
         host_name: "rdpele-test-host".to_owned(),

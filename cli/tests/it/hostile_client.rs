@@ -339,3 +339,78 @@ fn with_one_slot_a_silent_connection_holds_off_the_next_until_it_ends() {
     );
     drop(second);
 }
+
+/// A TCP connection to `host` from the loopback address `source` (127.0.0.0/8 is all loopback,
+/// so each address is another client machine as far as the host can tell).
+fn connect_from(source: [u8; 4], host: &Host) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from = std::net::SocketAddr::from((source, 0));
+    socket.bind(&from.into()).unwrap();
+    let to: std::net::SocketAddr = host.address().parse().unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+#[test]
+fn one_address_holding_its_slots_does_not_keep_other_addresses_out() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 1);
+    let host = Host::start(
+        &data,
+        &[
+            "--max-connections",
+            "4",
+            "--max-connections-per-source",
+            "2",
+            "--timeout",
+            "30",
+        ],
+    );
+
+    // 127.0.0.2 takes its two slots and says nothing.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| connect_from([127, 0, 0, 2], &host))
+        .collect();
+    // Its third connection is closed at once, before a word.
+    let mut third = connect_from([127, 0, 0, 2], &host);
+    let _ = third.write_all(&CONNECTION_REQUEST);
+    assert_eq!(
+        read_within(&mut third, 19, Duration::from_secs(10)),
+        Some(Vec::new()),
+        "{}",
+        host.log()
+    );
+    assert!(
+        host.log().contains("--max-connections-per-source"),
+        "{}",
+        host.log()
+    );
+    // Another address is answered, and a client from a third one is licensed end to end.
+    let mut other = connect_from([127, 0, 0, 3], &host);
+    other.write_all(&CONNECTION_REQUEST).unwrap();
+    assert_connection_confirm(&connection_confirm(&mut other, Duration::from_secs(10)));
+    drop(other);
+    let store = root.path().join("client");
+    let out = Command::new(crate::support::RDPELE)
+        .args([
+            "client",
+            "--connect",
+            &host.address(),
+            "--machine",
+            "pc-01",
+            "--user",
+            "alice",
+        ])
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(host.decisions().len(), 1, "{}", host.log());
+    drop(held);
+}

@@ -27,4 +27,6 @@ mod interop_ironrdp;
 mod interop_xfreerdp;
 mod interop_xfreerdp_faults;
 mod keys;
+mod operator_input;
+mod private_files;
 mod remote_license_server;

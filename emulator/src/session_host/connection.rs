@@ -435,7 +435,7 @@ async fn hold_session<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     duration: Duration,
 ) {
-    let deadline = tokio::time::Instant::now() + duration;
+    let deadline = crate::transport::deadline_after(duration);
     loop {
         match tokio::time::timeout_at(deadline, framed.read_pdu("active session")).await {
             Ok(Ok(_)) => {}

@@ -7,6 +7,7 @@ mod connection;
 mod errinfo;
 mod issuer;
 mod licensing;
+mod source_limit;
 pub mod tls;
 
 use std::future::Future;
@@ -30,8 +31,12 @@ use issuer::{Backend, Source};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::decider::Decider;
 use rdpele_license_server::remote::RemoteIssuer;
-use rdpele_license_server::server::{load_or_create_key, product_version, LicenseServer};
+use rdpele_license_server::server::{
+    load_or_create_key, load_or_create_key_bits, product_version, LicenseServer,
+};
 use rdpele_license_server::store::Store;
+use rdpele_license_server::token::Token;
+use source_limit::SourceLimit;
 
 /// The host's own licensing key (the one its License Request certificate holds), beside the
 /// license server's in the data directory.
@@ -53,11 +58,13 @@ pub struct Options {
     pub data: PathBuf,
     pub config: HostConfig,
     /// A remote license server: base URL and bearer token.
-    pub license_server: Option<(String, String)>,
+    pub license_server: Option<(String, Token)>,
     /// Keep each session open this long after activation; `None` ends it at once.
     pub session_seconds: Option<u64>,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections served at once from one source address; more from it are closed at once.
+    pub max_connections_per_source: usize,
     /// The longest the host waits for any one client PDU or write.
     pub step_timeout: Duration,
     /// Record each connection's licensing PDUs under this directory.
@@ -115,7 +122,7 @@ impl Shared {
                 cause: cause.into(),
             }
         }
-        std::fs::create_dir_all(&options.data)
+        rdpele_license_server::private_files::create_private_dir(&options.data)
             .map_err(|e| error(&format!("creating {}", options.data.display()), e))?;
         let config = options.config.clone();
         let local =
@@ -178,7 +185,7 @@ impl Shared {
             }
             Some((url, token)) => Source::Remote(Box::new(RemoteIssuer::new(
                 url,
-                token,
+                token.expose(),
                 host,
                 options.step_timeout,
             ))),
@@ -206,15 +213,10 @@ fn licensing_key(
     path: &std::path::Path,
     bits: Option<usize>,
 ) -> Result<LicensingPrivateKey, BoxError> {
-    if let Some(bits) = bits.filter(|_| !path.exists()) {
-        let key = LicensingPrivateKey::generate(bits, &mut rand::rng())?;
-        let pem = key.to_pkcs8_pem()?;
-        std::fs::write(path, pem).map_err(|source| StartError {
-            step: path.display().to_string(),
-            cause: source.into(),
-        })?;
-    }
-    let key = load_or_create_key(path)?;
+    let key = match bits {
+        Some(bits) => load_or_create_key_bits(path, bits)?,
+        None => load_or_create_key(path)?,
+    };
     let held = key.public_key().modulus_bits();
     match bits {
         Some(bits) if held != bits => Err(KeySizeMismatch {
@@ -270,14 +272,16 @@ fn licensing_certificate(
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, serving at most
-/// `max_connections` at once; each connection runs in its own task, so one client's failure
-/// ends only its own connection.
+/// `max_connections` at once and `max_connections_per_source` of them from one address (a
+/// connection over that is closed as soon as it is accepted); each connection runs in its own
+/// task, so one client's failure ends only its own connection.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(shared.options.max_connections.max(1)));
+    let sources = SourceLimit::new(shared.options.max_connections_per_source);
     let mut index: u64 = 0;
     tokio::pin!(shutdown);
     loop {
@@ -296,6 +300,14 @@ pub async fn serve(
                 }
             },
         };
+        let Some(source_slot) = sources.try_acquire(address.ip()) else {
+            warn!(
+                peer = %address,
+                limit = sources.limit(),
+                "connection closed: its address has as many open as --max-connections-per-source"
+            );
+            continue;
+        };
         index += 1;
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
@@ -303,14 +315,21 @@ pub async fn serve(
             let _ = tcp.set_nodelay(true);
             // Per-read timeouts alone let a client that sends a byte now and then hold a slot
             // for ever; the whole connection gets a deadline too.
-            let deadline = shared.options.step_timeout * CONNECTION_STEPS
-                + Duration::from_secs(shared.options.session_seconds.unwrap_or(0));
+            // Saturating: a library caller's huge timeout means "no deadline", not a panic.
+            let deadline = shared
+                .options
+                .step_timeout
+                .saturating_mul(CONNECTION_STEPS)
+                .saturating_add(Duration::from_secs(
+                    shared.options.session_seconds.unwrap_or(0),
+                ));
             let served = connection::serve_connection(tcp, shared, peer.clone(), index);
             match tokio::time::timeout(deadline, served).await {
                 Ok(Ok(ending)) => tracing::debug!(peer, ?ending, "connection ended"),
                 Ok(Err(error)) => warn!(peer, %error, "connection closed"),
                 Err(_) => warn!(peer, ?deadline, "connection closed: over its deadline"),
             }
+            drop(source_slot);
             drop(permit);
         });
     }

@@ -1,6 +1,6 @@
 //! The host's TLS identity (MS-RDPBCGR 5.4.5.1: TLS replaces RDP's own encryption): a
 //! self-signed certificate made once with rcgen and kept in the data directory, so a client
-//! that pins it on first use sees the same one on every run.
+//! that pins it on first use sees the same one on every run. Its key is ECDSA P-256, 0600.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,18 +28,23 @@ pub fn server_config(dir: &Path, host_name: &str) -> Result<Arc<rustls::ServerCo
     };
     let cert_path = dir.join(CERT_FILE);
     let key_path = dir.join(KEY_FILE);
-    if !cert_path.exists() || !key_path.exists() {
-        let certified = rcgen::generate_simple_self_signed(vec![host_name.to_owned()])
-            .map_err(|e| error(format!("generating the certificate: {e}")))?;
-        std::fs::write(&key_path, certified.signing_key.serialize_pem())
-            .map_err(|e| error(format!("writing {KEY_FILE}: {e}")))?;
-        std::fs::write(&cert_path, certified.cert.pem())
-            .map_err(|e| error(format!("writing {CERT_FILE}: {e}")))?;
-    }
+    let key_pem = load_or_create(&key_path, || {
+        rcgen::KeyPair::generate().map(|key| key.serialize_pem())
+    })
+    .map_err(|e| error(format!("{KEY_FILE}: {e}")))?;
+    rdpele_license_server::private_files::warn_if_open_to_others(&key_path);
+    // A certificate made for the key on disk, whoever wrote the key: two hosts starting on one
+    // fresh directory may each make one, and either is valid for it.
+    load_or_create(&cert_path, || {
+        let key = rcgen::KeyPair::from_pem(&key_pem)?;
+        let params = rcgen::CertificateParams::new(vec![host_name.to_owned()])?;
+        Ok(params.self_signed(&key)?.pem())
+    })
+    .map_err(|e| error(format!("{CERT_FILE}: {e}")))?;
     let certs = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| error(format!("reading {CERT_FILE}: {e}")))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| error(format!("reading {KEY_FILE}: {e}")))?;
     // TLS_AES_128_GCM_SHA256 first, whatever the client prefers: every TLS 1.3 client has it
     // (RFC 8446 9.1 makes it mandatory), and its key schedule's SHA-256 runs on the CPU's SHA
@@ -63,6 +68,20 @@ pub fn server_config(dir: &Path, host_name: &str) -> Result<Arc<rustls::ServerCo
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
+}
+
+/// The PEM text in `path`, or `make`'s written there (0600, never over another writer's).
+fn load_or_create(
+    path: &Path,
+    make: impl FnOnce() -> Result<String, rcgen::Error>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    if !path.exists() {
+        let pem = make()?;
+        if rdpele_license_server::private_files::create_private_file(path, pem.as_bytes())? {
+            return Ok(pem);
+        }
+    }
+    Ok(std::fs::read_to_string(path)?)
 }
 
 #[cfg(test)]

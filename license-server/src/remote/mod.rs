@@ -5,7 +5,9 @@
 //! Windows session hosts find their RD License Server over the network and several hosts share
 //! one; this is that arrangement for the emulator. The API is versioned by its path prefix
 //! (`/v1`), carries one call per [`LicenseIssuer`] method, and needs
-//! `Authorization: Bearer <token>` on every call but the health check:
+//! `Authorization: Bearer <token>` on every call but the health check. The health check takes
+//! a token too: without one it answers anybody, with a wrong one it answers 401, so a session
+//! host can check its token at startup:
 //!
 //! ```text
 //! POST /v1/new_license      {"host": HOST, "client": {"hwid": HEX20, "platform_id": u32,
@@ -24,7 +26,8 @@
 //!          | {"decision": "refuse", "error_code": u32, "state_transition": u32}
 //! errors   = {"error": str, "field": "client.hwid"}   (field only when one is at fault):
 //!            400 malformed (the field named), 401 no or wrong token, 404 no such endpoint,
-//!            413 body over MAX_BODY_BYTES, 503 the license server cannot decide
+//!            408 body not received in time, 413 body over MAX_BODY_BYTES,
+//!            503 the license server cannot decide
 //! ```
 //!
 //! The host comes with every request, not once per server: the same license server answers a
@@ -36,7 +39,16 @@
 //!
 //! Decisions use the license server's own virtual clock ([`LicenseServer::now`]), never the
 //! caller's: `rdpele admin clock advance --data DIR` on the server's data directory is the
-//! one time every host sees, as every Windows host trusts its license server's answer.
+//! one time every host sees, as every Windows host trusts its license server's answer. The
+//! health check reads that clock through a store connection of its own, so it answers at once
+//! even while decisions wait for the store.
+//!
+//! Slow and hostile clients are bounded by [`Limits`] (HTTP/1.1 only, on hyper's own
+//! connection loop): a request head must arrive whole within `header_timeout` (10 s), which
+//! is also how long a kept-alive connection may wait idle for its next request, since the
+//! timer runs from the moment the server waits for a head; a body must arrive whole within
+//! `body_timeout` (10 s) of its head, else 408; and at most `max_connections` (512) are served
+//! at once, the others waiting in the listen backlog. Past a timeout the connection is closed.
 
 #[cfg(feature = "http-client")]
 mod client;
@@ -52,7 +64,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "http-client")]
 pub use client::{RemoteCallError, RemoteHealth, RemoteIssuer};
 #[cfg(feature = "http-server")]
-pub use server::{router, serve, serve_with, RemoteError};
+pub use server::{router, serve, serve_with, serve_with_limits, Limits, RemoteError};
 
 /// The largest request body the server reads (and response body the client reads): a CAL is
 /// a few KiB (the 2019 capture is 5112 bytes), twice that in hex.

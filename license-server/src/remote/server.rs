@@ -1,28 +1,38 @@
-//! The license server's side of the API: an axum router over one [`LicenseServer`].
+//! The license server's side of the API: an axum router over one [`LicenseServer`], served
+//! by hyper's own connection loop under [`Limits`].
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use rdpele_proto::cal::parse_cal;
 use rdpele_proto::crypto::RsaBackend;
 use rdpele_proto::machine::{ClientInfo, LicenseAnswer, LicenseQuery, PresentedLicense};
 use rdpele_proto::wire::ClientHardwareId;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use super::{AssessmentBody, DecisionBody, HealthBody, MAX_BODY_BYTES};
-use crate::clock::format_instant;
+use crate::clock::{format_instant, Clock};
 use crate::model::{HostInfo, LicensingMode, WindowsVersion};
 use crate::server::{LicenseServer, ServerError};
+use crate::store::Store;
 
 /// The host the server is opened for. Never decides anything: every decision first sets the
 /// host its request names.
@@ -30,6 +40,10 @@ const OPENING_HOST: HostInfo = HostInfo {
     version: WindowsVersion::V2022,
     mode: LicensingMode::PerDevice,
 };
+
+/// How long a failed `accept` (out of file descriptors, most likely) waits before the next
+/// one, so the loop does not spin while connections are closing.
+const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Why the remote license server could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +55,47 @@ pub enum RemoteError {
     OpenTask(#[from] tokio::task::JoinError),
     #[error("an empty token would let any caller in")]
     EmptyToken,
-    #[error("serving http: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("max_connections is 0: no connection would ever be served")]
+    NoConnections,
+}
+
+/// What a client may hold of the server, so that slow or hostile clients (slowloris, bodies
+/// that never end, connections left open) cannot keep the session hosts from their answers.
+/// Every request of the API is a few hundred bytes of header and at most [`MAX_BODY_BYTES`]
+/// of body, sent at once by a program: the defaults are generous for that and still bound
+/// what an idle or stalled connection costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a connection has to send a whole request head, counted from when the server
+    /// starts waiting for it: on a fresh connection, and after each answer on a kept-alive
+    /// one. So it is also how long a kept-alive connection may sit idle (hyper's header timer
+    /// runs from the wait for the next request, not from its first byte). Default 10 s: a head
+    /// arrives in one segment; a session host's connection pool reconnects after an idle close.
+    pub header_timeout: Duration,
+    /// How long a request has to send its whole body once its head is read, however it
+    /// trickles in; answered 408 past that. Default 10 s, for at most 64 KiB.
+    pub body_timeout: Duration,
+    /// How many connections are served at once; the next ones wait in the listen backlog
+    /// until one closes (which the timeouts above bound). Default 512: a fleet of session
+    /// hosts needs a few dozen, and 512 stays under the usual soft limit of 1024 open files,
+    /// so the cap is reached before `accept` fails for want of descriptors.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 512,
+        }
+    }
 }
 
 /// Serves the license server over `dir` on `listener` until `shutdown` completes, then lets
 /// the requests in flight finish. Its CALs are signed by `rsa_backend`.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     dir: PathBuf,
     token: String,
     rsa_backend: RsaBackend,
@@ -64,26 +111,111 @@ pub async fn serve(
 
 /// [`serve`] with a license server the caller opened (a frozen clock and a seed, in tests).
 pub async fn serve_with(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     server: LicenseServer,
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RemoteError> {
-    let app = router(server, token)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    serve_with_limits(listener, server, token, Limits::default(), shutdown).await
+}
+
+/// [`serve_with`] under `limits` instead of the defaults.
+///
+/// Each connection is served by a task holding one of `max_connections` permits; the loop
+/// waits for a permit before it accepts. When `shutdown` completes the loop stops accepting,
+/// every connection is told to close once its request in flight is answered (an idle one
+/// closes at once), and this returns when all have closed: at most the timeouts later for a
+/// slow client.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    server: LicenseServer,
+    token: String,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RemoteError> {
+    if limits.max_connections == 0 {
+        return Err(RemoteError::NoConnections);
+    }
+    let service = TowerToHyperService::new(router(server, token, limits.body_timeout)?);
+    let mut connections = http1::Builder::new();
+    connections
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    // Past MAX_PERMITS (usize::MAX / 8) tokio panics; no machine serves that many anyway.
+    let permits = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed: this loop owns it.
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    if !is_connection_error(&error) {
+                        tracing::warn!(%error, "accepting a connection");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let connection =
+            graceful.watch(connections.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // Timeouts and clients going away end up here: the client's business.
+                tracing::debug!(%peer, %error, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     Ok(())
 }
 
-/// The API's routes over `server`, for a caller that serves them itself.
-pub fn router(server: LicenseServer, token: String) -> Result<Router, RemoteError> {
+/// An `accept` error about the one connection being accepted (it went away before it was
+/// accepted), rather than about the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    )
+}
+
+/// The API's routes over `server`, reading each request body within `body_timeout`, for a
+/// caller that serves them itself (with its own header timeout and connection cap).
+pub fn router(
+    server: LicenseServer,
+    token: String,
+    body_timeout: Duration,
+) -> Result<Router, RemoteError> {
     if token.is_empty() {
         return Err(RemoteError::EmptyToken);
     }
+    let (clock, store) = server.open_clock_reader()?;
     let shared = Shared {
         server: Arc::new(Mutex::new(server)),
+        clock: Arc::new(ClockReader {
+            clock,
+            store: Mutex::new(store),
+        }),
         token: Arc::from(token),
+        body_timeout,
     };
     let decisions = Router::new()
         .route("/v1/new_license", post(new_license))
@@ -97,18 +229,27 @@ pub fn router(server: LicenseServer, token: String) -> Result<Router, RemoteErro
         .route("/v1/health", get(health))
         .merge(decisions)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared))
 }
 
 /// One license server for every connection. Its store is one SQLite connection, so the store's
 /// part of each decision takes turns under the lock; the CAL it grants is signed after the lock
 /// is released, so signatures for different clients run side by side. Both run off the
-/// runtime's threads (SQLite with fsync, and RSA).
+/// runtime's threads (SQLite with fsync, and RSA). The health check reads the virtual now
+/// through a connection of its own, so it answers while decisions queue.
 #[derive(Clone)]
 struct Shared {
     server: Arc<Mutex<LicenseServer>>,
+    clock: Arc<ClockReader>,
     token: Arc<str>,
+    body_timeout: Duration,
+}
+
+/// The license server's clock over its second store handle. A health check reads one row
+/// under this lock, never behind a decision.
+struct ClockReader {
+    clock: Clock,
+    store: Mutex<Store>,
 }
 
 impl Shared {
@@ -124,7 +265,8 @@ impl Shared {
     where
         T: Serialize + Send + 'static,
     {
-        let (host, query) = match body.map_err(ApiError::from).and_then(|body| parse(&body)) {
+        let read = self.read_body(body).await;
+        let (host, query) = match read.and_then(|body| parse(&body)) {
             Ok(parsed) => parsed,
             Err(error) => return error.into_response(),
         };
@@ -149,12 +291,43 @@ impl Shared {
         tracing::warn!(%reason, "license server cannot decide");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, reason).into_response()
     }
+
+    /// The whole request body, at most [`MAX_BODY_BYTES`], read within the body timeout in
+    /// all: a per-read timeout would let a client trickle a byte at a time for hours.
+    async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
+        let read = Limited::new(body, MAX_BODY_BYTES).collect();
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(error)) if error.is::<LengthLimitError>() => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("body".into()),
+                format!("over {MAX_BODY_BYTES} bytes"),
+            )),
+            Ok(Err(error)) => Err(ApiError::bad_field(
+                "body".into(),
+                format!("cut short: {error}"),
+            )),
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                Some("body".into()),
+                format!("not received within {:?}", self.body_timeout),
+            )),
+        }
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <the token>` (the scheme in any case,
+    /// RFC 7235).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|(_, token)| tokens_match(token.trim().as_bytes(), self.token.as_bytes()))
+    }
 }
 
-/// A request body, or why axum could not read it (too large, cut short).
-type Body = Result<Bytes, BytesRejection>;
-
-/// A request read: the host it is for, and what it asks.
+/// A request body read: the host it is for, and what it asks.
 type Parsed<R> = Result<(HostInfo, R), ApiError>;
 
 async fn new_license(State(shared): State<Shared>, body: Body) -> Response {
@@ -183,50 +356,42 @@ async fn upgrade_license(State(shared): State<Shared>, body: Body) -> Response {
 }
 
 async fn require_token(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
-        Some(token) if tokens_match(token.as_bytes(), shared.token.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => {
-            let mut response = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                None,
-                "missing or wrong bearer token",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        }
+    if shared.authorized(request.headers()) {
+        next.run(request).await
+    } else {
+        unauthorized()
     }
 }
 
-/// Compares the presented token with the expected one in a time that depends only on the
-/// expected token's length, so a caller cannot guess it byte by byte from response times.
+fn unauthorized() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        None,
+        "missing or wrong bearer token",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Compares the presented token with the expected one in constant time for equal lengths, so
+/// a caller cannot guess it byte by byte from response times (its length may show).
 fn tokens_match(presented: &[u8], expected: &[u8]) -> bool {
-    let mut difference = u8::from(presented.len() != expected.len());
-    for (index, byte) in expected.iter().enumerate() {
-        difference |= byte ^ presented.get(index).copied().unwrap_or(0);
-    }
-    std::hint::black_box(difference) == 0
+    presented.ct_eq(expected).into()
 }
 
-async fn health(State(shared): State<Shared>) -> Response {
-    let server = Arc::clone(&shared.server);
+/// Needs no token; one that is presented must be right, so a session host can check its
+/// token at startup with this call.
+async fn health(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if headers.contains_key(header::AUTHORIZATION) && !shared.authorized(&headers) {
+        return unauthorized();
+    }
+    let reader = Arc::clone(&shared.clock);
     let now = tokio::task::spawn_blocking(move || {
-        server
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .now()
-            .map_err(|error| error.to_string())
+        let store = reader.store.lock().unwrap_or_else(PoisonError::into_inner);
+        reader.clock.now(&store).map_err(|error| error.to_string())
     })
     .await
     .unwrap_or_else(|error| Err(error.to_string()));
@@ -266,16 +431,6 @@ impl ApiError {
 
     fn bad_field(field: String, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Some(field), message)
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> Self {
-        Self::new(
-            rejection.status(),
-            Some("body".into()),
-            rejection.body_text(),
-        )
     }
 }
 

@@ -207,11 +207,11 @@ fn enable_wal(conn: &Connection) -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// Opens the store in `dir` (creating the directory, the database and its schema if
+    /// Opens the store in `dir` (creating the directory 0700, the database and its schema if
     /// needed, and running any migration the database lacks).
     pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        crate::private_files::create_private_dir(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;

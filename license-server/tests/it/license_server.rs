@@ -364,3 +364,40 @@ fn the_decider_answers_each_queued_query_once_then_reports_its_commit() {
     let store = rdpele_license_server::store::Store::open(dir.path()).unwrap();
     assert_eq!(store.issued_licenses().unwrap().len(), 16);
 }
+
+/// Two processes starting on one fresh data directory (here four threads at once, many times
+/// over): every one ends up with the key on disk, written 0600, and nobody keeps signing with a
+/// key that another overwrote.
+#[test]
+fn hosts_starting_at_once_on_a_fresh_directory_share_one_private_key() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Barrier};
+
+    use rdpele_license_server::server::load_or_create_key_bits;
+    use rdpele_proto::crypto::LicensingPrivateKey;
+
+    for _ in 0..8 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Arc::new(dir.path().join(KEY_FILE));
+        let start = Arc::new(Barrier::new(4));
+        let keys: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, start) = (Arc::clone(&path), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    load_or_create_key_bits(&path, 512).unwrap().public_key()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        let on_disk = LicensingPrivateKey::from_pem(&std::fs::read_to_string(&*path).unwrap())
+            .unwrap()
+            .public_key();
+        assert!(keys.iter().all(|key| *key == on_disk));
+        let mode = std::fs::metadata(&*path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -10,6 +10,7 @@
 
 mod license_server;
 mod policy;
+mod remote_limits;
 mod simulation;
 mod store;
 mod store_crash;

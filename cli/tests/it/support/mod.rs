@@ -29,7 +29,8 @@ pub struct Host {
 impl Host {
     /// Starts a host on `data` with extra arguments (`--config`, `--timeout`, ...).
     pub fn start(data: &Path, extra: &[&str]) -> Host {
-        std::fs::create_dir_all(data).unwrap();
+        // The host makes `data` itself (0700), as on a fresh machine.
+        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
         let log = data.with_extension("serve.log");
         let child = Command::new(RDPELE)
             .arg("serve")
@@ -90,10 +91,15 @@ pub struct RemoteLicenseServer {
 
 impl RemoteLicenseServer {
     pub fn start(data: &Path, token: &str) -> RemoteLicenseServer {
+        Self::start_with(data, &["--token", token])
+    }
+
+    /// Started with `extra` arguments (`--token-file F`, ...).
+    pub fn start_with(data: &Path, extra: &[&str]) -> RemoteLicenseServer {
         let mut child = Command::new(RDPELE)
             .args(["license-server", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
-            .args(["--token", token])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
