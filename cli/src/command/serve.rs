@@ -219,6 +219,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     };
     let shared = Shared::open(options)?;
     runtime()?.block_on(async {
+        shared.check_license_server().await?;
         let listener =
             listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;

@@ -21,6 +21,7 @@ mod decode;
 mod decrypt;
 mod demo;
 mod emulated_client;
+mod fail_closed;
 mod fleet;
 mod hostile_client;
 mod interop_ironrdp;

@@ -116,7 +116,7 @@ impl RemoteServer {
     }
 
     fn issuer(&self, host: HostInfo) -> RemoteIssuer {
-        RemoteIssuer::new(&self.url(), TOKEN, host, TIMEOUT)
+        RemoteIssuer::new(&self.url(), TOKEN, host, TIMEOUT).unwrap()
     }
 
     fn wait_healthy(&self) {
@@ -368,7 +368,7 @@ fn figures_one_remote_decision_against_the_embedded_server() {
 }
 
 #[test]
-fn a_missing_or_wrong_token_is_401_and_the_issuer_refuses_as_if_unreachable() {
+fn a_missing_or_wrong_token_is_401_and_the_issuer_refuses_with_err_no_license_server() {
     let server = RemoteServer::start();
     let url = format!("{}/v1/new_license", server.url());
     let body = json!({
@@ -400,7 +400,8 @@ fn a_missing_or_wrong_token_is_401_and_the_issuer_refuses_as_if_unreachable() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decision"], "issue");
 
-    let mut wrong = RemoteIssuer::new(&server.url(), "wrong-token", HOST_2019_DEVICE, TIMEOUT);
+    let mut wrong =
+        RemoteIssuer::new(&server.url(), "wrong-token", HOST_2019_DEVICE, TIMEOUT).unwrap();
     assert_eq!(
         wrong.new_license(SystemTime::now(), &client(2, "alice")),
         Decision::Refuse(unavailable())
@@ -435,9 +436,35 @@ fn a_missing_or_wrong_token_is_401_and_the_issuer_refuses_as_if_unreachable() {
         pair.server_events
     );
 
-    // The health check needs no token.
-    let health = wrong.health().unwrap();
-    assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
+    // The health check carries the token too, so a host finds out at startup; a refusal is
+    // not the license server being unreachable (the host fails closed on it).
+    let error = wrong.health().unwrap_err();
+    assert!(error.to_string().contains("401"), "{error}");
+    assert!(!error.is_unreachable(), "{error}");
+    assert_eq!(
+        server.issuer(HOST_2019_DEVICE).health().unwrap().version,
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn urls_the_issuer_cannot_call_are_refused_when_it_is_made() {
+    for (url, reason) in [
+        (
+            "https://license.example:4000",
+            "https:// scheme is not supported",
+        ),
+        ("127.0.0.1:4000", "not a URL the client can call"),
+        ("ftp://127.0.0.1:4000", "ftp:// scheme is not supported"),
+        ("http://127.0.0.1:4000/?x=1", "a query"),
+        ("http://", "not a URL the client can call"),
+    ] {
+        let error = RemoteIssuer::new(url, TOKEN, HOST_2019_DEVICE, TIMEOUT).unwrap_err();
+        assert!(error.to_string().contains(reason), "{url}: {error}");
+    }
+    let error =
+        RemoteIssuer::new("http://127.0.0.1:4000", "a\nb", HOST_2019_DEVICE, TIMEOUT).unwrap_err();
+    assert!(error.to_string().contains("token"), "{error}");
 }
 
 #[test]
@@ -454,7 +481,8 @@ fn an_unreachable_license_server_is_refused_within_the_timeout() {
         TOKEN,
         HOST_2019_DEVICE,
         timeout,
-    );
+    )
+    .unwrap();
     let started = Instant::now();
     assert_eq!(
         issuer.new_license(SystemTime::now(), &client),
@@ -462,6 +490,8 @@ fn an_unreachable_license_server_is_refused_within_the_timeout() {
     );
     let refused_in = started.elapsed();
     assert!(issuer.take_failure().is_some());
+    // Unreachable: the grace period's case, not a misconfiguration.
+    assert!(issuer.health().unwrap_err().is_unreachable());
 
     // A server that accepts and never answers: the timeout ends the call.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -470,7 +500,8 @@ fn an_unreachable_license_server_is_refused_within_the_timeout() {
         TOKEN,
         HOST_2019_DEVICE,
         timeout,
-    );
+    )
+    .unwrap();
     let started = Instant::now();
     assert_eq!(
         issuer.new_license(SystemTime::now(), &client),
@@ -478,6 +509,7 @@ fn an_unreachable_license_server_is_refused_within_the_timeout() {
     );
     let timed_out_in = started.elapsed();
     assert!(issuer.take_failure().is_some());
+    assert!(issuer.health().unwrap_err().is_unreachable());
     assert!(timed_out_in >= timeout, "{timed_out_in:?}");
     assert!(
         timed_out_in < timeout + Duration::from_secs(10),
@@ -489,30 +521,35 @@ fn an_unreachable_license_server_is_refused_within_the_timeout() {
     let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let impostor_addr = impostor.local_addr().unwrap();
     let answering = std::thread::spawn(move || {
-        let (mut stream, _) = impostor.accept().unwrap();
-        let mut request = [0u8; 4096];
-        let _ = std::io::Read::read(&mut stream, &mut request).unwrap();
-        let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                        Content-Length: 8\r\nConnection: close\r\n\r\nnot json";
-        std::io::Write::write_all(&mut stream, response.as_bytes()).unwrap();
+        for _ in 0..2 {
+            let (mut stream, _) = impostor.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request).unwrap();
+            let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                            Content-Length: 8\r\nConnection: close\r\n\r\nnot json";
+            std::io::Write::write_all(&mut stream, response.as_bytes()).unwrap();
+        }
     });
     let mut issuer = RemoteIssuer::new(
         &format!("http://{impostor_addr}"),
         TOKEN,
         HOST_2019_DEVICE,
         timeout,
-    );
+    )
+    .unwrap();
     assert_eq!(
         issuer.new_license(SystemTime::now(), &client),
         Decision::Refuse(unavailable())
     );
     let failure = issuer.take_failure().unwrap();
     assert!(failure.contains("unreadable answer"), "{failure}");
+    // Reached, and not the API: a misconfiguration, which the host fails closed on.
+    assert!(!issuer.health().unwrap_err().is_unreachable());
     answering.join().unwrap();
 
     // A server that stopped: what worked a moment ago is refused.
     let mut server = RemoteServer::start();
-    let mut issuer = RemoteIssuer::new(&server.url(), TOKEN, HOST_2019_DEVICE, timeout);
+    let mut issuer = RemoteIssuer::new(&server.url(), TOKEN, HOST_2019_DEVICE, timeout).unwrap();
     let (license_info, _) = issued(&issuer.new_license(SystemTime::now(), &client));
     server.stop();
     let started = Instant::now();

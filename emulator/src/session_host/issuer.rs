@@ -68,8 +68,10 @@ impl HostIssuer {
 
     /// Answers `query` and logs the decision. The embedded license server decides on its own
     /// thread, in batches (group commit), at its own virtual now, and the CAL is signed on the
-    /// blocking pool while the batch commits; a remote one is asked on this task. Without an
-    /// answer from either, the grace-period rules decide.
+    /// blocking pool while the batch commits; a remote one is asked on this task. When the
+    /// license server cannot be reached, the grace-period rules decide; when a remote one
+    /// turns the host away (a wrong token, a URL that is not the API), the client is refused
+    /// with ERR_NO_LICENSE_SERVER.
     pub async fn answer(&self, query: LicenseQuery) -> LicenseAnswer {
         let answer = self.ask(&query).await;
         self.log(&query, &answer);
@@ -119,7 +121,20 @@ impl HostIssuer {
             }
             Source::Remote(remote) => match remote.for_host(self.host).ask(query).await {
                 Ok(answer) => answer,
-                Err(error) => self.fallback(query, &error.to_string()).await,
+                Err(error) if error.is_unreachable() => {
+                    self.fallback(query, &error.to_string()).await
+                }
+                // Reached, and turned away or not understood: a misconfigured host refuses
+                // rather than admitting everyone through the grace period.
+                Err(error) => {
+                    warn!(
+                        peer = %self.peer,
+                        %error,
+                        "the license server refused the host or is not one (check --license-server \
+                         and the token): refusing with ERR_NO_LICENSE_SERVER"
+                    );
+                    unavailable_answer(query)
+                }
             },
         }
     }

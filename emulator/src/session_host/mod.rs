@@ -183,12 +183,10 @@ impl Shared {
                         .map_err(|e| error("starting the license server's thread", e))?,
                 )
             }
-            Some((url, token)) => Source::Remote(Box::new(RemoteIssuer::new(
-                url,
-                token.expose(),
-                host,
-                options.step_timeout,
-            ))),
+            Some((url, token)) => Source::Remote(Box::new(
+                RemoteIssuer::new(url, token.expose(), host, options.step_timeout)
+                    .map_err(|e| error("the license server's URL or token", e))?,
+            )),
         };
         let backend = Arc::new(Backend {
             source,
@@ -203,6 +201,28 @@ impl Shared {
             backend,
             options,
         }))
+    }
+}
+
+impl Shared {
+    /// Asks a remote license server for its health with the host's token, so a host that
+    /// could not license anyone (server down, wrong token, a URL that is not the API) says so
+    /// before it listens. Nothing to check for an embedded one.
+    pub async fn check_license_server(&self) -> Result<(), StartError> {
+        let Source::Remote(remote) = &self.backend.source else {
+            return Ok(());
+        };
+        let url = self
+            .options
+            .license_server
+            .as_ref()
+            .map_or_else(String::new, |(url, _)| url.clone());
+        let health = remote.check_health().await.map_err(|cause| StartError {
+            step: format!("checking the license server at {url}"),
+            cause: cause.into(),
+        })?;
+        info!(license_server = %url, version = %health.version, "license server answers");
+        Ok(())
     }
 }
 

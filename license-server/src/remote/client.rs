@@ -26,11 +26,8 @@ use crate::server::{unavailable, unavailable_answer};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RemoteCallError {
-    #[error("{url}: not a URL the client can call: {source}")]
-    Url {
-        url: String,
-        source: hyper::http::Error,
-    },
+    #[error("{url}: not a URL the client can call: {reason}")]
+    Url { url: String, reason: String },
     #[error("{0}")]
     Transport(#[from] hyper_util::client::legacy::Error),
     #[error("no answer within {0:?}")]
@@ -48,6 +45,28 @@ pub enum RemoteCallError {
     /// The blocking calls run their own runtime; it could not be built.
     #[error("starting the blocking call's runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl RemoteCallError {
+    /// Whether the license server could not be reached at all (no connection, no answer in
+    /// time, or it answered that it cannot decide, 5xx), as opposed to a host that reached
+    /// something and was turned away or misunderstood: a wrong token (401/403), a wrong URL
+    /// (404, not HTTP, not the API). Windows admits clients through the grace period only in
+    /// the first case; in the second the host is misconfigured and must fail closed, or a typo
+    /// in its configuration would admit everyone for 120 days.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Transport(error) => error.is_connect(),
+            Self::Timeout(_) => true,
+            Self::Status { status, .. } => *status >= 500,
+            Self::Url { .. }
+            | Self::Body(_)
+            | Self::Answer(_)
+            | Self::Cal(_)
+            | Self::Now(_)
+            | Self::Runtime(_) => false,
+        }
+    }
 }
 
 /// The license server's answer to `/v1/health`.
@@ -98,16 +117,49 @@ fn new_client() -> Client<HttpConnector, Full<Bytes>> {
 
 impl RemoteIssuer {
     /// An issuer asking the license server at `base_url` (`http://127.0.0.1:4000`) for the
-    /// session host `host`, each call given at most `timeout` in all.
-    pub fn new(base_url: &str, token: &str, host: HostInfo, timeout: Duration) -> Self {
-        Self {
+    /// session host `host`, each call given at most `timeout` in all. A URL the client cannot
+    /// call (another scheme, no host, a query) or a token that cannot go in a header is an
+    /// error here, not a refusal at the first client.
+    pub fn new(
+        base_url: &str,
+        token: &str,
+        host: HostInfo,
+        timeout: Duration,
+    ) -> Result<Self, RemoteCallError> {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let url_error = |reason: &str| RemoteCallError::Url {
+            url: base_url.clone(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = base_url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| url_error(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(url_error(&format!(
+                    "the {other}:// scheme is not supported (http:// only)"
+                )))
+            }
+            None => return Err(url_error("no scheme (expected http://HOST:PORT)")),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(url_error("no host"));
+        }
+        if uri.query().is_some() {
+            return Err(url_error("a query has no place in the base URL"));
+        }
+        let authorization = format!("Bearer {token}");
+        HeaderValue::from_str(&authorization)
+            .map_err(|_| url_error("the token cannot be sent in an HTTP header"))?;
+        Ok(Self {
             client: new_client(),
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            authorization: format!("Bearer {token}"),
+            base_url,
+            authorization,
             host,
             timeout,
             failure: None,
-        }
+        })
     }
 
     pub fn host(&self) -> HostInfo {
@@ -163,7 +215,8 @@ impl RemoteIssuer {
         }
     }
 
-    /// The license server's version and virtual now, on the caller's runtime.
+    /// The license server's version and virtual now, on the caller's runtime; with the token,
+    /// so a wrong one is an error (401) here as it would be at the first decision.
     pub async fn check_health(&self) -> Result<RemoteHealth, RemoteCallError> {
         let body: HealthBody = self.call(Method::GET, "health", None).await?;
         let now = u64::try_from(body.now_unix)
@@ -214,25 +267,28 @@ impl RemoteIssuer {
         body: Option<&Value>,
     ) -> Result<T, RemoteCallError> {
         let url = format!("{}/v1/{endpoint}", self.base_url);
-        let url_error = |source: hyper::http::Error| RemoteCallError::Url {
+        let url_error = |reason: String| RemoteCallError::Url {
             url: url.clone(),
-            source,
+            reason,
         };
         let uri: Uri = url
             .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| url_error(e.into()))?;
-        let mut request = Request::builder().method(method).uri(uri);
+            .map_err(|e: hyper::http::uri::InvalidUri| url_error(e.to_string()))?;
+        let authorization =
+            HeaderValue::from_str(&self.authorization).map_err(|e| url_error(e.to_string()))?;
+        // The token goes with the health check too: the server answers 401 to a wrong one,
+        // which is how a host finds out at startup.
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(AUTHORIZATION, authorization);
         if body.is_some() {
-            let authorization =
-                HeaderValue::from_str(&self.authorization).map_err(|e| url_error(e.into()))?;
-            request = request
-                .header(AUTHORIZATION, authorization)
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let payload = body.map(Value::to_string).unwrap_or_default();
         let request = request
             .body(Full::new(Bytes::from(payload)))
-            .map_err(url_error)?;
+            .map_err(|e| url_error(e.to_string()))?;
         let exchange = async {
             let response = self.client.request(request).await?;
             let status = response.status();

@@ -82,7 +82,7 @@ impl Served {
     }
 
     fn issuer(&self) -> RemoteIssuer {
-        RemoteIssuer::new(&format!("http://{}", self.addr), TOKEN, HOST, CALL_TIMEOUT)
+        RemoteIssuer::new(&format!("http://{}", self.addr), TOKEN, HOST, CALL_TIMEOUT).unwrap()
     }
 
     fn connect(&self) -> TcpStream {
@@ -362,7 +362,8 @@ fn health_answers_while_a_decision_holds_the_license_server() {
         TOKEN,
         HOST,
         CLOSED_WITHIN,
-    );
+    )
+    .unwrap();
     let health = checking.health().unwrap();
     assert_eq!(health.now, epoch(), "the server's own frozen clock");
     assert!(!deciding.is_finished(), "the decision was still waiting");

@@ -96,8 +96,13 @@ impl RemoteLicenseServer {
 
     /// Started with `extra` arguments (`--token-file F`, ...).
     pub fn start_with(data: &Path, extra: &[&str]) -> RemoteLicenseServer {
+        Self::start_on("127.0.0.1:0", data, extra)
+    }
+
+    /// Listening on `address`.
+    pub fn start_on(address: &str, data: &Path, extra: &[&str]) -> RemoteLicenseServer {
         let mut child = Command::new(RDPELE)
-            .args(["license-server", "--listen", "127.0.0.1:0", "--data"])
+            .args(["license-server", "--listen", address, "--data"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
