@@ -878,3 +878,134 @@ const _: fn() = || {
     fn send<T: Send>() {}
     send::<RemoteIssuer>();
 };
+
+/// A new_license body for the device of `seed`, with `request_id` when given.
+fn new_license_body(seed: u8, request_id: Option<&str>) -> Value {
+    let client = client(seed, "alice");
+    let mut body = json!({
+        "host": {"version": "2019", "mode": "per-device"},
+        "client": {
+            "hwid": hex::encode(client.hwid.to_bytes()),
+            "platform_id": client.platform_id,
+            "user_name": client.user_name,
+            "machine_name": client.machine_name,
+        },
+    });
+    if let Some(id) = request_id {
+        body["request_id"] = Value::from(id);
+    }
+    body
+}
+
+#[test]
+fn a_repeated_request_id_gets_the_first_decision_not_a_second() {
+    let server = RemoteServer::start();
+    let first = post(
+        &server,
+        "new_license",
+        &new_license_body(1, Some("retry-1")),
+    );
+    let again = post(
+        &server,
+        "new_license",
+        &new_license_body(1, Some("retry-1")),
+    );
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(first.1["decision"], "issue", "{}", first.1);
+    assert_eq!(first, again, "the same CAL, not a second decision");
+
+    // Without an id, asking twice is deciding twice: the device's record answers with a new
+    // CAL (same expiry, another serial and signature).
+    let one = post(&server, "new_license", &new_license_body(2, None));
+    let two = post(&server, "new_license", &new_license_body(2, None));
+    assert_eq!(one.1["decision"], "issue");
+    assert_ne!(one.1["cal"], two.1["cal"]);
+
+    // The id names one request: another body under it is refused, and so is a malformed id.
+    let (status, answer) = post(
+        &server,
+        "new_license",
+        &new_license_body(3, Some("retry-1")),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["field"], "request_id");
+    for bad in [
+        json!(""),
+        json!("has space"),
+        json!(7),
+        json!("x".repeat(65)),
+    ] {
+        let mut body = new_license_body(3, None);
+        body["request_id"] = bad.clone();
+        let (status, answer) = post(&server, "new_license", &body);
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert_eq!(answer["field"], "request_id", "{bad}");
+    }
+}
+
+/// A proxy to `upstream` that keeps the first connection's answer from its client (and
+/// records it), and passes every later connection through.
+fn proxy_holding_the_first_answer(
+    upstream: SocketAddr,
+) -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    fn pass(mut from: TcpStream, mut to: TcpStream) {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (held_tx, held) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (index, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(upstream).unwrap();
+            pass(client.try_clone().unwrap(), server.try_clone().unwrap());
+            if index == 0 {
+                let held_tx = held_tx.clone();
+                std::thread::spawn(move || {
+                    let mut server = server;
+                    server
+                        .set_read_timeout(Some(Duration::from_secs(2)))
+                        .unwrap();
+                    let mut answer = Vec::new();
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(read @ 1..) = server.read(&mut buffer) {
+                        answer.extend_from_slice(&buffer[..read]);
+                    }
+                    let _ = held_tx.send(answer);
+                    drop(client);
+                });
+            } else {
+                pass(server, client);
+            }
+        }
+    });
+    (address, held)
+}
+
+#[test]
+fn a_host_that_gave_up_waiting_gets_the_recorded_cal_when_it_asks_again() {
+    let server = RemoteServer::start();
+    let (proxy, held) = proxy_holding_the_first_answer(server.addr);
+    let mut issuer = RemoteIssuer::new(
+        &format!("http://{proxy}"),
+        TOKEN,
+        HOST_2019_DEVICE,
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let decision = issuer.new_license(SystemTime::now(), &client(1, "alice"));
+    let Decision::Issue(cal) = decision else {
+        panic!("{decision:?}: {:?}", issuer.take_failure());
+    };
+    // The answer the host never saw carried this very CAL: one decision, delivered on the
+    // retry, not a second CAL recorded beside one that nobody received.
+    let held = String::from_utf8(held.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert!(held.starts_with("HTTP/1.1 200"), "{held}");
+    assert!(held.contains(&hex::encode(&cal)), "{held}");
+}

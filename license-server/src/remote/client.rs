@@ -188,6 +188,7 @@ impl RemoteIssuer {
         match query {
             LicenseQuery::NewLicense(client) => {
                 let body = json!({
+                    "request_id": new_request_id(),
                     "host": self.host_json(),
                     "client": {
                         "hwid": hex::encode(client.hwid.to_bytes()),
@@ -199,7 +200,7 @@ impl RemoteIssuer {
                 self.decision(endpoint(query), &body).await
             }
             LicenseQuery::AssessLicense(presented) => {
-                let body = self.presented(presented);
+                let body = self.presented(presented, false);
                 let assessment = match self.post(endpoint(query), &body).await? {
                     AssessmentBody::Valid => Assessment::Valid,
                     AssessmentBody::Upgrade => Assessment::Upgrade,
@@ -208,7 +209,7 @@ impl RemoteIssuer {
                 Ok(LicenseAnswer::Assessment(assessment))
             }
             LicenseQuery::UpgradeLicense(presented) => {
-                let body = self.presented(presented);
+                let body = self.presented(presented, true);
                 self.decision(endpoint(query), &body).await
             }
             _ => Ok(unavailable_answer(query)),
@@ -235,12 +236,28 @@ impl RemoteIssuer {
         block_on(async move { own.check_health().await })?
     }
 
+    /// A new or upgrade decision. `body` carries a request id: when the first call times out
+    /// (the license server may have decided and recorded a CAL), the call is made once more
+    /// with the same id, and the license server answers it with that decision, not a second
+    /// one.
     async fn decision(
         &self,
         endpoint: &str,
         body: &Value,
     ) -> Result<LicenseAnswer, RemoteCallError> {
-        let decision = match self.post(endpoint, body).await? {
+        let answer = match self.post(endpoint, body).await {
+            Err(RemoteCallError::Timeout(timeout)) => {
+                tracing::warn!(
+                    license_server = %self.base_url,
+                    endpoint,
+                    ?timeout,
+                    "no decision in time: asking once more with the same request id"
+                );
+                self.post(endpoint, body).await?
+            }
+            answer => answer?,
+        };
+        let decision = match answer {
             DecisionBody::Issue { cal } => {
                 Decision::Issue(hex::decode(&cal).map_err(RemoteCallError::Cal)?)
             }
@@ -318,15 +335,21 @@ impl RemoteIssuer {
         })
     }
 
-    fn presented(&self, presented: &PresentedLicense) -> Value {
-        json!({
+    /// The body presenting a CAL; `with_request_id` for a decision (upgrade), not for an
+    /// assessment, which records nothing.
+    fn presented(&self, presented: &PresentedLicense, with_request_id: bool) -> Value {
+        let mut body = json!({
             "host": self.host_json(),
             "license": {
                 "hwid": hex::encode(presented.hwid.to_bytes()),
                 "platform_id": presented.platform_id,
                 "license_info": hex::encode(&presented.license_info),
             },
-        })
+        });
+        if let (true, Value::Object(fields)) = (with_request_id, &mut body) {
+            fields.insert("request_id".into(), Value::from(new_request_id()));
+        }
+        body
     }
 
     /// A clone with a connection pool of its own, for a blocking call's own runtime: pooled
@@ -358,6 +381,11 @@ impl RemoteIssuer {
             unavailable
         })
     }
+}
+
+/// A request id for one decision (and its retry): 128 random bits in hex.
+fn new_request_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 /// The API endpoint that answers `query`.

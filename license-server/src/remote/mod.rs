@@ -18,6 +18,8 @@
 //!                        -> {"assessment": "valid" | "upgrade"}
 //!                         | {"assessment": "refuse", "error_code": u32, "state_transition": u32}
 //! POST /v1/upgrade_license  same body as assess_license -> DECISION
+//!                        (new_license and upgrade_license take an optional
+//!                         "request_id": 1-64 of [A-Za-z0-9_-]; see below)
 //! GET  /v1/health        -> {"status": "ok", "version": str, "now": RFC3339, "now_unix": i64}
 //!
 //! HOST     = {"version": "2008R2" | "2012" | "2016" | "2019" | "2022" | "2025",
@@ -26,8 +28,8 @@
 //!          | {"decision": "refuse", "error_code": u32, "state_transition": u32}
 //! errors   = {"error": str, "field": "client.hwid"}   (field only when one is at fault):
 //!            400 malformed (the field named), 401 no or wrong token, 404 no such endpoint,
-//!            408 body not received in time, 413 body over MAX_BODY_BYTES,
-//!            503 the license server cannot decide
+//!            408 body not received in time, 409 request_id reused for another body,
+//!            413 body over MAX_BODY_BYTES, 503 the license server cannot decide
 //! ```
 //!
 //! The host comes with every request, not once per server: the same license server answers a
@@ -36,6 +38,13 @@
 //! the server parses the CAL with the parser the protocol machine uses, so a CAL the session
 //! host accepted reads the same on both sides. Versions, modes and codes are spelled as
 //! `rdpele admin` spells them.
+//!
+//! A decision is recorded before it is answered, so a host that stops waiting (its timeout)
+//! could leave a CAL recorded for a client that never got it. [`RemoteIssuer`] sends a fresh
+//! `request_id` with each new or upgrade decision and, when the call times out, asks once more
+//! with the same id; the server answers a repeated id with the first decision (waiting for it
+//! if it is still being made) instead of deciding again. Ids are remembered for two minutes,
+//! at most 1,024 of them; a decision that failed (503) is forgotten, so its retry decides.
 //!
 //! Decisions use the license server's own virtual clock ([`LicenseServer::now`]), never the
 //! caller's: `rdpele admin clock advance --data DIR` on the server's data directory is the
@@ -50,6 +59,8 @@
 //! `body_timeout` (10 s) of its head, else 408; and at most `max_connections` (512) are served
 //! at once, the others waiting in the listen backlog. Past a timeout the connection is closed.
 
+#[cfg(feature = "http-server")]
+mod answered;
 #[cfg(feature = "http-client")]
 mod client;
 #[cfg(feature = "http-server")]

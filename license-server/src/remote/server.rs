@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -28,6 +28,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::answered::{AnsweredRequests, Claim, Outcome};
 use super::{AssessmentBody, DecisionBody, HealthBody, MAX_BODY_BYTES};
 use crate::clock::{format_instant, Clock};
 use crate::model::{HostInfo, LicensingMode, WindowsVersion};
@@ -210,6 +211,7 @@ pub fn router(
     let (clock, store) = server.open_clock_reader()?;
     let shared = Shared {
         server: Arc::new(Mutex::new(server)),
+        answered: Arc::new(AnsweredRequests::default()),
         clock: Arc::new(ClockReader {
             clock,
             store: Mutex::new(store),
@@ -240,6 +242,7 @@ pub fn router(
 #[derive(Clone)]
 struct Shared {
     server: Arc<Mutex<LicenseServer>>,
+    answered: Arc<AnsweredRequests>,
     clock: Arc<ClockReader>,
     token: Arc<str>,
     body_timeout: Duration,
@@ -255,41 +258,95 @@ struct ClockReader {
 impl Shared {
     /// Reads a request with `parse` as the protocol machine's query, lets the license server
     /// decide it for the host it names at its virtual now, and answers with `body` of the
-    /// answer.
+    /// answer. A request with a `request_id` seen before (with the same body) gets the first
+    /// one's answer instead of a new decision ([`AnsweredRequests`]).
     async fn answer<T>(
         &self,
         body: Body,
-        parse: fn(&[u8]) -> Parsed<LicenseQuery>,
+        parse: fn(&Value) -> Parsed<LicenseQuery>,
         answer_body: fn(LicenseAnswer) -> T,
     ) -> Response
     where
         T: Serialize + Send + 'static,
     {
-        let read = self.read_body(body).await;
-        let (host, query) = match read.and_then(|body| parse(&body)) {
-            Ok(parsed) => parsed,
+        let read = self.read_body(body).await.and_then(|bytes| {
+            let value = json_body(&bytes)?;
+            let request_id = Fields::body(&value)?.request_id()?;
+            Ok((bytes, request_id, parse(&value)?))
+        });
+        let (bytes, request_id, (host, query)) = match read {
+            Ok(read) => read,
             Err(error) => return error.into_response(),
         };
-        let server = Arc::clone(&self.server);
-        let joined = tokio::task::spawn_blocking(move || {
-            let decided = {
-                // A decision is one store transaction: one that panicked has left nothing half
-                // written, so the server is still usable.
-                let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
-                server.set_host(host);
-                let now = server.now()?;
-                server.decide_query(now, &query)
-            };
-            Ok::<T, ServerError>(answer_body(decided.finish()))
-        })
-        .await;
-        let reason = match joined {
-            Ok(Ok(answer)) => return Json(answer).into_response(),
-            Ok(Err(error)) => error.to_string(),
-            Err(error) => error.to_string(),
+        let decide = self.decide(host, query, answer_body);
+        let Some(request_id) = request_id else {
+            return respond(decide.await);
         };
-        tracing::warn!(%reason, "license server cannot decide");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, reason).into_response()
+        let mut outcome = match self.answered.claim(&request_id, &bytes, Instant::now()) {
+            Claim::Await(outcome) => outcome,
+            Claim::Conflict => {
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    Some("request_id".into()),
+                    "already used for another request",
+                )
+                .into_response()
+            }
+            Claim::Decide(sender) => {
+                let outcome = sender.subscribe();
+                let answered = Arc::clone(&self.answered);
+                // Its own task: the decision is made and remembered even if this caller has
+                // gone (timed out), for its retry to find.
+                tokio::spawn(async move {
+                    let decided = decide.await;
+                    if decided.is_err() {
+                        answered.forget(&request_id);
+                    }
+                    let _ = sender.send(Some(decided));
+                });
+                outcome
+            }
+        };
+        let decided = match outcome.wait_for(Option::is_some).await {
+            Ok(decided) => decided.clone(),
+            Err(_) => None,
+        };
+        respond(decided.unwrap_or_else(|| Err("the deciding task ended without an answer".into())))
+    }
+
+    /// The decision of `query` for `host`, as the answer's JSON (off the runtime's threads:
+    /// SQLite with fsync, and RSA).
+    fn decide<T>(
+        &self,
+        host: HostInfo,
+        query: LicenseQuery,
+        answer_body: fn(LicenseAnswer) -> T,
+    ) -> impl Future<Output = Outcome> + Send + 'static
+    where
+        T: Serialize + Send + 'static,
+    {
+        let server = Arc::clone(&self.server);
+        async move {
+            let joined = tokio::task::spawn_blocking(move || {
+                let decided = {
+                    // A decision is one store transaction: one that panicked has left nothing
+                    // half written, so the server is still usable.
+                    let mut server = server.lock().unwrap_or_else(PoisonError::into_inner);
+                    server.set_host(host);
+                    let now = server.now()?;
+                    server.decide_query(now, &query)
+                };
+                Ok::<T, ServerError>(answer_body(decided.finish()))
+            })
+            .await;
+            match joined {
+                Ok(Ok(answer)) => serde_json::to_value(answer)
+                    .map(Arc::new)
+                    .map_err(|error| error.to_string()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
     }
 
     /// The whole request body, at most [`MAX_BODY_BYTES`], read within the body timeout in
@@ -330,15 +387,26 @@ impl Shared {
 /// A request body read: the host it is for, and what it asks.
 type Parsed<R> = Result<(HostInfo, R), ApiError>;
 
+/// A decision's answer, or 503 with why the license server could not decide.
+fn respond(outcome: Outcome) -> Response {
+    match outcome {
+        Ok(answer) => Json(&*answer).into_response(),
+        Err(reason) => {
+            tracing::warn!(%reason, "license server cannot decide");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, reason).into_response()
+        }
+    }
+}
+
 async fn new_license(State(shared): State<Shared>, body: Body) -> Response {
-    let parse = |body: &[u8]| {
+    let parse = |body: &Value| {
         parse_new_license(body).map(|(host, client)| (host, LicenseQuery::NewLicense(client)))
     };
     shared.answer(body, parse, DecisionBody::from_answer).await
 }
 
 async fn assess_license(State(shared): State<Shared>, body: Body) -> Response {
-    let parse = |body: &[u8]| {
+    let parse = |body: &Value| {
         parse_presented(body)
             .map(|(host, presented)| (host, LicenseQuery::AssessLicense(Box::new(presented))))
     };
@@ -348,7 +416,7 @@ async fn assess_license(State(shared): State<Shared>, body: Body) -> Response {
 }
 
 async fn upgrade_license(State(shared): State<Shared>, body: Body) -> Response {
-    let parse = |body: &[u8]| {
+    let parse = |body: &Value| {
         parse_presented(body)
             .map(|(host, presented)| (host, LicenseQuery::UpgradeLicense(Box::new(presented))))
     };
@@ -498,6 +566,28 @@ impl<'a> Fields<'a> {
             })
     }
 
+    /// The optional `request_id`: 1 to 64 letters, digits, `-` or `_`.
+    fn request_id(&self) -> Result<Option<String>, ApiError> {
+        let Some(value) = self.object.get("request_id") else {
+            return Ok(None);
+        };
+        let id = value
+            .as_str()
+            .filter(|id| {
+                (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+            })
+            .ok_or_else(|| {
+                ApiError::bad_field(
+                    self.path("request_id"),
+                    "expected 1 to 64 letters, digits, '-' or '_'",
+                )
+            })?;
+        Ok(Some(id.to_owned()))
+    }
+
     fn hex(&self, name: &str) -> Result<Vec<u8>, ApiError> {
         hex::decode(self.string(name)?)
             .map_err(|error| ApiError::bad_field(self.path(name), format!("not hex: {error}")))
@@ -537,9 +627,8 @@ fn json_body(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// A `new_license` body: the host and the client that passed the platform challenge.
-fn parse_new_license(body: &[u8]) -> Parsed<ClientInfo> {
-    let body = json_body(body)?;
-    let fields = Fields::body(&body)?;
+fn parse_new_license(body: &Value) -> Parsed<ClientInfo> {
+    let fields = Fields::body(body)?;
     let host = fields.host("host")?;
     let client = fields.object("client")?;
     Ok((
@@ -555,9 +644,8 @@ fn parse_new_license(body: &[u8]) -> Parsed<ClientInfo> {
 
 /// An `assess_license` or `upgrade_license` body: the host and a presented CAL, parsed again
 /// here and checked against the HWID, as the protocol machine checked it.
-fn parse_presented(body: &[u8]) -> Parsed<PresentedLicense> {
-    let body = json_body(body)?;
-    let fields = Fields::body(&body)?;
+fn parse_presented(body: &Value) -> Parsed<PresentedLicense> {
+    let fields = Fields::body(body)?;
     let host = fields.host("host")?;
     let license = fields.object("license")?;
     let hwid = license.hwid("hwid")?;
