@@ -65,6 +65,21 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> io::Result<bool> {
     Ok(placed)
 }
 
+/// The text in `path`, or what `make` gives, written there as [`create_private_file`] does
+/// (when another writer was first, theirs is read instead).
+pub fn load_or_create(
+    path: &Path,
+    make: impl FnOnce() -> Result<String, Box<dyn std::error::Error + Send + Sync>>,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    if !path.exists() {
+        let text = make()?;
+        if create_private_file(path, text.as_bytes())? {
+            return Ok(text);
+        }
+    }
+    Ok(fs::read_to_string(path)?)
+}
+
 fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)

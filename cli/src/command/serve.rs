@@ -13,7 +13,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use rdpele_emulator::session_host::config::HostConfig;
-use rdpele_emulator::session_host::{self, Options, Shared};
+use rdpele_emulator::session_host::{self, Options, RemoteLicenseServer, Shared};
 use rdpele_license_server::remote;
 use rdpele_license_server::token::Token;
 
@@ -65,9 +65,15 @@ pub struct ServeArgs {
     /// examples/serve.toml.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A remote license server (`rdpele license-server`), e.g. http://127.0.0.1:4000.
+    /// A remote license server (`rdpele license-server`), e.g. http://127.0.0.1:4000, or
+    /// https://NAME:4000 for one started with --tls. The host checks it (and the token) before
+    /// it listens and exits 1 if it turns the host away.
     #[arg(long, value_name = "URL", requires = "credentials")]
     license_server: Option<String>,
+    /// PEM certificates to trust for an https:// --license-server besides the system's roots:
+    /// the DATA/license_server_tls_cert.pem that `rdpele license-server --tls` made.
+    #[arg(long, value_name = "FILE", requires = "license_server")]
+    license_server_ca: Option<PathBuf>,
     /// Bearer token for --license-server (or RDPELE_TOKEN). On the command line it is visible
     /// to every user of the machine (`ps`): prefer RDPELE_TOKEN or --token-file.
     #[arg(
@@ -107,9 +113,11 @@ pub struct ServeArgs {
 /// Run the license server alone, for session hosts started with --license-server.
 ///
 /// Serves a small HTTP+JSON API (POST /v1/new_license, /v1/assess_license,
-/// /v1/upgrade_license; GET /v1/health) that requires `Authorization: Bearer TOKEN`. Decisions
-/// use the virtual clock of --data, so `rdpele admin clock advance --data DIR` applies to
-/// every host.
+/// /v1/upgrade_license; GET /v1/health) that requires `Authorization: Bearer TOKEN`; HTTPS
+/// with --tls. Decisions use the virtual clock of --data, so `rdpele admin clock advance
+/// --data DIR` applies to every host. A request head (or TLS handshake) must arrive within
+/// 10 s, which is also how long an idle connection stays open, and its body within 10 s
+/// more; at most 512 connections are served at once.
 #[derive(Debug, Args)]
 pub struct LicenseServerArgs {
     /// Address to listen on (loopback by default).
@@ -131,6 +139,15 @@ pub struct LicenseServerArgs {
     /// File whose first line is the bearer token (keep it chmod 600).
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     token_file: Option<PathBuf>,
+    /// Serve HTTPS: a self-signed certificate made on first use in
+    /// DATA/license_server_tls_cert.pem (give it to hosts with --license-server-ca) for the
+    /// --tls-name names.
+    #[arg(long)]
+    tls: bool,
+    /// A DNS name or IP address hosts use in their https:// URL, in the certificate made by
+    /// --tls (repeatable; default: localhost and the --listen address).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_name: Vec<String>,
     /// Who signs the CALs: "openssl" (native; the default in builds with the `openssl`
     /// feature) or "rust" (the pure-Rust `rsa` crate). The signatures are the same bytes.
     #[arg(long, value_name = "BACKEND", default_value_t = RsaBackend::default())]
@@ -204,7 +221,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             Some(url) => {
                 let token = token(args.token.as_ref(), args.token_file.as_deref())?
                     .context("--license-server needs --token, RDPELE_TOKEN or --token-file")?;
-                Some((url.clone(), token))
+                Some(RemoteLicenseServer {
+                    url: url.clone(),
+                    token,
+                    trust: args.license_server_ca.clone(),
+                })
             }
             None => None,
         },
@@ -235,19 +256,31 @@ pub fn run_license_server(args: &LicenseServerArgs) -> ExitCode {
     init_logging();
     let result = token(args.token.as_ref(), args.token_file.as_deref()).and_then(|token| {
         let token = token.context("needs --token, RDPELE_TOKEN or --token-file")?;
+        let tls = if args.tls {
+            let names = if args.tls_name.is_empty() {
+                vec!["localhost".to_owned(), args.listen.ip().to_string()]
+            } else {
+                args.tls_name.clone()
+            };
+            Some(remote::tls::server_config(&args.data, &names)?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = runtime()?;
         runtime.block_on(async {
             let listener = TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             let address = listener.local_addr()?;
-            tracing::info!(%address, data = %args.data.display(), "rdpele license server listening");
+            tracing::info!(url = %format!("{scheme}://{address}"), data = %args.data.display(), "rdpele license server listening");
             super::print_out(&format!("listening on {address}\n"));
             remote::serve(
                 listener,
                 args.data.clone(),
                 token.expose().to_owned(),
                 args.rsa_backend,
+                tls,
                 ctrl_c(),
             )
                 .await

@@ -46,9 +46,15 @@ fn a_host_its_license_server_would_turn_away_does_not_start() {
             "checking the license server",
         ),
         (
+            license_server.url.replace("http:", "ftp:"),
+            "right",
+            "ftp:// scheme",
+        ),
+        // TLS to a plain HTTP server: the handshake fails, and that is no grace period.
+        (
             license_server.url.replace("http:", "https:"),
             "right",
-            "https:// scheme",
+            "TLS",
         ),
     ];
     for (url, token, reason) in cases {

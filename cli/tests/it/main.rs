@@ -28,6 +28,8 @@ mod interop_ironrdp;
 mod interop_xfreerdp;
 mod interop_xfreerdp_faults;
 mod keys;
+mod locked_store;
 mod operator_input;
 mod private_files;
+mod remote_https;
 mod remote_license_server;

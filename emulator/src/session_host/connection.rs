@@ -47,7 +47,7 @@ pub enum ConnError {
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
     #[error("session host settings: {0}")]
-    Host(#[from] rdpele_license_server::store::StoreError),
+    Host(#[from] super::issuer::HostSettingsError),
 }
 
 fn protocol(stage: &'static str, detail: impl std::fmt::Display) -> ConnError {

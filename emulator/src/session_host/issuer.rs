@@ -30,22 +30,50 @@ pub enum Source {
     Remote(Box<RemoteIssuer>),
 }
 
-/// What every connection's licensing shares.
+/// What every connection's licensing shares. The host's own store is read and written only on
+/// the blocking pool: a query can wait up to the store's busy timeout for another process's
+/// write lock, and a runtime thread waiting for it (or for a mutex held across it) stalls
+/// every other connection.
 pub struct Backend {
     pub source: Source,
-    /// The host's own data directory: its settings, virtual clock and grace period.
-    pub local: Mutex<Store>,
+    /// The host's own data directory, for each connection's read of the host's settings. A
+    /// handle of its own, so the read never queues behind the grace period's write on
+    /// [`Backend::grace_period`]: in WAL mode SQLite lets it read while another connection or
+    /// process holds the write lock.
+    pub settings: Mutex<Store>,
+    /// The same directory for the rules without a license server: the virtual clock and the
+    /// grace period's first use, whose recording waits for the write lock while another
+    /// holds it.
+    pub grace_period: Mutex<Store>,
     pub clock: Clock,
     /// Fault injection: act as if the license server could not be reached.
     pub unreachable: bool,
 }
 
+/// Why the host's settings could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostSettingsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the task reading them failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 impl Backend {
     /// The host's settings as they are now (an `admin server set` while serving applies to the
     /// next connection).
-    pub fn host(&self) -> Result<HostInfo, StoreError> {
-        let store = self.local.lock().unwrap_or_else(PoisonError::into_inner);
-        store.session_host().map(|host| host.info())
+    pub async fn host(self: &Arc<Self>) -> Result<HostInfo, HostSettingsError> {
+        let backend = Arc::clone(self);
+        let host = tokio::task::spawn_blocking(move || {
+            let store = backend
+                .settings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            store.session_host().map(|host| host.info())
+        })
+        .await??;
+        Ok(host)
     }
 }
 
@@ -152,7 +180,13 @@ impl HostIssuer {
         let backend = Arc::clone(&self.backend);
         let host = self.host;
         let outcome = tokio::task::spawn_blocking(move || {
-            let store = backend.local.lock().unwrap_or_else(PoisonError::into_inner);
+            // Held across a write that may wait for another process's write lock: only other
+            // fallbacks wait for it, on the blocking pool too, and they need the first use
+            // recorded as well.
+            let store = backend
+                .grace_period
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let now = backend.clock.now(&store)?;
             let first_use = store.record_host_first_use(now)?;
             Ok::<_, ClockError>(admit_without_license_server(

@@ -50,7 +50,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     context: LicensingContext,
 ) -> Result<LicensingEnd, ConnError> {
-    let host = context.backend.host()?;
+    let host = context.backend.host().await?;
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut machine = ServerMachine::new(context.machine_config.clone());
     let mut recorder = Recorder::new(context.record.clone());

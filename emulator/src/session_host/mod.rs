@@ -57,8 +57,8 @@ const CONNECTION_STEPS: u32 = 10;
 pub struct Options {
     pub data: PathBuf,
     pub config: HostConfig,
-    /// A remote license server: base URL and bearer token.
-    pub license_server: Option<(String, Token)>,
+    /// A remote license server instead of the embedded one.
+    pub license_server: Option<RemoteLicenseServer>,
     /// Keep each session open this long after activation; `None` ends it at once.
     pub session_seconds: Option<u64>,
     /// Connections served at once; more wait in the listen backlog.
@@ -71,6 +71,17 @@ pub struct Options {
     pub record: Option<PathBuf>,
     /// The host name in its TLS certificate and licensing certificate.
     pub host_name: String,
+}
+
+/// Where a host's remote license server (`rdpele license-server`) is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct RemoteLicenseServer {
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    pub url: String,
+    pub token: Token,
+    /// A PEM file of certificates an https:// license server's may chain to, trusted besides
+    /// the system's roots (its self-signed certificate, for `rdpele license-server --tls`).
+    pub trust: Option<PathBuf>,
 }
 
 /// What every connection shares.
@@ -183,14 +194,29 @@ impl Shared {
                         .map_err(|e| error("starting the license server's thread", e))?,
                 )
             }
-            Some((url, token)) => Source::Remote(Box::new(
-                RemoteIssuer::new(url, token.expose(), host, options.step_timeout)
-                    .map_err(|e| error("the license server's URL or token", e))?,
-            )),
+            Some(remote) => {
+                let mut issuer = RemoteIssuer::new(
+                    &remote.url,
+                    remote.token.expose(),
+                    host,
+                    options.step_timeout,
+                )
+                .map_err(|e| error("the license server's URL or token", e))?;
+                if let Some(path) = &remote.trust {
+                    let step = format!("the certificates to trust in {}", path.display());
+                    let pem = std::fs::read(path).map_err(|e| error(&step, e))?;
+                    issuer = issuer.trusting(&pem).map_err(|e| error(&step, e))?;
+                }
+                Source::Remote(Box::new(issuer))
+            }
         };
         let backend = Arc::new(Backend {
             source,
-            local: Mutex::new(local),
+            settings: Mutex::new(
+                Store::open(&options.data)
+                    .map_err(|e| error("opening the data directory for reading", e))?,
+            ),
+            grace_period: Mutex::new(local),
             clock: Clock::system(),
             unreachable: config.faults.license_server_unreachable,
         });
@@ -216,7 +242,7 @@ impl Shared {
             .options
             .license_server
             .as_ref()
-            .map_or_else(String::new, |(url, _)| url.clone());
+            .map_or_else(String::new, |remote| remote.url.clone());
         let health = remote.check_health().await.map_err(|cause| StartError {
             step: format!("checking the license server at {url}"),
             cause: cause.into(),
@@ -358,7 +384,7 @@ pub async fn serve(
 /// Logs where the host listens and how it licenses.
 pub fn announce(shared: &Shared, address: std::net::SocketAddr) {
     let license_server = match &shared.options.license_server {
-        Some((url, _)) => url.clone(),
+        Some(remote) => remote.url.clone(),
         None => format!("embedded ({})", shared.options.data.display()),
     };
     info!(%address, license_server, "rdpele session host listening");

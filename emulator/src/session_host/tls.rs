@@ -8,6 +8,8 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use rdpele_license_server::private_files::load_or_create;
+
 /// Certificate and key files in the data directory.
 pub const CERT_FILE: &str = "host_tls_cert.pem";
 pub const KEY_FILE: &str = "host_tls_key.pem";
@@ -28,9 +30,10 @@ pub fn server_config(dir: &Path, host_name: &str) -> Result<Arc<rustls::ServerCo
     };
     let cert_path = dir.join(CERT_FILE);
     let key_path = dir.join(KEY_FILE);
-    let key_pem = load_or_create(&key_path, || {
-        rcgen::KeyPair::generate().map(|key| key.serialize_pem())
-    })
+    let key_pem = load_or_create(
+        &key_path,
+        || Ok(rcgen::KeyPair::generate()?.serialize_pem()),
+    )
     .map_err(|e| error(format!("{KEY_FILE}: {e}")))?;
     rdpele_license_server::private_files::warn_if_open_to_others(&key_path);
     // A certificate made for the key on disk, whoever wrote the key: two hosts starting on one
@@ -68,20 +71,6 @@ pub fn server_config(dir: &Path, host_name: &str) -> Result<Arc<rustls::ServerCo
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
-}
-
-/// The PEM text in `path`, or `make`'s written there (0600, never over another writer's).
-fn load_or_create(
-    path: &Path,
-    make: impl FnOnce() -> Result<String, rcgen::Error>,
-) -> Result<String, Box<dyn std::error::Error>> {
-    if !path.exists() {
-        let pem = make()?;
-        if rdpele_license_server::private_files::create_private_file(path, pem.as_bytes())? {
-            return Ok(pem);
-        }
-    }
-    Ok(std::fs::read_to_string(path)?)
 }
 
 #[cfg(test)]

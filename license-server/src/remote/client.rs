@@ -3,18 +3,22 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rdpele_proto::machine::{
     Assessment, ClientInfo, Decision, LicenseAnswer, LicenseIssuer, LicenseQuery, PresentedLicense,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -28,7 +32,7 @@ use crate::server::{unavailable, unavailable_answer};
 pub enum RemoteCallError {
     #[error("{url}: not a URL the client can call: {reason}")]
     Url { url: String, reason: String },
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Transport(#[from] hyper_util::client::legacy::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -42,6 +46,8 @@ pub enum RemoteCallError {
     Cal(hex::FromHexError),
     #[error("unreadable answer: now_unix {0}")]
     Now(i64),
+    #[error("the certificates to trust: {0}")]
+    Trust(String),
     /// The blocking calls run their own runtime; it could not be built.
     #[error("starting the blocking call's runtime: {0}")]
     Runtime(std::io::Error),
@@ -56,7 +62,9 @@ impl RemoteCallError {
     /// in its configuration would admit everyone for 120 days.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Self::Transport(error) => error.is_connect(),
+            // A TLS handshake that failed (an untrusted certificate, say) is reported as a
+            // connect error too, but the server was there: that is a misconfiguration.
+            Self::Transport(error) => error.is_connect() && !failed_in_tls(error),
             Self::Timeout(_) => true,
             Self::Status { status, .. } => *status >= 500,
             Self::Url { .. }
@@ -64,9 +72,53 @@ impl RemoteCallError {
             | Self::Answer(_)
             | Self::Cal(_)
             | Self::Now(_)
+            | Self::Trust(_)
             | Self::Runtime(_) => false,
         }
     }
+}
+
+/// `error` and each of its causes, `: `-separated: hyper's own text ("client error
+/// (Connect)") does not say what failed.
+fn with_causes(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = if failed_in_tls(error) {
+        format!("TLS handshake failed: {error}")
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether `error` comes from a TLS handshake (an untrusted certificate, a server that does
+/// not speak TLS) rather than from reaching the server. rustls' errors arrive wrapped in
+/// `io::Error`s, whose `source` skips the wrapped error: look inside each.
+fn failed_in_tls(error: &hyper_util::client::legacy::Error) -> bool {
+    fn is_tls(cause: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+        match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => {
+                io.kind() == std::io::ErrorKind::InvalidData || io.get_ref().is_some_and(is_tls)
+            }
+            None => cause.is::<rustls::Error>(),
+        }
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let io = cause.downcast_ref::<std::io::Error>();
+        if cause.is::<rustls::Error>()
+            || io.is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+            || io.and_then(std::io::Error::get_ref).is_some_and(is_tls)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The license server's answer to `/v1/health`.
@@ -91,7 +143,10 @@ pub struct RemoteHealth {
 /// one the license server decided.
 #[derive(Clone)]
 pub struct RemoteIssuer {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
+    /// What https:// trusts, kept to rebuild connection pools ([`Self::on_own_connection`]).
+    roots: Arc<rustls::RootCertStore>,
+    tls: Arc<rustls::ClientConfig>,
     base_url: String,
     authorization: String,
     host: HostInfo,
@@ -111,8 +166,38 @@ impl fmt::Debug for RemoteIssuer {
     }
 }
 
-fn new_client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new()).build_http()
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A connection pool for http:// and https:// URLs, trusting what `tls` trusts.
+fn new_client(tls: &rustls::ClientConfig) -> HttpClient {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// TLS trusting `roots`, for https:// license servers.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, RemoteCallError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| RemoteCallError::Trust(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The operating system's trusted roots (what `https://` trusts without a CA file); a store
+/// that cannot be read leaves only the CA file to trust.
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!(%error, "reading the system's trusted certificates");
+    }
+    roots.add_parsable_certificates(found.certs);
+    roots
 }
 
 impl RemoteIssuer {
@@ -134,15 +219,20 @@ impl RemoteIssuer {
         let uri: Uri = base_url
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| url_error(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
+        let roots = match uri.scheme_str() {
+            Some("http") => rustls::RootCertStore::empty(),
+            Some("https") => system_roots(),
             Some(other) => {
                 return Err(url_error(&format!(
-                    "the {other}:// scheme is not supported (http:// only)"
+                    "the {other}:// scheme is not supported (http:// or https://)"
                 )))
             }
-            None => return Err(url_error("no scheme (expected http://HOST:PORT)")),
-        }
+            None => {
+                return Err(url_error(
+                    "no scheme (expected http:// or https://HOST:PORT)",
+                ))
+            }
+        };
         if uri.host().is_none_or(str::is_empty) {
             return Err(url_error("no host"));
         }
@@ -152,13 +242,40 @@ impl RemoteIssuer {
         let authorization = format!("Bearer {token}");
         HeaderValue::from_str(&authorization)
             .map_err(|_| url_error("the token cannot be sent in an HTTP header"))?;
+        let tls = tls_config(roots.clone())?;
         Ok(Self {
-            client: new_client(),
+            client: new_client(&tls),
+            roots: Arc::new(roots),
+            tls: Arc::new(tls),
             base_url,
             authorization,
             host,
             timeout,
             failure: None,
+        })
+    }
+
+    /// This issuer also trusting the certificates in `pem` (a license server's self-signed
+    /// certificate, or the CA that signed it) for an https:// URL.
+    pub fn trusting(self, pem: &[u8]) -> Result<Self, RemoteCallError> {
+        let mut roots = (*self.roots).clone();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|error| RemoteCallError::Trust(error.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|error| RemoteCallError::Trust(error.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(RemoteCallError::Trust("no PEM certificate in it".into()));
+        }
+        let tls = tls_config(roots.clone())?;
+        Ok(Self {
+            client: new_client(&tls),
+            roots: Arc::new(roots),
+            tls: Arc::new(tls),
+            ..self
         })
     }
 
@@ -356,7 +473,7 @@ impl RemoteIssuer {
     /// connections are driven by the runtime that opened them.
     fn on_own_connection(&self) -> Self {
         Self {
-            client: new_client(),
+            client: new_client(&self.tls),
             failure: None,
             ..self.clone()
         }

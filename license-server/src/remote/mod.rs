@@ -65,6 +65,8 @@ mod answered;
 mod client;
 #[cfg(feature = "http-server")]
 mod server;
+#[cfg(feature = "http-server")]
+pub mod tls;
 
 #[cfg(feature = "http-server")]
 use rdpele_proto::machine::LicenseAnswer;

@@ -94,12 +94,14 @@ impl Default for Limits {
 }
 
 /// Serves the license server over `dir` on `listener` until `shutdown` completes, then lets
-/// the requests in flight finish. Its CALs are signed by `rsa_backend`.
+/// the requests in flight finish. Its CALs are signed by `rsa_backend`; with `tls`, every
+/// connection is HTTPS ([`tls::server_config`](super::tls::server_config)).
 pub async fn serve(
     listener: TcpListener,
     dir: PathBuf,
     token: String,
     rsa_backend: RsaBackend,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RemoteError> {
     // Opening may generate the 2048-bit signing key: not on the runtime's threads.
@@ -107,7 +109,7 @@ pub async fn serve(
         LicenseServer::open(&dir, OPENING_HOST)?.with_rsa_backend(rsa_backend)
     })
     .await??;
-    serve_with(listener, server, token, shutdown).await
+    serve_with_limits(listener, server, token, Limits::default(), tls, shutdown).await
 }
 
 /// [`serve`] with a license server the caller opened (a frozen clock and a seed, in tests).
@@ -117,21 +119,22 @@ pub async fn serve_with(
     token: String,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RemoteError> {
-    serve_with_limits(listener, server, token, Limits::default(), shutdown).await
+    serve_with_limits(listener, server, token, Limits::default(), None, shutdown).await
 }
 
-/// [`serve_with`] under `limits` instead of the defaults.
+/// [`serve_with`] under `limits` instead of the defaults, and over TLS with `tls`.
 ///
 /// Each connection is served by a task holding one of `max_connections` permits; the loop
 /// waits for a permit before it accepts. When `shutdown` completes the loop stops accepting,
 /// every connection is told to close once its request in flight is answered (an idle one
 /// closes at once), and this returns when all have closed: at most the timeouts later for a
-/// slow client.
+/// slow client. A TLS handshake must complete within the header timeout.
 pub async fn serve_with_limits(
     listener: TcpListener,
     server: LicenseServer,
     token: String,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RemoteError> {
     if limits.max_connections == 0 {
@@ -173,11 +176,30 @@ pub async fn serve_with_limits(
                 }
             },
         };
-        let connection =
-            graceful.watch(connections.serve_connection(TokioIo::new(stream), service.clone()));
+        let watcher = graceful.watcher();
+        let connections = connections.clone();
+        let service = service.clone();
+        let acceptor = tls.clone().map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                // Timeouts and clients going away end up here: the client's business.
+            // Timeouts and clients going away end up in these errors: the client's business.
+            let served = match acceptor {
+                None => watcher
+                    .watch(connections.serve_connection(TokioIo::new(stream), service))
+                    .await
+                    .map_err(|error| error.to_string()),
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => watcher
+                            .watch(connections.serve_connection(TokioIo::new(stream), service))
+                            .await
+                            .map_err(|error| error.to_string()),
+                        Ok(Err(error)) => Err(format!("TLS handshake: {error}")),
+                        Err(_) => Err("TLS handshake: timed out".to_owned()),
+                    }
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended");
             }
             drop(permit);

@@ -62,9 +62,14 @@ impl Store {
     }
 
     /// Records `now` as the session host's first use unless one is recorded already, and
-    /// returns the recorded one.
+    /// returns the recorded one. Once it is recorded this only reads, so it does not wait for
+    /// the write lock that another connection or process may hold.
     pub fn record_host_first_use(&self, now: SystemTime) -> Result<SystemTime, StoreError> {
         let now_seconds = unix_seconds(whole_seconds(now)?)?;
+        if let Some(first_use) = load_session_host(&self.conn)?.first_use {
+            return Ok(first_use);
+        }
+        // The first one: under the write lock, recorded only if no one has in the meantime.
         let tx = self.write_transaction()?;
         let changed = tx.execute(
             "UPDATE session_host SET first_use = ?1 WHERE id = 1 AND first_use IS NULL",
@@ -213,6 +218,28 @@ mod tests {
             })
             .unwrap();
         assert_eq!(mode, "per-user");
+    }
+
+    #[test]
+    fn a_recorded_first_use_is_read_while_another_connection_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Waiting for the lock would fail at once instead of after the busy timeout.
+        store.conn.busy_timeout(Duration::ZERO).unwrap();
+        let other = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+
+        // Not recorded yet: recording it needs the write lock the other connection holds.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = store.record_host_first_use(at(100)).unwrap_err();
+        assert!(error.is_busy(), "{error}");
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(store.record_host_first_use(at(100)).unwrap(), at(100));
+
+        // Recorded: read without the lock.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert_eq!(store.record_host_first_use(at(900)).unwrap(), at(100));
+        assert_eq!(store.session_host().unwrap().first_use, Some(at(100)));
+        other.execute_batch("ROLLBACK").unwrap();
     }
 
     #[test]

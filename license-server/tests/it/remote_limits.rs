@@ -66,7 +66,7 @@ impl Served {
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let served = runtime.spawn(async move {
-            serve_with_limits(listener, server, TOKEN.into(), limits, async {
+            serve_with_limits(listener, server, TOKEN.into(), limits, None, async {
                 let _ = stop.await;
             })
             .await
