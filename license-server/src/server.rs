@@ -423,7 +423,16 @@ impl LicenseServer {
                 .collect();
             before_commit(answers)
         };
-        self.store.decide_many_then(&decidable, decide, answer)
+        // Assessments take nothing: a batch of them needs no write lock, so valid clients
+        // are answered while another process holds it.
+        let only_assessments = pending
+            .iter()
+            .all(|pending| pending.as_ref().is_some_and(|pending| pending.assess));
+        if only_assessments {
+            self.store.assess_many_then(&decidable, decide, answer)
+        } else {
+            self.store.decide_many_then(&decidable, decide, answer)
+        }
     }
 
     /// The order to sign the CAL recording `row` under the certificate `names`.
@@ -445,13 +454,10 @@ impl LicenseServer {
     ) -> Result<RequestOutcome, ServerError> {
         let rng = &mut self.rng;
         let exhausted = self.pool_exhausted;
-        let decision = self
-            .store
-            .decide(&holder(request), now, |snapshot| PolicyDecision {
-                outcome: policy::decide(request, &seen(snapshot, exhausted), rng).outcome,
-                changes: Vec::new(),
-            })?;
-        Ok(decision.outcome)
+        let outcome = self.store.assess(&holder(request), now, |snapshot| {
+            policy::decide(request, &seen(snapshot, exhausted), rng).outcome
+        })?;
+        Ok(outcome)
     }
 
     /// This server's clock over a store handle of its own (a second SQLite connection on the

@@ -382,6 +382,44 @@ impl Store {
         Ok(handed_over)
     }
 
+    /// One decision that takes nothing, on a [`Snapshot`] read in a read transaction (see
+    /// [`Store::assess_many_then`]).
+    pub fn assess<R>(
+        &self,
+        holder: &Holder,
+        now: SystemTime,
+        decide: impl FnOnce(&Snapshot) -> R,
+    ) -> Result<R, StoreError> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let answer = decide(&snapshot_in(&tx, holder, now)?);
+        tx.commit()?;
+        Ok(answer)
+    }
+
+    /// Decisions that take nothing (the protocol's assessments before the platform challenge),
+    /// each on a [`Snapshot`] read in one read transaction: WAL lets it run while another
+    /// connection or process holds the write lock (`rdpele admin`, a host's grace-period
+    /// write), so clients with valid CALs are answered meanwhile. What `decide` returns as
+    /// changes is not applied: a caller with changes to make uses [`Store::decide_many_then`].
+    pub fn assess_many_then<T, R>(
+        &self,
+        requests: &[(Holder, SystemTime, T)],
+        mut decide: impl FnMut(&T, &Snapshot) -> PolicyDecision,
+        before_commit: impl FnOnce(Vec<Result<PolicyDecision, StoreError>>) -> R,
+    ) -> Result<R, StoreError> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let decided = requests
+            .iter()
+            .map(|(holder, now, request)| {
+                let snapshot = snapshot_in(&tx, holder, *now)?;
+                Ok(decide(request, &snapshot))
+            })
+            .collect();
+        let handed_over = before_commit(decided);
+        tx.commit()?;
+        Ok(handed_over)
+    }
+
     /// An administrator's revocation at `now`, in one write transaction like [`Store::decide`]:
     /// reads the [`RevocationSnapshot`] for `target`, calls `revoke`, applies its changes (a
     /// license set to `Revoked` gets `revoked_at` = `now`) and commits.
@@ -519,6 +557,21 @@ impl Store {
     }
 }
 
+/// The [`Snapshot`] for `holder` at `now`, read in `conn`'s transaction.
+fn snapshot_in(
+    conn: &Connection,
+    holder: &Holder,
+    now: SystemTime,
+) -> Result<Snapshot, StoreError> {
+    Ok(Snapshot {
+        now: whole_seconds(now)?,
+        settings: load_settings(conn)?,
+        packs: load_packs(conn, unix_seconds(now)?)?,
+        holder: load_holder(conn, holder)?,
+        next_license_id: next_license_id(conn)?,
+    })
+}
+
 /// Reads the [`Snapshot`] for `holder` at `now` in `conn`'s transaction, lets `decide` decide
 /// and applies its changes there; the caller commits.
 fn decide_in(
@@ -528,13 +581,7 @@ fn decide_in(
     decide: impl FnOnce(&Snapshot) -> PolicyDecision,
 ) -> Result<PolicyDecision, StoreError> {
     let now_seconds = unix_seconds(now)?;
-    let snapshot = Snapshot {
-        now: whole_seconds(now)?,
-        settings: load_settings(conn)?,
-        packs: load_packs(conn, now_seconds)?,
-        holder: load_holder(conn, holder)?,
-        next_license_id: next_license_id(conn)?,
-    };
+    let snapshot = snapshot_in(conn, holder, now)?;
     let decision = decide(&snapshot);
     apply(
         conn,

@@ -401,3 +401,55 @@ fn hosts_starting_at_once_on_a_fresh_directory_share_one_private_key() {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
+
+/// A client presenting a valid CAL is assessed while another process (here another SQLite
+/// connection) holds the database's write lock, as `rdpele admin` does while it changes
+/// something: an assessment takes nothing, so it reads without waiting for the lock, through
+/// the protocol issuer and through the batches the session host's deciding thread makes.
+#[test]
+fn a_valid_cal_is_assessed_while_another_connection_holds_the_write_lock() {
+    use rdpele_license_server::store::DATABASE_FILE;
+    use rdpele_proto::machine::PresentedLicense;
+    use rdpele_proto::machine::{Assessment, LicenseAnswer, LicenseIssuer, LicenseQuery};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 5);
+    let mut store = MemoryStore::default();
+    connect(&mut server, &mut store, 1, 7, epoch());
+    connect(&mut server, &mut store, 2, 7, epoch() + DAY);
+    let license_info = store.licenses.values().next().unwrap().clone();
+    let cal = cal::parse_cal(&license_info).unwrap();
+    assert_eq!(cal.kind, CalKind::Permanent);
+    let config = client_config(7, "WS-07", "alice");
+    let presented = PresentedLicense {
+        hwid: config.hwid,
+        platform_id: config.platform_id,
+        license_info,
+        cal,
+    };
+
+    let holder = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Had the assessment waited for the lock, the store's busy timeout (30 s) would have run
+    // out and it would be refused as an unavailable license server.
+    assert_eq!(
+        server.assess_license(epoch() + DAY * 2, &presented),
+        Assessment::Valid
+    );
+    let query = LicenseQuery::AssessLicense(Box::new(presented));
+    let host = server.host();
+    let answers = server
+        .decide_queries_then(
+            epoch() + DAY * 2,
+            &[(host, &query), (host, &query)],
+            |decided| decided,
+        )
+        .unwrap();
+    for answer in answers {
+        assert!(matches!(
+            answer.finish(),
+            LicenseAnswer::Assessment(Assessment::Valid)
+        ));
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+}
