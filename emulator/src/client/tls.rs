@@ -56,11 +56,16 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// A connector with the ring provider and the verifier above. Each connection builds its own,
-/// so no TLS session is resumed between connections: every connection is a first contact, as
-/// from a freshly started mstsc.
+/// A connector with the aws-lc-rs provider and the verifier above. Each connection builds its
+/// own, so no TLS session is resumed between connections: every connection is a first contact,
+/// as from a freshly started mstsc. It offers the classical groups only (X25519 first), as
+/// Schannel and Debian's OpenSSL 3.0 do: no post-quantum hybrid key share.
 pub(super) fn connector() -> Result<tokio_rustls::TlsConnector, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .kx_groups
+        .retain(|group| group.name() != rustls::NamedGroup::X25519MLKEM768);
+    let provider = Arc::new(provider);
     let verifier = AcceptAnyCertificate {
         algorithms: provider.signature_verification_algorithms,
     };

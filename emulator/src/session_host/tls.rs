@@ -53,7 +53,7 @@ pub fn server_config(dir: &Path, host_name: &str) -> Result<Arc<rustls::ServerCo
     // (RFC 8446 9.1 makes it mandatory), and its key schedule's SHA-256 runs on the CPU's SHA
     // instructions where AES-256-GCM's SHA-384 has none on x86 (3.8 % of all CPU time in a
     // loopback profile of `serve_handshake/valid/16`; BENCHMARKS.md).
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider
         .cipher_suites
         .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
@@ -110,7 +110,7 @@ mod tests {
         }
         let sessions = Arc::new(ClientSessionMemoryCache::new(8));
         let mut client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
+            rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
