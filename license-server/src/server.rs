@@ -303,7 +303,7 @@ impl LicenseServer {
             names = Some(identity_key(&snapshot.settings));
             policy::decide(request, &seen(snapshot, exhausted), rng)
         })?;
-        let order = inserted(&decision)
+        let order = granted_cal_row(&decision)
             .zip(names)
             .map(|(row, names)| self.order(row, names));
         Ok(Decided {
@@ -403,7 +403,7 @@ impl LicenseServer {
                         let assessed = assessment(decision.outcome);
                         return DecidedQuery::Answered(LicenseAnswer::Assessment(assessed));
                     }
-                    match (inserted(&decision), pending.names.get()) {
+                    match (granted_cal_row(&decision), pending.names.get()) {
                         (Some(row), Some(names)) => DecidedQuery::Sign(CalOrder {
                             signer: Arc::clone(signer),
                             row: row.clone(),
@@ -539,11 +539,14 @@ fn holder(request: &LicenseRequest) -> Holder {
     }
 }
 
-/// The license row a decision inserts (the one the client's new CAL records).
-fn inserted(decision: &PolicyDecision) -> Option<&IssuedLicense> {
+/// The license row a decision inserts that the client gets a CAL for. A per-user record is
+/// none: Windows tracks per-user CALs on the user account and a per-user host stores nothing
+/// on the client (DESIGN §5, "per-user CALs are not issued to the device"), so the client is
+/// answered STATUS_VALID_CLIENT and whatever CAL it holds stays as it is.
+fn granted_cal_row(decision: &PolicyDecision) -> Option<&IssuedLicense> {
     decision.changes.iter().find_map(|change| match change {
-        Change::Insert(row) => Some(row),
-        Change::SetStatus { .. } => None,
+        Change::Insert(row) if row.license_type == LicensingMode::PerDevice => Some(row),
+        Change::Insert(_) | Change::SetStatus { .. } => None,
     })
 }
 

@@ -398,6 +398,7 @@ impl Connection {
             "store": self.store.root().display().to_string(),
             "layout": self.store.layout().name(),
             "stored": report.stored.is_some(),
+            "challenged": report.challenged,
             "active": report.active,
             "ending": ending_text(&report.ending),
         })

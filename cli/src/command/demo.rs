@@ -279,6 +279,12 @@ async fn logon(host: &Host, device: &mut Device, timeline: &Timeline) -> anyhow:
             note = Some("kept: no permanent CAL free".to_owned());
             "temporary"
         }
+        (LicensingOutcome::Valid, None, None) if report.challenged => {
+            // A per-user host records the user on the license server and stores nothing on
+            // the client.
+            note = Some("no CAL stored: the user is recorded on the license server".to_owned());
+            "valid"
+        }
         (LicensingOutcome::Valid, _, _) => "valid",
         (LicensingOutcome::Refused { error_code, .. }, _, _) => {
             error = Some((error_code.to_string(), report.error_info.map(errinfo_name)));

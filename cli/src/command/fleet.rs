@@ -27,16 +27,20 @@ use crate::fleet::{plot, FleetOptions, Progress, MAX_DAYS, MAX_DEVICES};
 /// --data must be the data directory of the host at --connect (the one `rdpele serve --data`
 /// uses; with `--license-server`, give the host's and the license server's, --data twice): its
 /// clock is the one that moves, and its report is the one the totals reconcile with. The fleet
-/// checks that the first CAL issued is recorded there and stops if it is not.
+/// checks that the first CAL issued (or user recorded) is there and stops if it is not.
 ///
 /// Patterns: daily (every device every day), weekdays (Monday to Friday of the virtual
 /// calendar; the default), random (each device each day with probability 0.7, from the seed).
 ///
 /// Output: a line per day (connections; new temporary, permanent, renewed, valid, refused and
-/// failed; CALs held once the day is over), refusals by Licensing Error Message code and Set
-/// Error Info, and the CALs held at the end beside `rdpele admin report`'s totals:
-/// per-device permanent = issued + revoked, per-device temporary = temporary, per-user from a
-/// pack = issued, per-user OverUsed = overused. --json prints one JSON document instead
+/// failed; CALs held and users recorded once the day is over), refusals by Licensing Error
+/// Message code and Set Error Info, and the CALs held at the end beside `rdpele admin
+/// report`'s totals: per-device permanent = issued + revoked, per-device temporary =
+/// temporary, per-user recorded = issued + overused. A per-user host stores no CAL on the
+/// devices: the fleet counts a user from the connection a per-user host admitted after a
+/// challenge, for the 60 days Windows shows the record (renewed by a sign-in in its last 7).
+/// A host in its grace period admits clients the same way and records nothing, so such a run
+/// does not reconcile. --json prints one JSON document instead
 /// ({"per_day": [...], "totals", "held", "server", "reconciled", "run": {wall-clock fields}}).
 ///
 /// Exit status: 0 when every connection had a licensing outcome, 1 when some failed or the run

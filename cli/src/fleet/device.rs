@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdpele_proto::cal::{parse_cal, CalError, CalKind, CalType};
+use rdpele_proto::cal::{parse_cal, CalError, CalKind};
 use rdpele_proto::wire::ClientHardwareId;
 
 use rdpele_emulator::client::{ClientOptions, MemoryLicenses, PLATFORM_ID};
@@ -98,10 +98,7 @@ pub struct Device {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeldCal {
     pub kind: CalKind,
-    pub per_user: bool,
-    /// From the client license's serial number: 0 when taken from no pack (a temporary CAL,
-    /// or a per-user CAL from the OverUsed pool).
-    pub key_pack_id: u32,
+    /// From the client license's serial number (0 for a CAL without one).
     pub license_id: u32,
     pub not_after: SystemTime,
 }
@@ -112,8 +109,6 @@ impl HeldCal {
         let serial = cal.client_license.serial();
         Ok(Self {
             kind: cal.kind,
-            per_user: cal.cal_type == CalType::PerUser,
-            key_pack_id: serial.map_or(0, |serial| serial.key_pack_id),
             license_id: serial.map_or(0, |serial| serial.license_id),
             not_after: cal.client_license.not_after,
         })

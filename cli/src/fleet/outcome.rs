@@ -111,6 +111,7 @@ mod tests {
         ClientReport {
             licensing,
             stored: None,
+            challenged: false,
             active: false,
             error_info,
             ending: Ending::ClientDisconnected,
@@ -126,8 +127,6 @@ mod tests {
     fn cal(kind: CalKind) -> HeldCal {
         HeldCal {
             kind,
-            per_user: false,
-            key_pack_id: 1,
             license_id: 1,
             not_after: SystemTime::UNIX_EPOCH,
         }

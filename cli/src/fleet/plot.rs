@@ -14,7 +14,7 @@ struct Kind {
     count: fn(&Held) -> u64,
 }
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 3] = [
     Kind {
         label: "per-device permanent",
         color: RGBColor(31, 119, 180),
@@ -26,14 +26,9 @@ const KINDS: [Kind; 4] = [
         count: |held| held.per_device.temporary,
     },
     Kind {
-        label: "per-user (from a pack)",
+        label: "per-user recorded (on the license server)",
         color: RGBColor(44, 160, 44),
-        count: |held| held.per_user.issued,
-    },
-    Kind {
-        label: "per-user OverUsed",
-        color: RGBColor(148, 103, 189),
-        count: |held| held.per_user.overused,
+        count: |held| held.per_user.recorded,
     },
 ];
 const REFUSED: RGBColor = RGBColor(214, 39, 40);

@@ -6,18 +6,18 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 
 use super::device::{Device, HeldCal, Identities};
-use super::held;
+use super::held::{self, UserRecords};
 use super::outcome::{classify, Outcome};
 use super::schedule::{Pattern, Schedule};
 use super::summary::{DayReport, FleetReport, ServerTotals, Tally};
 use rdpele_emulator::client::{connect, connect_through_licensing, ClientError, ClientReport};
 use rdpele_license_server::clock::{Clock, ClockError};
-use rdpele_license_server::store::{Store, StoreError, DATABASE_FILE};
+use rdpele_license_server::store::{Holder, Store, StoreError, DATABASE_FILE};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -154,6 +154,7 @@ pub async fn run(
         .map(|index| Some(options.identities.device(index, options.timeout)))
         .collect();
     progress.begin(schedule.connections(options.days));
+    let mut users = UserRecords::default();
     // Which data directory records the fleet's CALs, once one was issued.
     let mut recording: Option<usize> = None;
     let mut days = Vec::new();
@@ -163,9 +164,17 @@ pub async fn run(
         let date = schedule.date(day).ok_or(FleetError::Calendar(day))?;
         let today = schedule.devices_on(day);
         progress.day(day, date, today.len());
-        let tally = connect_all(&mut devices, &today, options, day, progress).await?;
+        let tally = connect_all(
+            &mut devices,
+            &mut users,
+            &today,
+            options,
+            (day, now),
+            progress,
+        )
+        .await?;
         if recording.is_none() {
-            recording = find_recording(&directories, &devices, options.address)?;
+            recording = find_recording(&directories, &devices, &users, options.address)?;
         }
         let mut advanced = Vec::with_capacity(directories.len());
         for directory in &directories {
@@ -176,7 +185,7 @@ pub async fn run(
         }
         // CALs are counted at the virtual now of the server that records them.
         now = advanced.get(recording.unwrap_or(0)).copied().unwrap_or(now);
-        let held = held::count(devices.iter().flatten(), now);
+        let held = held::count(devices.iter().flatten(), &users, now);
         totals.merge(&tally);
         days.push(DayReport {
             day,
@@ -222,13 +231,14 @@ async fn check_reachable(address: SocketAddr, timeout: Duration) -> Result<(), F
     attempt.map(drop).map_err(unreachable)
 }
 
-/// One day's connections, at most `concurrency` at once; each device's task owns the device
-/// until its connection ends.
+/// Day `day`'s connections, at virtual `now`, at most `concurrency` at once; each device's
+/// task owns the device until its connection ends.
 async fn connect_all(
     devices: &mut [Option<Device>],
+    users: &mut UserRecords,
     today: &[u32],
     options: &FleetOptions,
-    day: u32,
+    (day, now): (u32, SystemTime),
     progress: &mut impl Progress,
 ) -> Result<Tally, FleetError> {
     let mut tally = Tally::default();
@@ -262,7 +272,7 @@ async fn connect_all(
             refused_tcp += 1;
             last_tcp_error = Some(error.to_string());
         }
-        tally.add(&settle(&mut device, &result));
+        tally.add(&settle(&mut device, users, &result, now));
         let index = usize::try_from(device.index).unwrap_or(usize::MAX);
         if let Some(slot) = devices.get_mut(index) {
             *slot = Some(device);
@@ -285,8 +295,14 @@ fn take(devices: &mut [Option<Device>], index: u32) -> Option<Device> {
         .and_then(Option::take)
 }
 
-/// The outcome of `device`'s connection, and the CAL it holds after it.
-fn settle(device: &mut Device, result: &Result<ClientReport, ClientError>) -> Outcome {
+/// The outcome of `device`'s connection at virtual `now`, and the CAL it holds after it (or
+/// its user's record, when the host admitted it after a challenge without a CAL).
+fn settle(
+    device: &mut Device,
+    users: &mut UserRecords,
+    result: &Result<ClientReport, ClientError>,
+    now: SystemTime,
+) -> Outcome {
     let stored = result
         .as_ref()
         .ok()
@@ -296,32 +312,50 @@ fn settle(device: &mut Device, result: &Result<ClientReport, ClientError>) -> Ou
     if let Some(Ok(cal)) = stored {
         device.held = Some(cal);
     }
+    if outcome == Outcome::Valid && result.as_ref().is_ok_and(|report| report.challenged) {
+        users.admitted(&device.options.user, now);
+    }
     outcome
 }
 
-/// The data directory that records the CALs the host issued the fleet: the first device
-/// holding one is looked up by license id and hardware id. `None` while no device holds a
-/// CAL; an error when none of the directories has it (the fleet would be moving the clock of
-/// a server that is not the one licensing it).
+/// The data directory that records the licenses the host issued the fleet: the first device
+/// holding a CAL is looked up by license id and hardware id, else the first user a host
+/// recorded without a CAL, by name. `None` while the host has issued nothing; an error when
+/// none of the directories has it (the fleet would be moving the clock of a server that is
+/// not the one licensing it).
 fn find_recording(
     directories: &[DataDirectory],
     devices: &[Option<Device>],
+    users: &UserRecords,
     address: SocketAddr,
 ) -> Result<Option<usize>, FleetError> {
-    let Some((device, cal)) = devices
+    let wanted = if let Some((device, cal)) = devices
         .iter()
         .flatten()
         .find_map(|device| device.held.map(|cal| (device, cal)))
-    else {
+    {
+        Wanted::Cal {
+            license_id: cal.license_id,
+            hwid: device.options.hwid.to_bytes(),
+        }
+    } else if let Some(user) = users.any_user() {
+        Wanted::User(user.to_owned())
+    } else {
         return Ok(None);
     };
-    let hwid = device.options.hwid.to_bytes();
     for (index, directory) in directories.iter().enumerate() {
-        let license = directory
-            .store
-            .license(cal.license_id)
-            .map_err(|e| directory.store_error(e))?;
-        if license.is_some_and(|license| license.hardware_id == hwid) {
+        let found = match &wanted {
+            Wanted::Cal { license_id, hwid } => directory
+                .store
+                .license(*license_id)
+                .map(|license| license.is_some_and(|license| license.hardware_id == *hwid)),
+            Wanted::User(user) => directory
+                .store
+                .holder_licenses(&Holder::User(user.clone()))
+                .map(|licenses| !licenses.is_empty()),
+        }
+        .map_err(|e| directory.store_error(e))?;
+        if found {
             return Ok(Some(index));
         }
     }
@@ -333,4 +367,10 @@ fn find_recording(
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// What [`find_recording`] looks for.
+enum Wanted {
+    Cal { license_id: u32, hwid: [u8; 20] },
+    User(String),
 }

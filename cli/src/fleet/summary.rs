@@ -132,8 +132,7 @@ impl ServerTotals {
     pub fn reconciles(&self, held: &Held) -> bool {
         held.per_device.permanent == self.per_device_issued + self.per_device_revoked
             && held.per_device.temporary == self.per_device_temporary
-            && held.per_user.issued == self.per_user_issued
-            && held.per_user.overused == self.per_user_overused
+            && held.per_user.recorded == self.per_user_issued + self.per_user_overused
     }
 }
 
@@ -237,8 +236,9 @@ impl FleetReport {
             "failed",
             "held perm",
             "held temp",
+            "users rec",
         ];
-        let mut rows: Vec<[String; 11]> = self
+        let mut rows: Vec<[String; 12]> = self
             .days
             .iter()
             .map(|day| {
@@ -248,8 +248,9 @@ impl FleetReport {
                     format!("{} {}", date_text(day.date), weekday_text(day.date)),
                     &day.tally,
                     [
-                        held.per_device.permanent + held.per_user.issued,
-                        held.per_device.temporary + held.per_user.overused,
+                        held.per_device.permanent,
+                        held.per_device.temporary,
+                        held.per_user.recorded,
                     ],
                 )
             })
@@ -259,8 +260,9 @@ impl FleetReport {
             String::new(),
             &self.totals,
             [
-                self.held.per_device.permanent + self.held.per_user.issued,
-                self.held.per_device.temporary + self.held.per_user.overused,
+                self.held.per_device.permanent,
+                self.held.per_device.temporary,
+                self.held.per_user.recorded,
             ],
         ));
         out.push_str(&table(&header, &rows));
@@ -296,16 +298,10 @@ impl FleetReport {
                 "temporary",
             ),
             (
-                "per-user from a pack",
-                held.per_user.issued,
-                server.per_user_issued,
-                "issued",
-            ),
-            (
-                "per-user OverUsed",
-                held.per_user.overused,
-                server.per_user_overused,
-                "overused",
+                "per-user recorded",
+                held.per_user.recorded,
+                server.per_user_issued + server.per_user_overused,
+                "issued + overused",
             ),
         ];
         for (kind, fleet, server, field) in lines {
@@ -336,8 +332,8 @@ impl FleetReport {
     }
 }
 
-fn row(day: String, date: String, tally: &Tally, held: [u64; 2]) -> [String; 11] {
-    let [permanent, temporary] = held;
+fn row(day: String, date: String, tally: &Tally, held: [u64; 3]) -> [String; 12] {
+    let [permanent, temporary, users] = held;
     [
         day,
         date,
@@ -350,6 +346,7 @@ fn row(day: String, date: String, tally: &Tally, held: [u64; 2]) -> [String; 11]
         tally.failed.to_string(),
         permanent.to_string(),
         temporary.to_string(),
+        users.to_string(),
     ]
 }
 
@@ -390,8 +387,7 @@ fn held_json(held: &Held) -> Value {
             "temporary": held.per_device.temporary,
         },
         "per-user": {
-            "issued": held.per_user.issued,
-            "overused": held.per_user.overused,
+            "recorded": held.per_user.recorded,
         },
     })
 }

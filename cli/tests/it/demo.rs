@@ -97,7 +97,17 @@ fn the_storyline_happens_in_order() {
         .unwrap();
     assert!(renewed["expires_at"].as_str().unwrap() > permanent["expires_at"].as_str().unwrap());
 
-    // The per-user host over-allocates.
+    // The per-user host admits its users without storing a CAL on their devices, and
+    // over-allocates.
+    let kiosks: Vec<_> = events
+        .iter()
+        .filter(|e| e["client"].as_str().unwrap().starts_with("kiosk-"))
+        .collect();
+    assert_eq!(kiosks.len(), 3, "{events:#?}");
+    for kiosk in kiosks {
+        assert_eq!(kiosk["outcome"], "valid", "{kiosk}");
+        assert_eq!(kiosk["expires_at"], Value::Null, "{kiosk}");
+    }
     let report = events.iter().find(|e| e["client"] == "per-user").unwrap();
     assert_eq!(report["note"], "2 of 2 CALs issued, 1 over-allocated");
 }

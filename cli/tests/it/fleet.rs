@@ -144,10 +144,11 @@ fn a_small_fleets_totals_equal_the_license_servers_report() {
 }
 
 #[test]
-fn per_user_totals_count_each_user_once() {
+fn per_user_records_count_each_user_once_and_no_device_holds_a_cal() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Three users on six devices, two per-user CALs: the third user is OverUsed.
+    // Three users on six devices, two per-user CALs: the third user is OverUsed. 70 days of
+    // daily sign-ins: each record is renewed in its last 7 days (day 53), none lapses.
     let host = host(&data, "per-user", 2);
     let json = fleet_json(
         &host,
@@ -157,22 +158,44 @@ fn per_user_totals_count_each_user_once() {
             "--users",
             "3",
             "--days",
-            "3",
+            "70",
             "--pattern",
             "daily",
         ],
     );
-    let held = &json["held"]["per-user"];
+    // Per-user CALs are not issued to the device: every connection is admitted without one.
+    let totals = &json["totals"];
+    assert_eq!(totals["connections"], 420, "{json}");
+    assert_eq!(totals["valid"], 420, "{json}");
+    assert_eq!(json["held"]["per-device"]["permanent"], 0);
+    assert_eq!(json["held"]["per-device"]["temporary"], 0);
+    assert_eq!(json["held"]["per-user"]["recorded"], 3, "{json}");
     let report = admin(&data, &["report"]);
     let server = &report["totals"]["per-user"];
     assert_eq!(
-        count(&held["issued"]),
-        count(&server["issued"]),
-        "{json}\n{report}"
+        (count(&server["issued"]), count(&server["overused"])),
+        (2, 1),
+        "{report}"
     );
-    assert_eq!(count(&held["overused"]), count(&server["overused"]));
-    assert_eq!((count(&held["issued"]), count(&held["overused"])), (2, 1));
     assert_eq!(json["reconciled"], true);
+    // Each user was recorded on day 0 and renewed once, on day 53: 3 × 2 records, the
+    // first three Superseded.
+    let all = admin(&data, &["report", "--all"]);
+    let statuses: Vec<&str> = all["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 6, "{all}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|status| **status == "superseded")
+            .count(),
+        3,
+        "{all}"
+    );
 }
 
 /// The JSON without what depends on when and where it ran.

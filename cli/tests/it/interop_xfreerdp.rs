@@ -167,18 +167,63 @@ fn a_per_user_host_admits_and_records_the_user() {
         let client = Xfreerdp::new(root.path(), hostname, user);
         client.connect(&host);
         client.connect(&host);
-        assert!(client.cal().is_some(), "{}", host.log());
+        // Per-user CALs are not issued to the device (DESIGN §5): nothing is stored.
+        assert_eq!(client.cal(), None, "{}", host.log());
     }
+    let decisions = host.decisions();
+    assert_eq!(decisions.len(), 4, "{decisions:#?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|line| line.contains("outcome=\"valid\"") && line.contains("expires=none")),
+        "{decisions:#?}"
+    );
+    // Two users on a one-CAL per-user pack, each recorded once: one from the pack, one
+    // over-allocated.
+    let report = admin(&data, &["report"]);
+    let per_user = &report["totals"]["per-user"];
+    assert_eq!(per_user["installed"], 1, "{report}");
+    assert_eq!(per_user["issued"], 1, "{report}");
+    assert_eq!(per_user["overused"], 1, "{report}");
+}
+
+#[test]
+fn a_device_that_visits_a_per_user_host_keeps_its_per_device_cal() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, &[]);
+    let client = Xfreerdp::new(root.path(), "pc-01", "alice");
+    client.connect(&host);
+    let cal = client
+        .cal()
+        .expect("a temporary CAL on the per-device host");
+    let device_cal = std::fs::read(&cal).unwrap();
+    assert_eq!(inspect(&cal)["kind"], "temporary");
+
+    // The host turns per user (read at each connection): the user is recorded, the device's
+    // per-device CAL is neither replaced nor refused.
+    admin(&data, &["server", "set", "--mode", "per-user"]);
+    client.connect(&host);
+    assert_eq!(host.decisions().len(), 2, "{}", host.log());
+    assert!(
+        host.decisions()[1].contains("outcome=\"valid\""),
+        "{}",
+        host.log()
+    );
+    assert_eq!(std::fs::read(&cal).unwrap(), device_cal, "{}", host.log());
+    let report = admin(&data, &["report"]);
+    assert_eq!(report["totals"]["per-user"]["overused"], 1, "{report}");
+
+    // Back per device: the temporary CAL it kept is upgraded, not refused as the wrong type.
+    admin(&data, &["server", "set", "--mode", "per-device"]);
+    client.connect(&host);
+    assert_eq!(inspect(&cal)["kind"], "permanent", "{}", host.log());
     let decisions = host.decisions();
     assert!(
         decisions.iter().all(|line| !line.contains("refused")),
         "{decisions:#?}"
     );
-    // Two users on a one-CAL per-user pack: the report shows the over-allocation.
-    let report = admin(&data, &["report"]);
-    let per_user = &report["totals"]["per-user"];
-    assert_eq!(per_user["installed"], 1, "{report}");
-    assert!(per_user["overused"].as_u64().unwrap() >= 1, "{report}");
 }
 
 #[test]

@@ -590,37 +590,30 @@ fn two_hosts_on_one_server_are_each_decided_by_their_own_host_info() {
         }
     );
 
-    // The 2022 per-user host: no temporary CAL, the user recorded at once from the 2022 pack.
+    // The 2022 per-user host: the user recorded at once from the 2022 pack, no temporary CAL,
+    // and nothing stored on the device (per-user CALs are not issued to the device).
     let mut user_store = MemoryStore::default();
     connect(&mut user_host, &mut user_store, 2, 2, "bob");
-    let user_cal = stored_cal(&user_store);
-    assert_eq!(user_cal.kind, CalKind::Permanent);
-    assert_eq!(user_cal.cal_type, CalType::PerUser);
-    assert_eq!(
-        user_cal.product.version,
-        ProductVersion {
-            major: 10,
-            minor: 2
-        }
-    );
-    assert_eq!(user_cal.client_license.user, "bob");
+    assert!(user_store.licenses.is_empty());
     assert_eq!(server.in_use(LicensingMode::PerUser), 1);
     assert_eq!(server.in_use(LicensingMode::PerDevice), 0);
 
-    // The same per-user CAL: valid at the per-user host, the wrong type at the per-device one.
-    let user_info = user_store.licenses.values().next().unwrap().clone();
+    // The device's per-device CAL at the per-user host: its user is recorded, the CAL is not
+    // replaced; at its own host it is still what it was.
+    let device_info = device_store.licenses.values().next().unwrap().clone();
     assert_eq!(
-        user_host.assess_license(SystemTime::now(), &presented(&user_info)),
-        Assessment::Valid
+        user_host.upgrade_license(SystemTime::now(), &presented(&device_info)),
+        Decision::Valid
     );
+    assert_eq!(server.in_use(LicensingMode::PerUser), 2);
     assert_eq!(
-        device_host.assess_license(SystemTime::now(), &presented(&user_info)),
-        Assessment::Refuse(Refusal::abort(ErrorCode::ERR_INVALID_PRODUCTID))
+        device_host.assess_license(SystemTime::now(), &presented(&device_info)),
+        Assessment::Upgrade
     );
     assert_eq!(
         device_host.take_failure(),
         None,
-        "a refusal the license server decided is an answer"
+        "an answer the license server decided is not a failure"
     );
 
     // Both hosts at once, from several threads: each answer is for its own host.
@@ -636,27 +629,24 @@ fn two_hosts_on_one_server_are_each_decided_by_their_own_host_info() {
             threads.push(scope.spawn(move || {
                 let user = format!("user{index}");
                 let decision = issuer.new_license(SystemTime::now(), &client(20 + index, &user));
-                (host, issued(&decision).1)
+                (host, decision)
             }));
         }
         for thread in threads {
-            let (host, cal) = thread.join().unwrap();
+            let (host, decision) = thread.join().unwrap();
             match host.mode {
                 LicensingMode::PerDevice => {
+                    let cal = issued(&decision).1;
                     assert_eq!(
                         (cal.kind, cal.cal_type),
                         (CalKind::Temporary, CalType::PerDevice)
                     );
                 }
-                LicensingMode::PerUser => {
-                    assert_eq!(
-                        (cal.kind, cal.cal_type),
-                        (CalKind::Permanent, CalType::PerUser)
-                    );
-                }
+                LicensingMode::PerUser => assert_eq!(decision, Decision::Valid),
             }
         }
     });
+    // bob, the device's user and four more, on a pack of five: the last one OverUsed.
     assert_eq!(server.in_use(LicensingMode::PerUser), 5);
     assert_eq!(server.in_use(LicensingMode::PerDevice), 0);
 }

@@ -100,6 +100,7 @@ async fn run(
         stored,
         mut error_info,
         disconnected,
+        challenged,
     } = licensing::run(
         &mut framed,
         channels,
@@ -174,6 +175,7 @@ async fn run(
     Ok(ClientReport {
         licensing: outcome,
         stored,
+        challenged,
         active,
         error_info,
         ending,

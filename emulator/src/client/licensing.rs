@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rdpele_proto::envelope::SendDataDirection;
 use rdpele_proto::machine::{ClientConfig, ClientEvent, ClientMachine};
-use rdpele_proto::wire::{ErrorCode, StateTransition};
+use rdpele_proto::wire::{ErrorCode, MessageType, StateTransition};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{protocol, ClientError};
@@ -27,6 +27,8 @@ pub(super) struct LicensingRun {
     pub error_info: Option<u32>,
     /// The server already disconnected (Ultimatum or end of stream).
     pub disconnected: bool,
+    /// The server sent a Server Platform Challenge.
+    pub challenged: bool,
 }
 
 /// What the machine's events added up to so far.
@@ -52,6 +54,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut events = Events::default();
     let mut error_info = None;
     let mut disconnected = false;
+    let mut challenged = false;
     while !machine.is_finished() {
         let frame = match framed.read_pdu(STAGE).await {
             Ok(frame) => frame,
@@ -67,6 +70,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         match classify(STAGE, &frame, Phase::Licensing)? {
             ServerPdu::Licensing(pdu) => {
+                challenged |= pdu.first() == Some(&MessageType::PLATFORM_CHALLENGE.0);
                 machine
                     .handle_pdu(&pdu, &mut rng, &*store)
                     .map_err(ClientError::Machine)?;
@@ -116,6 +120,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         stored: events.stored,
         error_info,
         disconnected,
+        challenged,
     })
 }
 

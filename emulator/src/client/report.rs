@@ -62,6 +62,12 @@ pub struct ClientReport {
     pub licensing: LicensingOutcome,
     /// The CAL (`pbLicenseInfo`) stored during this connection, if one was.
     pub stored: Option<Vec<u8>>,
+    /// The server sent a Server Platform Challenge (MS-RDPELE 2.2.2.4): it asked its license
+    /// server for a decision rather than accepting the CAL presented as it was. A
+    /// STATUS_VALID_CLIENT after one, with no CAL stored, is how a per-user host answers the
+    /// user it has just recorded (or renewed), and how any host admits a client in its grace
+    /// period.
+    pub challenged: bool,
     /// The session reached the active state (Font Map received).
     pub active: bool,
     /// The last Set Error Info code the server sent (MS-RDPBCGR 2.2.5.1.1), e.g.

@@ -4,6 +4,10 @@
 //!
 //! Quotes are from *[CAL]* unless another page is named.
 //!
+//! - **Nothing on the client.** Per-user CALs are not issued to the device (DESIGN §5): the
+//!   record lives on the license server only, and the session host answers the user with
+//!   STATUS_VALID_CLIENT, leaving whatever CAL the device holds untouched
+//!   (`crate::server`, which hands CALs out only for per-device rows).
 //! - **No temporary CALs.** "Temporary RDS CALs aren't available" per user: the first sign-in
 //!   records the user at once.
 //! - **Not enforced: from the pool, or OverUsed.** "When you use the per user model, licensing
