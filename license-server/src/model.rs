@@ -247,8 +247,6 @@ pub enum RequestOutcome {
 pub enum LicenseRefusal {
     /// Its temporary CAL has expired and no permanent CAL is free (ERRINFO_LICENSE_NO_LICENSE).
     TemporaryExpiredNoneFree,
-    /// The presented CAL is older than the host's version and none newer is free.
-    CalVersionTooOld,
     /// The 120-day grace period without a license server is over.
     GracePeriodOver,
     /// The presented CAL was not issued for this licensing mode.

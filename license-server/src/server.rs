@@ -595,9 +595,7 @@ pub fn presented_cal(cal: &Cal) -> PresentedCal {
 /// The Licensing Error Message a refusal is sent as.
 pub fn refusal(reason: LicenseRefusal) -> Refusal {
     let error_code = match reason {
-        LicenseRefusal::WrongLicenseType | LicenseRefusal::CalVersionTooOld => {
-            ErrorCode::ERR_INVALID_PRODUCTID
-        }
+        LicenseRefusal::WrongLicenseType => ErrorCode::ERR_INVALID_PRODUCTID,
         LicenseRefusal::GracePeriodOver => ErrorCode::ERR_NO_LICENSE_SERVER,
         LicenseRefusal::TemporaryExpiredNoneFree | LicenseRefusal::Expired => {
             ErrorCode::ERR_INVALID_CLIENT

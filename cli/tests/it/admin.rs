@@ -260,22 +260,27 @@ fn a_license_server_refuses_packs_newer_than_itself() {
 }
 
 #[test]
-fn a_2019_cal_does_not_open_a_2022_host() {
+fn a_2019_cal_at_a_2022_host_is_a_first_logon_for_2022() {
     let data = Data::new();
     data.json("server set --activated true --host-version 2019");
     data.json("install --type per-device --version 2019 --count 3");
     let (cal, _) = permanent_device(&data, 1);
-    // A 2022 host: no 2022 CAL is free, so the 2019 CAL is refused there.
+    // A 2022 host: the 2019 CAL does not serve it, so the device gets a 2022 temporary CAL
+    // even though no 2022 CAL is installed.
+    let cal_2022 = data.file("ws-01-2022.cal");
     let output = data.run(&format!(
-        "request --hwid {} --cal {} --host-version 2022",
+        "request --hwid {} --cal {} --host-version 2022 --out {}",
         hwid(1),
-        cal.display()
+        cal.display(),
+        cal_2022.display()
     ));
     assert!(output.status.success());
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(answer["outcome"], "refused", "{answer}");
-    assert_eq!(answer["reason"], "cal_version_too_old");
-    // The 2019 host still takes it.
+    assert_eq!(answer["outcome"], "temporary", "{answer}");
+    let issued = parse_cal(&std::fs::read(&cal_2022).unwrap()).unwrap();
+    assert_eq!(issued.kind, CalKind::Temporary);
+    assert_eq!(issued.product.version.as_dword(), 0x000A_0002);
+    // The 2019 host still takes the 2019 CAL.
     assert_eq!(data.request(1, Some(&cal), None)["outcome"], "valid");
 }
 

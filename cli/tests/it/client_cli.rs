@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{days_between, inspect, provision, set_clock_before, Host, Xfreerdp, RDPELE};
+use crate::support::{
+    admin, days_between, inspect, provision, set_clock_before, Host, Xfreerdp, RDPELE,
+};
 
 /// One `rdpele client` run.
 struct ClientRun {
@@ -224,6 +226,80 @@ fn reset_makes_a_new_device_with_a_new_temporary_cal() {
     let last = host.decisions().pop().unwrap();
     assert!(last.contains("outcome=\"temporary\""), "{last}");
     assert!(last.contains(new_hwid), "{last}");
+}
+
+#[test]
+fn the_license_request_announces_the_host_version_set_while_serving() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2019", "2022", 5);
+    admin(
+        &data,
+        &[
+            "install",
+            "--type",
+            "per-device",
+            "--version",
+            "2019",
+            "--count",
+            "5",
+        ],
+    );
+    let host = Host::start(&data, &[]);
+    let store = root.path().join("pc-07");
+    assert_eq!(
+        connect(&host.address(), &store, "pc-07", &[])["outcome"],
+        "temporary"
+    );
+    assert_eq!(license_files(&store), ["LICENSE000"]);
+
+    // The next connection's License Request says 2022 (PRODUCT_INFO dwVersion 0x000A0002):
+    // the client has no CAL filed under it and asks for one, keeping its 2019 CAL beside it.
+    admin(&data, &["server", "set", "--host-version", "2022"]);
+    let second = connect(&host.address(), &store, "pc-07", &[]);
+    assert_eq!(second["outcome"], "temporary", "{second}");
+    assert_eq!(license_files(&store), ["LICENSE000", "LICENSE001"]);
+    let versions: Vec<u32> = ["LICENSE000", "LICENSE001"]
+        .iter()
+        .map(|name| {
+            let file = std::fs::read(store.join("Store").join(name)).unwrap();
+            u32::from_le_bytes(file[..4].try_into().unwrap())
+        })
+        .collect();
+    assert_eq!(versions, [0x000A_0001, 0x000A_0002]);
+    let cal_2019 = std::fs::read(store.join("Store/LICENSE000")).unwrap();
+
+    // Next logon at 2022: a 2022 permanent CAL replaces the 2022 temporary one; the 2019 CAL
+    // is untouched.
+    let third = connect(&host.address(), &store, "pc-07", &[]);
+    assert_eq!(third["outcome"], "permanent", "{third}");
+    assert_eq!(license_files(&store), ["LICENSE000", "LICENSE001"]);
+    assert_eq!(
+        std::fs::read(store.join("Store/LICENSE000")).unwrap(),
+        cal_2019
+    );
+    assert_eq!(
+        inspect(&store.join("Store/LICENSE001"))["kind"],
+        "permanent"
+    );
+
+    // Back on 2019: its 2019 temporary CAL is upgraded there with a 2019 CAL, and the 2022 CAL
+    // stays Active on the license server (two licenses in use, one per version).
+    admin(&data, &["server", "set", "--host-version", "2019"]);
+    let fourth = connect(&host.address(), &store, "pc-07", &[]);
+    assert_eq!(fourth["outcome"], "permanent", "{fourth}");
+    assert_eq!(
+        inspect(&store.join("Store/LICENSE000"))["kind"],
+        "permanent"
+    );
+    let report = admin(&data, &["report"]);
+    let active = report["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|license| license["status"] == "active")
+        .count();
+    assert_eq!(active, 2, "{report:#}");
 }
 
 #[test]

@@ -204,6 +204,58 @@ async fn temporary_then_permanent_then_valid_then_renewed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_license_server_a_cal_due_for_upgrade_comes_back_in_an_upgrade_license() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, "").await;
+    // pc-01 holds a temporary CAL, pc-02 a permanent one.
+    let temporary_client = options("pc-01", "alice", 1);
+    let mut temporary_store = Store::default();
+    run(&host, &temporary_client, &mut temporary_store).await;
+    let permanent_client = options("pc-02", "bob", 2);
+    let mut permanent_store = Store::default();
+    run(&host, &permanent_client, &mut permanent_store).await;
+    run(&host, &permanent_client, &mut permanent_store).await;
+    let permanent = permanent_store.only().unwrap();
+    assert_eq!(permanent.kind, CalKind::Permanent);
+    drop(host);
+
+    // The license server out of reach, the CALs still valid: MS-RDPELE 3.2.5.5 case 1.
+    let host = Host::start(&data, "[[fault]]\nkind = \"license-server-unreachable\"\n").await;
+    let held = |store: &Store| store.0.licenses.values().next().unwrap().clone();
+    let temporary_cal = held(&temporary_store);
+    let report = run(&host, &temporary_client, &mut temporary_store).await;
+    assert_eq!(report.licensing, LicensingOutcome::Upgraded, "{report:?}");
+    assert!(report.challenged && report.active);
+    assert_eq!(report.stored.as_deref(), Some(temporary_cal.as_slice()));
+    assert_eq!(held(&temporary_store), temporary_cal);
+
+    // A permanent CAL with more than 7 days left needs no renewal: valid as it is.
+    let report = run(&host, &permanent_client, &mut permanent_store).await;
+    assert_eq!(report.licensing, LicensingOutcome::Valid, "{report:?}");
+    assert!(!report.challenged);
+    assert_eq!(report.stored, None);
+
+    // Five days before it expires it is due for renewal: the same CAL comes back.
+    let expires = format_instant(permanent.client_license.not_after).unwrap();
+    let clock = data.clone();
+    tokio::task::spawn_blocking(move || set_clock_before(&clock, &expires, 5))
+        .await
+        .unwrap();
+    let permanent_cal = held(&permanent_store);
+    let report = run(&host, &permanent_client, &mut permanent_store).await;
+    assert_eq!(report.licensing, LicensingOutcome::Upgraded, "{report:?}");
+    assert_eq!(report.stored.as_deref(), Some(permanent_cal.as_slice()));
+    assert_eq!(held(&permanent_store), permanent_cal);
+    // Nothing was issued while the license server was away.
+    assert_eq!(
+        admin(&data, &["report"])["totals"]["per-device"]["issued"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_with_a_proprietary_certificate_licenses_too() {
     // The client checks the Terminal Services signature of a proprietary certificate (as
     // mstsc does); the X.509 chain of the default config has no such check.

@@ -10,6 +10,10 @@
 )]
 
 use std::path::Path;
+use std::time::Duration;
+
+use rdpele_license_server::clock::parse_instant;
+use serde_json::Value;
 
 use crate::support::{admin, inspect, provision, Host, Xfreerdp};
 
@@ -123,6 +127,45 @@ fn without_a_license_server_the_grace_period_admits_then_refuses() {
     let host = Host::start(&data, &["--config", path.to_str().unwrap()]);
     let run = client.connect(&host);
     assert!(!run.status.success());
+    assert!(
+        host.log().contains("errinfo=NoLicenseServer"),
+        "{}",
+        host.log()
+    );
+}
+
+#[test]
+fn the_grace_period_runs_from_the_hosts_first_client_not_from_the_outage() {
+    let root = tempfile::tempdir().unwrap();
+    let host = host_with(root.path(), "");
+    let data = root.path().join("data");
+    let shown = admin(&data, &["server", "show"]);
+    assert_eq!(shown["session_host"]["first_use"], Value::Null, "{shown}");
+    let first = Xfreerdp::new(root.path(), "pc-01", "alice");
+    first.connect(&host);
+    assert_eq!(inspect(&first.cal().unwrap())["kind"], "temporary");
+    // Licensed by the license server, and still the grace period's start.
+    let shown = admin(&data, &["server", "show"]);
+    let first_use = shown["session_host"]["first_use"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{shown}\n{}", host.log()));
+    let since = parse_instant(shown["now"].as_str().unwrap())
+        .unwrap()
+        .duration_since(parse_instant(first_use).unwrap())
+        .unwrap();
+    assert!(since < Duration::from_secs(60), "{shown}");
+    drop(host);
+
+    // 121 days later the license server is out of reach: the grace period is already over,
+    // so a device without a CAL is refused at once.
+    admin(&data, &["clock", "advance", "121d"]);
+    let path = root.path().join("serve.toml");
+    std::fs::write(&path, "[[fault]]\nkind = \"license-server-unreachable\"\n").unwrap();
+    let host = Host::start(&data, &["--config", path.to_str().unwrap()]);
+    let second = Xfreerdp::new(root.path(), "pc-02", "bob");
+    let run = second.connect(&host);
+    assert!(!run.status.success(), "{}", host.log());
+    assert!(second.cal().is_none());
     assert!(
         host.log().contains("errinfo=NoLicenseServer"),
         "{}",

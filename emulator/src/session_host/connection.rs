@@ -296,6 +296,7 @@ pub async fn serve_connection(
     let context = LicensingContext {
         backend: Arc::clone(&shared.backend),
         machine_config: shared.machine_config.clone(),
+        product_version: shared.config.product.version,
         faults: shared.config.faults.clone(),
         peer: format!("{peer} ({})", identity.machine),
         record: shared
@@ -305,7 +306,7 @@ pub async fn serve_connection(
             .map(|dir| dir.join(format!("connection-{index:04}"))),
     };
     match licensing::run(&mut framed, context).await? {
-        LicensingEnd::Licensed => {}
+        LicensingEnd::Licensed => shared.backend.record_first_use().await,
         LicensingEnd::Refused { refusal, reason } => {
             let code = license_error_info(refusal.error_code, reason);
             let error_info = ErrorInfo::ProtocolIndependentLicensingCode(code);

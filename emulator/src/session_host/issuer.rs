@@ -4,6 +4,7 @@
 //! then only on a still-valid CAL, see [`admit_without_license_server`]). Every decision is
 //! logged here, once, with the client, its HWID, the outcome and the CAL's expiry.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rdpele_proto::cal::{parse_cal, Cal, CalKind};
@@ -13,7 +14,7 @@ use tracing::{info, warn};
 use rdpele_license_server::clock::{format_instant, Clock, ClockError};
 use rdpele_license_server::decider::{Decider, Reply};
 use rdpele_license_server::model::{HostInfo, RequestOutcome};
-use rdpele_license_server::policy::admit_without_license_server;
+use rdpele_license_server::policy::{admit_without_license_server, returns_old_license};
 use rdpele_license_server::remote::RemoteIssuer;
 use rdpele_license_server::server::{
     presented_cal, refusal, unavailable, unavailable_answer, DecidedQuery,
@@ -46,6 +47,9 @@ pub struct Backend {
     /// holds it.
     pub grace_period: Mutex<Store>,
     pub clock: Clock,
+    /// Whether the host's first use (the start of its grace period) is in the store, so
+    /// connections after it need not look.
+    pub first_use_recorded: AtomicBool,
     /// Fault injection: act as if the license server could not be reached.
     pub unreachable: bool,
 }
@@ -74,6 +78,37 @@ impl Backend {
         })
         .await??;
         Ok(host)
+    }
+
+    /// Records the host's first use at the virtual now unless it is recorded already: the
+    /// grace period runs from the host's first client, whether or not a license server
+    /// answered it, so an outage after day 120 finds it over. A failure is logged and tried
+    /// again at the next licensed connection.
+    pub async fn record_first_use(self: &Arc<Self>) {
+        if self.first_use_recorded.load(Ordering::Acquire) {
+            return;
+        }
+        let backend = Arc::clone(self);
+        let recorded = tokio::task::spawn_blocking(move || {
+            let store = backend
+                .grace_period
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = backend.clock.now(&store)?;
+            Ok::<_, ClockError>(store.record_host_first_use(now)?)
+        })
+        .await;
+        match recorded {
+            Ok(Ok(first_use)) => {
+                self.first_use_recorded.store(true, Ordering::Release);
+                info!(
+                    first_use = format_instant(first_use).unwrap_or_default(),
+                    "the session host's first use (the grace period's start)"
+                );
+            }
+            Ok(Err(error)) => warn!(%error, "could not record the session host's first use"),
+            Err(error) => warn!(%error, "the task recording the session host's first use failed"),
+        }
     }
 }
 
@@ -168,7 +203,9 @@ impl HostIssuer {
     }
 
     /// Without a license server: the grace-period rules at the host's virtual now, counted from
-    /// its first use (the host's own store, off the runtime's threads).
+    /// its first use (the host's own store, off the runtime's threads). A still-valid CAL due
+    /// for upgrade is challenged and then sent back in an Upgrade License (MS-RDPELE 3.2.5.5
+    /// case 1, [`returns_old_license`]).
     async fn fallback(&self, query: &LicenseQuery, why: &str) -> LicenseAnswer {
         warn!(peer = %self.peer, "no license server ({why}): applying the grace-period rules");
         let presented = match query {
@@ -189,16 +226,25 @@ impl HostIssuer {
                 .unwrap_or_else(PoisonError::into_inner);
             let now = backend.clock.now(&store)?;
             let first_use = store.record_host_first_use(now)?;
-            Ok::<_, ClockError>(admit_without_license_server(
-                &host,
-                first_use,
-                now,
-                presented.as_ref(),
-            ))
+            backend.first_use_recorded.store(true, Ordering::Release);
+            let old_license = presented
+                .as_ref()
+                .is_some_and(|cal| returns_old_license(&host, cal, now));
+            let outcome = admit_without_license_server(&host, first_use, now, presented.as_ref());
+            Ok::<_, ClockError>((outcome, old_license))
         })
         .await;
         let decision = match outcome {
-            Ok(Ok(RequestOutcome::Refused { reason })) => Decision::Refuse(refusal(reason)),
+            Ok(Ok((RequestOutcome::Refused { reason }, _))) => Decision::Refuse(refusal(reason)),
+            Ok(Ok((_, true))) => match query {
+                LicenseQuery::AssessLicense(_) => {
+                    return LicenseAnswer::Assessment(Assessment::Upgrade)
+                }
+                LicenseQuery::UpgradeLicense(presented) => {
+                    Decision::Issue(presented.license_info.clone())
+                }
+                _ => Decision::Valid,
+            },
             Ok(Ok(_)) => Decision::Valid,
             Ok(Err(error)) => {
                 warn!(peer = %self.peer, %error, "session host store unavailable");
@@ -235,6 +281,11 @@ impl HostIssuer {
             LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
                 let client = &presented.cal.client_license;
                 let hwid = hex::encode(presented.hwid.to_bytes());
+                if matches!(&decision, Decision::Issue(cal) if *cal == presented.license_info) {
+                    let expires = format_instant(client.not_after).unwrap_or_default();
+                    info!(peer = %self.peer, client = %client.machine, user = %client.user, hwid, outcome = "returned", expires = %expires, "licensing decision");
+                    return;
+                }
                 self.log_decision(
                     &client.machine,
                     &client.user,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rdpele_license_server::server::product_version;
 use rdpele_proto::envelope::{LicensingFrame, SendDataDirection};
 use rdpele_proto::machine::{Refusal, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
 use rdpele_proto::wire::{
@@ -19,6 +20,7 @@ use tracing::{debug, info};
 use super::config::{Faults, Step};
 use super::connection::ConnError;
 use super::issuer::{Backend, HostIssuer};
+
 use crate::transport::{self, Channels, Framed, Peer, TransportError, TransportErrorKind};
 
 /// How licensing ended.
@@ -38,7 +40,11 @@ pub enum LicensingEnd {
 /// What one connection's licensing needs.
 pub struct LicensingContext {
     pub backend: Arc<Backend>,
+    /// The License Request's contents; its PRODUCT_INFO dwVersion is replaced by the host
+    /// version in force for this connection unless `product_version` fixes it.
     pub machine_config: ServerConfig,
+    /// `[product] version` from the config, when the user set it.
+    pub product_version: Option<u32>,
     pub faults: Faults,
     pub peer: String,
     /// Directory to record this connection's licensing PDUs into, one file each.
@@ -52,9 +58,15 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<LicensingEnd, ConnError> {
     let host = context.backend.host().await?;
     let mut rng = StdRng::from_rng(&mut rand::rng());
-    let mut machine = ServerMachine::new(context.machine_config.clone());
+    // An `admin server set --version` while serving changes what the next License Request
+    // announces, as a Windows host's product version follows its installed release.
+    let mut machine_config = context.machine_config.clone();
+    machine_config.product_version = context
+        .product_version
+        .unwrap_or_else(|| product_version(host.version).as_dword());
+    let preamble = machine_config.preamble_flags;
+    let mut machine = ServerMachine::new(machine_config);
     let mut recorder = Recorder::new(context.record.clone());
-    let preamble = context.machine_config.preamble_flags;
     let issuer = HostIssuer::new(Arc::clone(&context.backend), host, context.peer.clone());
     machine.start(&mut rng);
     let mut outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;

@@ -12,6 +12,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -152,10 +153,11 @@ impl Shared {
                 .set_host_first_use(start)
                 .map_err(|e| error("setting the grace period start", e))?;
         }
-        let host = local
+        let settings = local
             .session_host()
-            .map_err(|e| error("reading the session host settings", e))?
-            .info();
+            .map_err(|e| error("reading the session host settings", e))?;
+        let first_use_recorded = settings.first_use.is_some();
+        let host = settings.info();
 
         let tls =
             tls::server_config(&options.data, &options.host_name).map_err(|e| error("TLS", e))?;
@@ -168,13 +170,12 @@ impl Shared {
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
                 .map_err(|e| error("licensing certificate", e))?;
-        let version = product_version(host.version);
         let machine_config = ServerConfig {
             preamble_flags: PreambleFlags(PreambleFlags::PREAMBLE_VERSION_3_0),
             product_version: config
                 .product
                 .version
-                .unwrap_or((u32::from(version.major) << 16) | u32::from(version.minor)),
+                .unwrap_or_else(|| product_version(host.version).as_dword()),
             company_name: config.product.company_name.clone(),
             product_id: config.product.product_id.clone(),
             scopes: vec![config.product.scope.clone()],
@@ -218,6 +219,7 @@ impl Shared {
             ),
             grace_period: Mutex::new(local),
             clock: Clock::system(),
+            first_use_recorded: AtomicBool::new(first_use_recorded),
             unreachable: config.faults.license_server_unreachable,
         });
         Ok(Arc::new(Self {

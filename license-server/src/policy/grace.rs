@@ -6,9 +6,12 @@
 //!   Once the grace period ends, clients must have a valid RDS CAL issued by a license server
 //!   before they can sign in a remote session" (*[CAL]*). The page once said 180 days; Microsoft
 //!   corrected it to 120 (MicrosoftDocs/windowsserverdocs#4758, #4832). [`GRACE_PERIOD`].
-//! - *Choice:* the period is counted from `host_first_use`, which the caller supplies (when the
-//!   session host started accepting clients); Microsoft's page gives the length, not the start.
-//!   It does not depend on the licensing mode.
+//! - The period is counted from `host_first_use`, which the caller supplies: "The grace period
+//!   begins the first time the … RD Session Host server accepts a client connection"
+//!   (Windows Server 2008 R2 TechNet, "Understand the licensing grace period", hh553157). The
+//!   session host records it when its first client is through licensing, whether a license
+//!   server licensed it or the grace period admitted it, so an outage after day 120 finds the
+//!   period over. It does not depend on the licensing mode.
 //! - While it runs, a host without a license server admits every client ([`GraceState::Within`]).
 //!   After it, [`admit_without_license_server`]: a per-device client presenting a CAL that is
 //!   still valid for the host is admitted until that CAL expires — the host checks the CAL
@@ -19,13 +22,21 @@
 //!   servers are available"). A per-user host has nothing to check without a license server, so
 //!   it refuses everyone once the period is over.
 //!
+//! - **A CAL due for upgrade gets itself back** (MS-RDPELE 3.2.5.5, case 1): "If the license
+//!   server cannot be contacted to upgrade the license, and the old license is still valid, the
+//!   terminal server sends the Server Upgrade License … and returns the old license to the
+//!   client." Due for upgrade means what the license server would upgrade: a per-device
+//!   temporary CAL, or a permanent one within [`RENEWAL_WINDOW`] of its expiry, that serves the
+//!   host. [`returns_old_license`]. A CAL that is not due is answered as above.
+//!
 //! [CAL]: https://learn.microsoft.com/windows-server/remote/remote-desktop-services/rds-client-access-license
 //! [`LicenseRefusal::GracePeriodOver`]: crate::model::LicenseRefusal::GracePeriodOver
 
 use std::time::{Duration, SystemTime};
 
+use super::per_device::RENEWAL_WINDOW;
 use super::versions::serves;
-use super::{days, has_expired, later};
+use super::{days, expires_within, has_expired, later};
 use crate::model::{HostInfo, LicenseRefusal, LicensingMode, PresentedCal, RequestOutcome};
 
 /// How long a session host runs without a license server.
@@ -89,4 +100,15 @@ pub fn admit_without_license_server(
             },
         },
     }
+}
+
+/// Whether a host without a license server answers `presented` with an Upgrade License
+/// returning the same CAL (MS-RDPELE 3.2.5.5 case 1): a per-device CAL still valid for the host
+/// that a license server would upgrade (temporary) or renew (within [`RENEWAL_WINDOW`]).
+pub fn returns_old_license(host: &HostInfo, presented: &PresentedCal, now: SystemTime) -> bool {
+    host.mode == LicensingMode::PerDevice
+        && presented.license_type == LicensingMode::PerDevice
+        && serves(presented.product_version, host.version)
+        && !has_expired(presented.not_after, now)
+        && (presented.temporary || expires_within(presented.not_after, now, RENEWAL_WINDOW))
 }

@@ -61,9 +61,13 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 
 use super::decision::{Change, PolicyDecision, Snapshot};
-use super::model::{IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, RequestOutcome};
+use super::model::{
+    IssuedLicense, LicenseRequest, LicenseStatus, LicensingMode, RequestOutcome, WindowsVersion,
+};
 
-pub use grace::{admit_without_license_server, grace_period, GraceState, GRACE_PERIOD};
+pub use grace::{
+    admit_without_license_server, grace_period, returns_old_license, GraceState, GRACE_PERIOD,
+};
 pub use revocation::{
     revoke, GrantedRevocation, RevocationLimitSnapshot, RevokeRefusal, REVOCABLE_PERCENT,
 };
@@ -137,13 +141,18 @@ fn newest<'a>(
 struct Plan<'a> {
     snapshot: &'a Snapshot,
     mode: LicensingMode,
+    /// Per device, the host version a new CAL is for: the client files CALs per product
+    /// version and keeps the others, so only the holder's CALs that serve this version and are
+    /// no newer than the new one are superseded — a newer CAL the device holds for a newer
+    /// host stays live for it.
+    serving: Option<WindowsVersion>,
     changes: Vec<Change>,
 }
 
 impl<'a> Plan<'a> {
     /// A plan that starts with the holder's housekeeping: live-looking rows past their
     /// expiration date become Expired.
-    fn new(snapshot: &'a Snapshot, mode: LicensingMode) -> Self {
+    fn new(snapshot: &'a Snapshot, mode: LicensingMode, serving: Option<WindowsVersion>) -> Self {
         let changes = holder_rows(snapshot, mode)
             .filter(|row| {
                 matches!(row.status, LicenseStatus::Temporary | LicenseStatus::Active)
@@ -157,18 +166,24 @@ impl<'a> Plan<'a> {
         Self {
             snapshot,
             mode,
+            serving,
             changes,
         }
     }
 
     /// Give the holder `license` (its `license_id` is overwritten with the snapshot's
-    /// `next_license_id`): every other live row of the holder becomes Superseded, then the row
-    /// is inserted. Returns the new id.
+    /// `next_license_id`): every other live row of the holder (per device: of a version from
+    /// the host's up to the new CAL's) becomes Superseded, then the row is inserted. Returns
+    /// the new id.
     fn issue(&mut self, mut license: IssuedLicense) -> u32 {
         let license_id = self.snapshot.next_license_id;
         let now = self.snapshot.now;
         let superseded: Vec<Change> = holder_rows(self.snapshot, self.mode)
-            .filter(|row| is_live(row, now))
+            .filter(|row| {
+                is_live(row, now)
+                    && in_scope(row, self.serving)
+                    && (self.serving.is_none() || row.product_version <= license.product_version)
+            })
             .map(|row| Change::SetStatus {
                 license_id: row.license_id,
                 status: LicenseStatus::Superseded,
@@ -188,12 +203,26 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// Whether [`Plan::issue`] supersedes `row` when `serving` is the plan's host version.
+fn in_scope(row: &IssuedLicense, serving: Option<WindowsVersion>) -> bool {
+    serving.is_none_or(|host| versions::serves(row.product_version, host))
+}
+
 /// How many licenses of pack `key_pack_id` the holder frees by being given a new CAL: its live
 /// rows from that pack, which [`Plan::issue`] supersedes in the same transaction (the store's
 /// `in_use` still counts them).
-fn own_slots(snapshot: &Snapshot, mode: LicensingMode, key_pack_id: u32) -> u32 {
+fn own_slots(
+    snapshot: &Snapshot,
+    mode: LicensingMode,
+    serving: Option<WindowsVersion>,
+    key_pack_id: u32,
+) -> u32 {
     let count = holder_rows(snapshot, mode)
-        .filter(|row| row.key_pack_id == Some(key_pack_id) && is_live(row, snapshot.now))
+        .filter(|row| {
+            row.key_pack_id == Some(key_pack_id)
+                && is_live(row, snapshot.now)
+                && in_scope(row, serving)
+        })
         .count();
     u32::try_from(count).unwrap_or(u32::MAX)
 }

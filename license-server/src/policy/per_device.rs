@@ -51,6 +51,11 @@
 //!   by hardware id; `issued_to_computer` is copied from the holder's earliest row, so Licensing
 //!   Manager keeps showing the name the device had when it was first licensed, even after a
 //!   rename (DESIGN §5). A device that deletes its MSLicensing keys has a new HWID: a new device.
+//! - **Per product version.** Only the holder's CALs that serve the host count
+//!   ([`super::versions`]): a presented CAL older than the host is looked up as no CAL, a device
+//!   whose CALs on record are all older is on its first logon for the host's version, and a
+//!   new CAL supersedes only the holder's CALs of versions from the host's up to its own, so a
+//!   CAL an older host gave stays live for it, and so does a newer CAL a newer host gave.
 //! - **A device that presents no CAL but is known by its HWID** (it lost its stored CAL) is
 //!   answered from its record, as if it had presented its newest CAL: an unexpired temporary or
 //!   permanent CAL is issued again with the *same* expiration date (a fresh row, the old one
@@ -74,7 +79,6 @@ use super::{days, expires_within, has_expired, holder_rows, later, newest, Plan}
 use crate::decision::{PolicyDecision, Snapshot};
 use crate::model::{
     IssuedLicense, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode, RequestOutcome,
-    WindowsVersion,
 };
 
 /// How long a temporary CAL lasts.
@@ -88,12 +92,10 @@ pub const RENEWAL_WINDOW: Duration = days(7);
 
 const MODE: LicensingMode = LicensingMode::PerDevice;
 
-/// The CAL a decision is about: the one presented, or, for a New License Request from a known
-/// HWID, the holder's newest on record.
+/// The CAL a decision is about: the one presented if it serves the host, or else the holder's
+/// newest on record that does.
 struct Held<'a> {
     temporary: bool,
-    license_type: LicensingMode,
-    version: WindowsVersion,
     expires_at: SystemTime,
     /// The row it is, if it is on record.
     row: Option<&'a IssuedLicense>,
@@ -108,22 +110,17 @@ pub fn decide<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> PolicyDecision {
     let now = snapshot.now;
-    let mut plan = Plan::new(snapshot, MODE);
+    let mut plan = Plan::new(snapshot, MODE, Some(request.host.version));
+    if request
+        .presented
+        .as_ref()
+        .is_some_and(|presented| presented.license_type != MODE)
+    {
+        return plan.finish(refused(LicenseRefusal::WrongLicenseType));
+    }
     let Some(held) = held(request, snapshot) else {
         return first_logon(plan, request, snapshot);
     };
-    if held.license_type != MODE {
-        return plan.finish(refused(LicenseRefusal::WrongLicenseType));
-    }
-    if !serves(held.version, request.host.version) {
-        return match issue_permanent(&mut plan, request, snapshot, rng, None) {
-            Some((license_id, expires_at)) => plan.finish(RequestOutcome::Permanent {
-                license_id,
-                expires_at,
-            }),
-            None => plan.finish(refused(LicenseRefusal::CalVersionTooOld)),
-        };
-    }
     if held.temporary {
         if let Some((license_id, expires_at)) =
             issue_permanent(&mut plan, request, snapshot, rng, None)
@@ -165,30 +162,28 @@ fn refused(reason: LicenseRefusal) -> RequestOutcome {
     RequestOutcome::Refused { reason }
 }
 
-/// The CAL the decision is about, or `None` for a device never seen (first logon).
+/// The CAL the decision is about, or `None` for a device with no CAL on record for a version
+/// that serves the host (its first logon there).
 fn held<'a>(request: &LicenseRequest, snapshot: &'a Snapshot) -> Option<Held<'a>> {
+    let host = request.host.version;
     match &request.presented {
-        Some(presented) => {
+        Some(presented) if serves(presented.product_version, host) => {
             let row = presented.license_id.and_then(|license_id| {
                 holder_rows(snapshot, MODE).find(|row| row.license_id == license_id)
             });
             Some(Held {
                 temporary: presented.temporary,
-                license_type: presented.license_type,
-                version: presented.product_version,
                 expires_at: row.map_or(presented.not_after, |row| row.expiration_date),
                 row,
                 presented: true,
             })
         }
-        None => {
+        _ => {
             let row = newest(holder_rows(snapshot, MODE), |row| {
-                row.status != LicenseStatus::Superseded
+                row.status != LicenseStatus::Superseded && serves(row.product_version, host)
             })?;
             Some(Held {
                 temporary: row.key_pack_id.is_none(),
-                license_type: row.license_type,
-                version: row.product_version,
                 expires_at: row.expiration_date,
                 row: Some(row),
                 presented: false,
@@ -244,7 +239,13 @@ fn issue_permanent<R: Rng + ?Sized>(
     rng: &mut R,
     prefer: Option<u32>,
 ) -> Option<(u32, SystemTime)> {
-    let pack = choose_pack(snapshot, MODE, request.host.version, prefer)?;
+    let pack = choose_pack(
+        snapshot,
+        MODE,
+        request.host.version,
+        Some(request.host.version),
+        prefer,
+    )?;
     let now = snapshot.now;
     let lifetime = days(rng.random_range(PERMANENT_LIFETIME_DAYS));
     let expires_at = later(now, lifetime);

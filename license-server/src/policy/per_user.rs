@@ -77,7 +77,7 @@ const MODE: LicensingMode = LicensingMode::PerUser;
 /// The per-user answer to `request` (whose host must be in per-user mode). Never a refusal.
 pub fn decide(request: &LicenseRequest, snapshot: &Snapshot) -> PolicyDecision {
     let now = snapshot.now;
-    let mut plan = Plan::new(snapshot, MODE);
+    let mut plan = Plan::new(snapshot, MODE, None);
     let current = newest(holder_rows(snapshot, MODE), |row| {
         row.status == LicenseStatus::Active && !has_expired(row.expiration_date, now)
     });
@@ -113,7 +113,7 @@ fn record(
     prefer: Option<u32>,
 ) -> (u32, SystemTime) {
     let now = snapshot.now;
-    let pack = choose_pack(snapshot, MODE, request.host.version, prefer);
+    let pack = choose_pack(snapshot, MODE, request.host.version, None, prefer);
     let expires_at = later(now, SHOWN_LIFETIME);
     let license_id = plan.issue(IssuedLicense {
         license_id: 0,

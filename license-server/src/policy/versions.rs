@@ -13,15 +13,15 @@
 //!   2022 packs. (The prose above that table says "the same version … or earlier", which the
 //!   table contradicts; the table is what DESIGN §5 states.) [`install_pack`] also refuses a
 //!   pack of no licenses, which no purchase yields.
-//! - **A presented CAL older than the host** is treated as no CAL for that host: the client needs
-//!   a compatible (newer) one. Per device, the license server issues a permanent CAL from a
-//!   compatible pack when it is activated and one is free (the outcome is
-//!   [`RequestOutcome::Permanent`], the old CAL Superseded); otherwise the client is refused with
-//!   [`LicenseRefusal::CalVersionTooOld`] — the older CAL stays valid for older hosts.
-//!   *Choice:* no second temporary CAL is issued for the newer version; the temporary CAL is
-//!   the device's first-logon allowance, and handing out one per host version would let a
-//!   device renew its 90 days by moving between hosts. Per user, licensing is not enforced:
-//!   the user is recorded against a compatible pack or as OverUsed ([`super::per_user`]).
+//! - **CALs are per product version.** The License Request names the host's version
+//!   (PRODUCT_INFO dwVersion, MS-RDPELE 2.2.2.1) and the client files each CAL under the
+//!   version it was issued for (MS-RDPELE 3.3.5.5–3.3.5.6; mstsc's store holds one `LICENSEnnn`
+//!   entry per product and version). Per device, a device with no CAL on record that serves the
+//!   host — it presents none for this version, or an older one — is on its first logon *for
+//!   that version*: a 90-day temporary CAL of the host's version, then a permanent one when one
+//!   is free ([`super::per_device`]). Its older CALs are left alone (not Superseded) and still
+//!   open older hosts. Per user, licensing is not enforced: the user is recorded against a
+//!   compatible pack or as OverUsed ([`super::per_user`]).
 //! - **Which pack.** A new CAL comes from a pack of the host's licensing mode whose version is
 //!   at least the host's and that has a free license. *Choice* (Microsoft does not document the
 //!   order): a renewal keeps its pack when it can; otherwise the oldest version that serves the
@@ -30,8 +30,6 @@
 //!   the same transaction.
 //!
 //! [CAL]: https://learn.microsoft.com/windows-server/remote/remote-desktop-services/rds-client-access-license
-//! [`RequestOutcome::Permanent`]: crate::model::RequestOutcome::Permanent
-//! [`LicenseRefusal::CalVersionTooOld`]: crate::model::LicenseRefusal::CalVersionTooOld
 
 use std::fmt;
 
@@ -103,21 +101,29 @@ pub fn install_pack(settings: &ServerSettings, pack: &KeyPack) -> Result<(), Ins
 
 /// Licenses of the pack free for this holder: the pack's total less those in use by others
 /// (the holder's own live CAL of the pack is superseded when it is given a new one).
-fn free_for_holder(snapshot: &Snapshot, mode: LicensingMode, usage: &PackUsage) -> u32 {
-    let others = usage
-        .in_use
-        .saturating_sub(own_slots(snapshot, mode, usage.pack.key_pack_id));
+fn free_for_holder(
+    snapshot: &Snapshot,
+    mode: LicensingMode,
+    serving: Option<WindowsVersion>,
+    usage: &PackUsage,
+) -> u32 {
+    let others =
+        usage
+            .in_use
+            .saturating_sub(own_slots(snapshot, mode, serving, usage.pack.key_pack_id));
     usage.pack.total_licenses.saturating_sub(others)
 }
 
 /// The pack a new CAL for a host of `host_version` in `mode` comes from, if any has a free
-/// license (counting the holder's own live CAL of a pack as free): `prefer` if it qualifies,
-/// else the oldest serving version, then the earliest installed. Never a pack while the license
-/// server is unactivated.
+/// license (counting the holder's own live CAL of a pack as free when the new CAL supersedes
+/// it: all of them, or per device `serving` only those serving that version): `prefer` if it
+/// qualifies, else the oldest serving version, then the earliest installed. Never a pack while
+/// the license server is unactivated.
 pub(super) fn choose_pack(
     snapshot: &Snapshot,
     mode: LicensingMode,
     host_version: WindowsVersion,
+    serving: Option<WindowsVersion>,
     prefer: Option<u32>,
 ) -> Option<&KeyPack> {
     if !snapshot.settings.activated {
@@ -129,7 +135,7 @@ pub(super) fn choose_pack(
         .filter(|usage| {
             usage.pack.key_pack_type == mode
                 && serves(usage.pack.product_version, host_version)
-                && free_for_holder(snapshot, mode, usage) > 0
+                && free_for_holder(snapshot, mode, serving, usage) > 0
         })
         .map(|usage| &usage.pack)
         .collect();

@@ -19,8 +19,8 @@ use rdpele_license_server::model::{
     PresentedCal, RequestOutcome, ServerSettings, WindowsVersion,
 };
 use rdpele_license_server::policy::{
-    self, admit_without_license_server, days, grace_period, install_pack, revoke, serves,
-    GraceState, InstallError, RevocationLimitSnapshot, RevokeRefusal,
+    self, admit_without_license_server, days, grace_period, install_pack, returns_old_license,
+    revoke, serves, GraceState, InstallError, RevocationLimitSnapshot, RevokeRefusal,
 };
 
 use LicenseStatus::{Active, Expired, Revoked, Superseded, Temporary};
@@ -1063,66 +1063,111 @@ fn a_cal_serves_hosts_of_its_version_or_older() {
 }
 
 #[test]
-fn an_older_cal_needs_a_newer_one_or_is_refused() {
+fn an_older_cal_makes_a_first_logon_for_the_host_version() {
     let old = {
         let mut cal = permanent(5, Active, day(80));
         cal.product_version = V2019;
         cal
     };
     let old_temp = temporary(6, day(5), V2019);
-    let too_old = Kind::Refused(LicenseRefusal::CalVersionTooOld);
-    // (case, presented CAL, packs, activated, expected)
+    let free_2022 = || vec![usage(pack(2, PerDevice, V2022, 1), 0)];
+    // (case, presented CAL, packs, activated): a 2022 temporary CAL whatever the pool holds.
     let cases = [
-        (
-            "a 2022 CAL free",
-            &old,
-            vec![usage(pack(2, PerDevice, V2022, 1), 0)],
-            true,
-            Kind::Permanent,
-        ),
+        ("a 2022 CAL free", &old, free_2022(), true),
         (
             "only 2019 CALs free",
             &old,
             vec![usage(pack(2, PerDevice, V2019, 9), 0)],
             true,
-            too_old,
         ),
         (
             "none free",
             &old,
             vec![usage(pack(2, PerDevice, V2022, 1), 1)],
             true,
-            too_old,
         ),
-        (
-            "unactivated",
-            &old,
-            vec![usage(pack(2, PerDevice, V2022, 1), 0)],
-            false,
-            too_old,
-        ),
-        ("old temporary, none free", &old_temp, vec![], true, too_old),
-        (
-            "old temporary, one free",
-            &old_temp,
-            vec![usage(pack(2, PerDevice, V2025, 1), 0)],
-            true,
-            Kind::Permanent,
-        ),
+        ("unactivated", &old, free_2022(), false),
+        ("old temporary, none free", &old_temp, vec![], true),
+        ("old temporary, one free", &old_temp, free_2022(), true),
     ];
-    for (case, cal, packs, activated, expected) in cases {
-        let snapshot = snap(day(10), activated, packs, vec![cal.clone()]);
-        let decision = decide(&request(PerDevice, V2022, Some(presented(cal))), &snapshot);
-        assert_eq!(kind(&decision.outcome), expected, "{case}");
-        if expected == Kind::Permanent {
-            assert!(inserted(&decision).product_version >= V2022, "{case}");
+    for (case, cal, packs, activated) in cases {
+        for presented_cal in [Some(presented(cal)), None] {
+            let snapshot = snap(day(10), activated, packs.clone(), vec![cal.clone()]);
+            let decision = decide(&request(PerDevice, V2022, presented_cal), &snapshot);
+            assert_eq!(
+                decision.outcome,
+                RequestOutcome::Temporary {
+                    license_id: NEXT_ID,
+                    expires_at: day(100)
+                },
+                "{case}"
+            );
+            let license = inserted(&decision);
+            assert_eq!(license.product_version, V2022, "{case}");
+            assert_eq!(license.key_pack_id, None, "{case}");
             assert_eq!(
                 status_changes(&decision),
-                vec![(cal.license_id, Superseded)],
-                "{case}"
+                vec![],
+                "{case}: the 2019 CAL stays live for 2019 hosts"
             );
         }
     }
+
+    // With a 2022 temporary CAL beside it, the device is on its next logon for 2022, whichever
+    // of its CALs it presents: a 2022 permanent CAL supersedes the 2022 temporary one only.
+    let temp_2022 = temporary(7, day(10), V2022);
+    for presented_cal in [Some(presented(&temp_2022)), Some(presented(&old)), None] {
+        let snapshot = snap(
+            day(12),
+            true,
+            free_2022(),
+            vec![old.clone(), temp_2022.clone()],
+        );
+        let decision = decide(&request(PerDevice, V2022, presented_cal), &snapshot);
+        assert_eq!(kind(&decision.outcome), Kind::Permanent, "{decision:?}");
+        assert_eq!(inserted(&decision).product_version, V2022);
+        assert_eq!(status_changes(&decision), vec![(7, Superseded)]);
+    }
+    // Back at a 2019 host with a 2022 permanent CAL (filed for 2022) and a 2019 temporary one:
+    // the 2019 permanent CAL supersedes the 2019 temporary CAL, not the newer 2022 one.
+    let permanent_2022 = permanent(9, Active, day(80));
+    let snapshot = snap(
+        day(20),
+        true,
+        vec![usage(pack(3, PerDevice, V2019, 1), 0)],
+        vec![old_temp.clone(), permanent_2022],
+    );
+    let decision = decide(
+        &request(PerDevice, V2019, Some(presented(&old_temp))),
+        &snapshot,
+    );
+    assert_eq!(kind(&decision.outcome), Kind::Permanent, "{decision:?}");
+    assert_eq!(inserted(&decision).key_pack_id, Some(3));
+    assert_eq!(status_changes(&decision), vec![(6, Superseded)]);
+    // Its 2022 temporary CAL expired and none free: refused at the 2022 host, while its 2019 CAL
+    // (renewed on day 60) is still valid at 2019 hosts.
+    let renewed_2019 = row(8, Some(1), PerDevice, Active, day(60), day(140), V2019);
+    let snapshot = snap(
+        day(101),
+        true,
+        vec![],
+        vec![renewed_2019.clone(), temp_2022.clone()],
+    );
+    let decision = decide(
+        &request(PerDevice, V2022, Some(presented(&renewed_2019))),
+        &snapshot,
+    );
+    assert_eq!(
+        decision.outcome,
+        RequestOutcome::Refused {
+            reason: LicenseRefusal::TemporaryExpiredNoneFree
+        }
+    );
+    let decision = decide(
+        &request(PerDevice, V2019, Some(presented(&renewed_2019))),
+        &snapshot,
+    );
+    assert_eq!(kind(&decision.outcome), Kind::Valid);
 }
 
 #[test]
@@ -1320,6 +1365,62 @@ fn grace_period_is_120_days_without_a_license_server_then_refusal() {
                 assert_eq!(per_user, over, "{now:?}");
             }
         }
+    }
+}
+
+#[test]
+fn without_a_license_server_a_cal_due_for_upgrade_gets_itself_back() {
+    let host = HostInfo {
+        version: V2022,
+        mode: PerDevice,
+    };
+    let now = day(100);
+    let mut older = permanent(5, Active, day(103));
+    older.product_version = V2019;
+    // (case, CAL, host mode, expected): MS-RDPELE 3.2.5.5 case 1 needs a CAL that is still
+    // valid and that a license server would upgrade or renew.
+    let cases = [
+        ("temporary", temporary(5, day(20), V2022), PerDevice, true),
+        (
+            "within 7 days",
+            permanent(5, Active, day(106)),
+            PerDevice,
+            true,
+        ),
+        (
+            "8 days left",
+            permanent(5, Active, day(108)),
+            PerDevice,
+            false,
+        ),
+        (
+            "expired temporary",
+            temporary(5, day(5), V2022),
+            PerDevice,
+            false,
+        ),
+        ("expired", permanent(5, Active, day(100)), PerDevice, false),
+        ("older than the host", older, PerDevice, false),
+        (
+            "per-user host",
+            temporary(5, day(20), V2022),
+            PerUser,
+            false,
+        ),
+        (
+            "per-user CAL",
+            row(5, Some(1), PerUser, Active, day(60), day(103), V2022),
+            PerDevice,
+            false,
+        ),
+    ];
+    for (case, cal, mode, expected) in cases {
+        let host = HostInfo { mode, ..host };
+        assert_eq!(
+            returns_old_license(&host, &presented(&cal), now),
+            expected,
+            "{case}"
+        );
     }
 }
 

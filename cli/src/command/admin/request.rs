@@ -40,8 +40,8 @@ const MAX_CAL_BYTES: u64 = 1 << 20;
 ///
 /// Always answers one JSON object: {"outcome": "temporary"|"permanent"|"renewed"|"valid"|
 /// "refused", "expires_at": RFC 3339 or null, "reason": null or why it was refused
-/// ("temporary_expired_none_free", "cal_version_too_old", "grace_period_over",
-/// "wrong_license_type", "expired", "hwid_mismatch"), "license_id": the license the client
+/// ("temporary_expired_none_free", "grace_period_over", "wrong_license_type", "expired",
+/// "hwid_mismatch"), "license_id": the license the client
 /// holds or null, "now", "cal_file": FILE when --out was written}.
 ///
 /// The first request creates the license server's 2048-bit signing key in the data
@@ -229,7 +229,6 @@ fn check_writable(out: &Path) -> Result<(), Failure> {
 fn reason_code(reason: LicenseRefusal) -> &'static str {
     match reason {
         LicenseRefusal::TemporaryExpiredNoneFree => "temporary_expired_none_free",
-        LicenseRefusal::CalVersionTooOld => "cal_version_too_old",
         LicenseRefusal::GracePeriodOver => "grace_period_over",
         LicenseRefusal::WrongLicenseType => "wrong_license_type",
         LicenseRefusal::Expired => "expired",
