@@ -37,8 +37,8 @@ use crate::fleet::{plot, FleetOptions, Progress, MAX_DAYS, MAX_DEVICES};
 /// Message code and Set Error Info, and the CALs held at the end beside `rdpele admin
 /// report`'s totals: per-device permanent = issued + revoked, per-device temporary =
 /// temporary, per-user recorded = issued + overused. A per-user host stores no CAL on the
-/// devices: the fleet counts a user from the connection a per-user host admitted after a
-/// challenge, for the 60 days Windows shows the record (renewed by a sign-in in its last 7).
+/// devices: the fleet counts a user from a connection that presented no CAL and was admitted
+/// after a challenge (a per-device host answers that with a CAL), for the 60 days Windows shows the record (renewed by a sign-in in its last 7).
 /// A host in its grace period admits clients the same way and records nothing, so such a run
 /// does not reconcile. --json prints one JSON document instead
 /// ({"per_day": [...], "totals", "held", "server", "reconciled", "run": {wall-clock fields}}).

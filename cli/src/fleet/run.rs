@@ -297,6 +297,10 @@ fn take(devices: &mut [Option<Device>], index: u32) -> Option<Device> {
 
 /// The outcome of `device`'s connection at virtual `now`, and the CAL it holds after it (or
 /// its user's record, when the host admitted it after a challenge without a CAL).
+///
+/// Only a device that presented no CAL counts as a user recorded: a per-device host answers
+/// a New License Request with a CAL, while it answers STATUS_VALID_CLIENT after the challenge
+/// to a device whose temporary CAL it could not upgrade (no CAL free).
 fn settle(
     device: &mut Device,
     users: &mut UserRecords,
@@ -309,10 +313,14 @@ fn settle(
         .and_then(|report| report.stored.as_deref())
         .map(|cal| HeldCal::read(cal).map_err(|error| error.to_string()));
     let outcome = classify(device.held.as_ref(), result, stored.as_ref());
+    let presented_none = device.held.is_none();
     if let Some(Ok(cal)) = stored {
         device.held = Some(cal);
     }
-    if outcome == Outcome::Valid && result.as_ref().is_ok_and(|report| report.challenged) {
+    if outcome == Outcome::Valid
+        && presented_none
+        && result.as_ref().is_ok_and(|report| report.challenged)
+    {
         users.admitted(&device.options.user, now);
     }
     outcome

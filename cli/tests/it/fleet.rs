@@ -232,6 +232,10 @@ fn the_same_seed_gives_the_same_run() {
         })
         .collect();
     assert_eq!(runs[0], runs[1]);
+    // Devices whose temporary CAL could not be upgraded (8 CALs for 12) are challenged and
+    // admitted as they are: that is not a per-user record.
+    assert_eq!(runs[0]["held"]["per-device"]["temporary"], 4);
+    assert_eq!(runs[0]["held"]["per-user"]["recorded"], 0);
 
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir.path().join("data"), "per-device", 8);

@@ -37,8 +37,10 @@
 //! - **Housekeeping**: every decision marks the holder's Temporary/Active rows whose expiration
 //!   date has passed as [`LicenseStatus::Expired`] ("expired licenses are placed back into the
 //!   pool"), and whenever a holder is given a new CAL its other live CALs (Temporary or Active,
-//!   unexpired) become [`LicenseStatus::Superseded`] in the same decision — a holder never holds
-//!   two licenses of a pack, so a client that lost or never stored its CAL cannot drain the pool.
+//!   unexpired; per device, those of versions from the host's up to the new CAL's, since the
+//!   client keeps one CAL per product version — [`versions`]) become
+//!   [`LicenseStatus::Superseded`] in the same decision — a holder never holds two licenses of a
+//!   pack, so a client that lost or never stored its CAL cannot drain the pool.
 //! - **At most one insert per decision**, with the snapshot's `next_license_id`.
 //!
 //! [`Snapshot`]: super::decision::Snapshot
