@@ -52,6 +52,8 @@ const EXIT_ABORTED: u8 = 4;
 /// The first line names the outcome:
 ///   temporary / permanent   a New or Upgrade License with a CAL of that kind
 ///   renewed                 an Upgrade License replacing a permanent CAL
+///   returned                an Upgrade License carrying the CAL presented, unchanged (a host
+///                           that cannot reach its license server, MS-RDPELE 3.2.5.5 case 1)
 ///   valid                   the server accepted the CAL presented, or admitted the client
 ///                           without one (STATUS_VALID_CLIENT; xrdp always does)
 ///   refused (ERR_…, ERRINFO_…)   the server's Licensing Error Message and Set Error Info
@@ -59,7 +61,7 @@ const EXIT_ABORTED: u8 = 4;
 ///                                signature does not verify)
 /// then the CAL's expiry (for valid, the presented CAL's), the client and the store.
 ///
-/// Exit status: 0 licensed (temporary, permanent, renewed, valid); 3 refused; 4 aborted by the
+/// Exit status: 0 licensed (temporary, permanent, renewed, returned, valid); 3 refused; 4 aborted by the
 /// client; 1 the connection or the store failed (one line on stderr); 2 usage.
 #[derive(Debug, Args)]
 #[command(
@@ -296,7 +298,12 @@ impl Outcome {
                 let was_permanent = presented
                     .and_then(|cal| parse_cal(cal).ok())
                     .is_some_and(|cal| cal.kind == CalKind::Permanent);
+                let returned = matches!(
+                    (&report.licensing, report.stored.as_deref(), presented),
+                    (LicensingOutcome::Upgraded, Some(stored), Some(presented)) if stored == presented
+                );
                 let name = match (&issued, &report.licensing) {
+                    (Some(Ok(_)), _) if returned => "returned",
                     (Some(Ok(cal)), _) if cal.kind == CalKind::Temporary => "temporary",
                     (Some(Ok(_)), _) if was_permanent => "renewed",
                     (Some(Ok(_)), _) => "permanent",

@@ -303,6 +303,41 @@ fn the_license_request_announces_the_host_version_set_while_serving() {
 }
 
 #[test]
+fn a_host_without_its_license_server_returns_a_temporary_cal_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, &[]);
+    let store = root.path().join("pc-08");
+    assert_eq!(
+        connect(&host.address(), &store, "pc-08", &[])["outcome"],
+        "temporary"
+    );
+    drop(host);
+    let cal = store.join("Store/LICENSE000");
+    let temporary = std::fs::read(&cal).unwrap();
+
+    let config = root.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "[[fault]]\nkind = \"license-server-unreachable\"\n",
+    )
+    .unwrap();
+    let host = Host::start(&data, &["--config", config.to_str().unwrap()]);
+    let returned = connect(&host.address(), &store, "pc-08", &[]);
+    assert_eq!(
+        returned["outcome"],
+        "returned",
+        "{returned}\n{}",
+        host.log()
+    );
+    assert_eq!(returned["cal"]["kind"], "temporary");
+    assert_eq!(std::fs::read(&cal).unwrap(), temporary);
+    let decision = host.decisions().pop().unwrap();
+    assert!(decision.contains("outcome=\"returned\""), "{decision}");
+}
+
+#[test]
 fn reg_export_and_import_round_trip_byte_for_byte() {
     let root = tempfile::tempdir().unwrap();
     // Two hosts of different scopes: the client files a CAL for each, LICENSE000 and 001.
