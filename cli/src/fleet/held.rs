@@ -63,8 +63,7 @@ impl UserRecords {
     pub fn admitted(&mut self, user: &str, now: SystemTime) {
         let renew = match self.since.get(user) {
             None => true,
-            Some(since) => since
-                .checked_add(SHOWN_LIFETIME)
+            Some(since) => expiry(*since)
                 .and_then(|expires_at| expires_at.checked_sub(EXTENSION_WINDOW))
                 .is_none_or(|window_opens| window_opens <= now),
         };
@@ -83,14 +82,15 @@ impl UserRecords {
         let live = self
             .since
             .values()
-            .filter(|since| {
-                since
-                    .checked_add(SHOWN_LIFETIME)
-                    .is_some_and(|expires_at| expires_at > now)
-            })
+            .filter(|since| expiry(**since).is_some_and(|expires_at| expires_at > now))
             .count();
         u64::try_from(live).unwrap_or(u64::MAX)
     }
+}
+
+/// When a record made at `since` lapses.
+fn expiry(since: SystemTime) -> Option<SystemTime> {
+    since.checked_add(SHOWN_LIFETIME)
 }
 
 /// Counts the CALs `devices` hold, and the users with a record, at `now`.

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use rdpele_proto::cal::{parse_cal, Cal, CalKind};
 use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, Refusal};
@@ -89,18 +90,9 @@ impl Backend {
             return;
         }
         let backend = Arc::clone(self);
-        let recorded = tokio::task::spawn_blocking(move || {
-            let store = backend
-                .grace_period
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let now = backend.clock.now(&store)?;
-            Ok::<_, ClockError>(store.record_host_first_use(now)?)
-        })
-        .await;
+        let recorded = tokio::task::spawn_blocking(move || backend.now_and_first_use()).await;
         match recorded {
-            Ok(Ok(first_use)) => {
-                self.first_use_recorded.store(true, Ordering::Release);
+            Ok(Ok((_, first_use))) => {
                 info!(
                     first_use = format_instant(first_use).unwrap_or_default(),
                     "the session host's first use (the grace period's start)"
@@ -109,6 +101,21 @@ impl Backend {
             Ok(Err(error)) => warn!(%error, "could not record the session host's first use"),
             Err(error) => warn!(%error, "the task recording the session host's first use failed"),
         }
+    }
+
+    /// The host's virtual now and its first use, recorded as now if there is none yet. Blocking:
+    /// the grace-period store is held across a write that may wait for another process's write
+    /// lock; only other callers wait for it, on the blocking pool too, and they need the first
+    /// use recorded as well.
+    fn now_and_first_use(&self) -> Result<(SystemTime, SystemTime), ClockError> {
+        let store = self
+            .grace_period
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = self.clock.now(&store)?;
+        let first_use = store.record_host_first_use(now)?;
+        self.first_use_recorded.store(true, Ordering::Release);
+        Ok((now, first_use))
     }
 }
 
@@ -217,16 +224,7 @@ impl HostIssuer {
         let backend = Arc::clone(&self.backend);
         let host = self.host;
         let outcome = tokio::task::spawn_blocking(move || {
-            // Held across a write that may wait for another process's write lock: only other
-            // fallbacks wait for it, on the blocking pool too, and they need the first use
-            // recorded as well.
-            let store = backend
-                .grace_period
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let now = backend.clock.now(&store)?;
-            let first_use = store.record_host_first_use(now)?;
-            backend.first_use_recorded.store(true, Ordering::Release);
+            let (now, first_use) = backend.now_and_first_use()?;
             let old_license = presented
                 .as_ref()
                 .is_some_and(|cal| returns_old_license(&host, cal, now));

@@ -85,16 +85,9 @@ pub fn admit_without_license_server(
             expires_at: ends_at,
         },
         GraceState::Over { .. } => match presented {
-            Some(cal)
-                if host.mode == LicensingMode::PerDevice
-                    && cal.license_type == LicensingMode::PerDevice
-                    && serves(cal.product_version, host.version)
-                    && !has_expired(cal.not_after, now) =>
-            {
-                RequestOutcome::Valid {
-                    expires_at: cal.not_after,
-                }
-            }
+            Some(cal) if opens_host(host, cal, now) => RequestOutcome::Valid {
+                expires_at: cal.not_after,
+            },
             _ => RequestOutcome::Refused {
                 reason: LicenseRefusal::GracePeriodOver,
             },
@@ -106,9 +99,15 @@ pub fn admit_without_license_server(
 /// returning the same CAL (MS-RDPELE 3.2.5.5 case 1): a per-device CAL still valid for the host
 /// that a license server would upgrade (temporary) or renew (within [`RENEWAL_WINDOW`]).
 pub fn returns_old_license(host: &HostInfo, presented: &PresentedCal, now: SystemTime) -> bool {
-    host.mode == LicensingMode::PerDevice
-        && presented.license_type == LicensingMode::PerDevice
-        && serves(presented.product_version, host.version)
-        && !has_expired(presented.not_after, now)
+    opens_host(host, presented, now)
         && (presented.temporary || expires_within(presented.not_after, now, RENEWAL_WINDOW))
+}
+
+/// Whether `cal` lets its device into `host` at `now` with no license server to ask: a
+/// per-device CAL, on a per-device host, of a version that serves it, not yet expired.
+fn opens_host(host: &HostInfo, cal: &PresentedCal, now: SystemTime) -> bool {
+    host.mode == LicensingMode::PerDevice
+        && cal.license_type == LicensingMode::PerDevice
+        && serves(cal.product_version, host.version)
+        && !has_expired(cal.not_after, now)
 }

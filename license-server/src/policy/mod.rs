@@ -181,11 +181,7 @@ impl<'a> Plan<'a> {
         let license_id = self.snapshot.next_license_id;
         let now = self.snapshot.now;
         let superseded: Vec<Change> = holder_rows(self.snapshot, self.mode)
-            .filter(|row| {
-                is_live(row, now)
-                    && in_scope(row, self.serving)
-                    && (self.serving.is_none() || row.product_version <= license.product_version)
-            })
+            .filter(|row| is_live(row, now) && self.supersedes(row, license.product_version))
             .map(|row| Change::SetStatus {
                 license_id: row.license_id,
                 status: LicenseStatus::Superseded,
@@ -197,6 +193,14 @@ impl<'a> Plan<'a> {
         license_id
     }
 
+    /// Whether a new CAL of version `version` supersedes the holder's live `row`: always, but
+    /// per device only a row of a version from the host's up to `version`.
+    fn supersedes(&self, row: &IssuedLicense, version: WindowsVersion) -> bool {
+        self.serving.is_none_or(|host| {
+            versions::serves(row.product_version, host) && row.product_version <= version
+        })
+    }
+
     fn finish(self, outcome: RequestOutcome) -> PolicyDecision {
         PolicyDecision {
             outcome,
@@ -205,26 +209,13 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Whether [`Plan::issue`] supersedes `row` when `serving` is the plan's host version.
-fn in_scope(row: &IssuedLicense, serving: Option<WindowsVersion>) -> bool {
-    serving.is_none_or(|host| versions::serves(row.product_version, host))
-}
-
 /// How many licenses of pack `key_pack_id` the holder frees by being given a new CAL: its live
 /// rows from that pack, which [`Plan::issue`] supersedes in the same transaction (the store's
-/// `in_use` still counts them).
-fn own_slots(
-    snapshot: &Snapshot,
-    mode: LicensingMode,
-    serving: Option<WindowsVersion>,
-    key_pack_id: u32,
-) -> u32 {
+/// `in_use` still counts them). Per device too: a row from the pack has the pack's version,
+/// the new CAL's, which serves the host ([`Plan::supersedes`]).
+fn own_slots(snapshot: &Snapshot, mode: LicensingMode, key_pack_id: u32) -> u32 {
     let count = holder_rows(snapshot, mode)
-        .filter(|row| {
-            row.key_pack_id == Some(key_pack_id)
-                && is_live(row, snapshot.now)
-                && in_scope(row, serving)
-        })
+        .filter(|row| row.key_pack_id == Some(key_pack_id) && is_live(row, snapshot.now))
         .count();
     u32::try_from(count).unwrap_or(u32::MAX)
 }

@@ -239,13 +239,7 @@ fn issue_permanent<R: Rng + ?Sized>(
     rng: &mut R,
     prefer: Option<u32>,
 ) -> Option<(u32, SystemTime)> {
-    let pack = choose_pack(
-        snapshot,
-        MODE,
-        request.host.version,
-        Some(request.host.version),
-        prefer,
-    )?;
+    let pack = choose_pack(snapshot, MODE, request.host.version, prefer)?;
     let now = snapshot.now;
     let lifetime = days(rng.random_range(PERMANENT_LIFETIME_DAYS));
     let expires_at = later(now, lifetime);

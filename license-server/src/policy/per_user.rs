@@ -113,7 +113,7 @@ fn record(
     prefer: Option<u32>,
 ) -> (u32, SystemTime) {
     let now = snapshot.now;
-    let pack = choose_pack(snapshot, MODE, request.host.version, None, prefer);
+    let pack = choose_pack(snapshot, MODE, request.host.version, prefer);
     let expires_at = later(now, SHOWN_LIFETIME);
     let license_id = plan.issue(IssuedLicense {
         license_id: 0,

@@ -101,29 +101,21 @@ pub fn install_pack(settings: &ServerSettings, pack: &KeyPack) -> Result<(), Ins
 
 /// Licenses of the pack free for this holder: the pack's total less those in use by others
 /// (the holder's own live CAL of the pack is superseded when it is given a new one).
-fn free_for_holder(
-    snapshot: &Snapshot,
-    mode: LicensingMode,
-    serving: Option<WindowsVersion>,
-    usage: &PackUsage,
-) -> u32 {
-    let others =
-        usage
-            .in_use
-            .saturating_sub(own_slots(snapshot, mode, serving, usage.pack.key_pack_id));
+fn free_for_holder(snapshot: &Snapshot, mode: LicensingMode, usage: &PackUsage) -> u32 {
+    let others = usage
+        .in_use
+        .saturating_sub(own_slots(snapshot, mode, usage.pack.key_pack_id));
     usage.pack.total_licenses.saturating_sub(others)
 }
 
 /// The pack a new CAL for a host of `host_version` in `mode` comes from, if any has a free
-/// license (counting the holder's own live CAL of a pack as free when the new CAL supersedes
-/// it: all of them, or per device `serving` only those serving that version): `prefer` if it
-/// qualifies, else the oldest serving version, then the earliest installed. Never a pack while
-/// the license server is unactivated.
+/// license (counting the holder's own live CAL of a pack as free): `prefer` if it qualifies,
+/// else the oldest serving version, then the earliest installed. Never a pack while the license
+/// server is unactivated.
 pub(super) fn choose_pack(
     snapshot: &Snapshot,
     mode: LicensingMode,
     host_version: WindowsVersion,
-    serving: Option<WindowsVersion>,
     prefer: Option<u32>,
 ) -> Option<&KeyPack> {
     if !snapshot.settings.activated {
@@ -135,7 +127,7 @@ pub(super) fn choose_pack(
         .filter(|usage| {
             usage.pack.key_pack_type == mode
                 && serves(usage.pack.product_version, host_version)
-                && free_for_holder(snapshot, mode, serving, usage) > 0
+                && free_for_holder(snapshot, mode, usage) > 0
         })
         .map(|usage| &usage.pack)
         .collect();
