@@ -58,7 +58,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<LicensingEnd, ConnError> {
     let host = context.backend.host().await?;
     let mut rng = StdRng::from_rng(&mut rand::rng());
-    // An `admin server set --version` while serving changes what the next License Request
+    // An `admin server set --host-version` while serving changes what the next License Request
     // announces, as a Windows host's product version follows its installed release.
     let mut machine_config = context.machine_config.clone();
     machine_config.product_version = context
