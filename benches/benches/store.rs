@@ -87,6 +87,7 @@ fn license(id: u32, device: u64, pack: Option<u32>, status: LicenseStatus) -> Is
         status,
         revoked_at: None,
         product_version: WindowsVersion::V2022,
+        validated_at: None,
     }
 }
 

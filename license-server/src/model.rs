@@ -182,6 +182,10 @@ pub struct IssuedLicense {
     pub revoked_at: Option<SystemTime>,
     /// The version of the pack it came from (temporary CALs: the requesting host's version).
     pub product_version: WindowsVersion,
+    /// A temporary CAL: when a session host reported a sign-in completed with it (the session
+    /// reached the active state). Only a validated temporary CAL is upgraded to a permanent
+    /// one ([`crate::policy::per_device`]).
+    pub validated_at: Option<SystemTime>,
 }
 
 /// What a session host is, for the decisions that depend on it.
@@ -247,6 +251,9 @@ pub enum RequestOutcome {
 pub enum LicenseRefusal {
     /// Its temporary CAL has expired and no permanent CAL is free (ERRINFO_LICENSE_NO_LICENSE).
     TemporaryExpiredNoneFree,
+    /// Its temporary CAL has expired without a sign-in ever completed with it, so it was never
+    /// upgraded (ERRINFO_LICENSE_NO_LICENSE, as [`Self::TemporaryExpiredNoneFree`]).
+    TemporaryExpiredNotValidated,
     /// The 120-day grace period without a license server is over.
     GracePeriodOver,
     /// The presented CAL was not issued for this licensing mode.

@@ -278,6 +278,7 @@ mod tests {
             status: LicenseStatus::Active,
             revoked_at: None,
             product_version: WindowsVersion::V2019,
+            validated_at: None,
         }
     }
 

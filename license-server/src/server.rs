@@ -195,7 +195,7 @@ impl Decided {
 #[derive(Debug)]
 pub enum DecidedQuery {
     Answered(LicenseAnswer),
-    Sign(CalOrder),
+    Sign(Box<CalOrder>),
 }
 
 impl DecidedQuery {
@@ -276,6 +276,20 @@ impl LicenseServer {
     /// The virtual now: real time plus the offset kept in the store.
     pub fn now(&self) -> Result<SystemTime, ServerError> {
         self.clock.now(&self.store).map_err(ServerError::from)
+    }
+
+    /// A session host's report that a sign-in completed with temporary CAL `license_id` of the
+    /// device `hardware_id` (its session reached the active state), recorded at the license
+    /// server's now: the CAL may be upgraded at the device's next logon. True if this validated
+    /// it; false if it was validated already or is not that device's temporary CAL on record
+    /// ([`Store::record_validation`]).
+    pub fn record_validation(
+        &self,
+        license_id: u32,
+        hardware_id: &[u8; 20],
+    ) -> Result<bool, ServerError> {
+        let now = self.now()?;
+        Ok(self.store.record_validation(license_id, hardware_id, now)?)
     }
 
     /// Decides `request` at `now`, records the decision and builds and signs the CAL it
@@ -404,11 +418,11 @@ impl LicenseServer {
                         return DecidedQuery::Answered(LicenseAnswer::Assessment(assessed));
                     }
                     match (granted_cal_row(&decision), pending.names.get()) {
-                        (Some(row), Some(names)) => DecidedQuery::Sign(CalOrder {
+                        (Some(row), Some(names)) => DecidedQuery::Sign(Box::new(CalOrder {
                             signer: Arc::clone(signer),
                             row: row.clone(),
                             names: names.clone(),
-                        }),
+                        })),
                         (Some(_), None) => DecidedQuery::unavailable(query),
                         (None, _) => DecidedQuery::Answered(LicenseAnswer::Decision(
                             match decision.outcome {
@@ -597,9 +611,9 @@ pub fn refusal(reason: LicenseRefusal) -> Refusal {
     let error_code = match reason {
         LicenseRefusal::WrongLicenseType => ErrorCode::ERR_INVALID_PRODUCTID,
         LicenseRefusal::GracePeriodOver => ErrorCode::ERR_NO_LICENSE_SERVER,
-        LicenseRefusal::TemporaryExpiredNoneFree | LicenseRefusal::Expired => {
-            ErrorCode::ERR_INVALID_CLIENT
-        }
+        LicenseRefusal::TemporaryExpiredNoneFree
+        | LicenseRefusal::TemporaryExpiredNotValidated
+        | LicenseRefusal::Expired => ErrorCode::ERR_INVALID_CLIENT,
     };
     Refusal {
         error_code,

@@ -20,9 +20,11 @@ use crate::fleet::{plot, FleetOptions, Progress, MAX_DAYS, MAX_DEVICES};
 /// Devices are named PREFIX-0001 … and sign in as user-0001 … (with --users M, device n as
 /// user ((n-1) mod M)+1); each has its own license store in memory and a hardware id derived
 /// from --seed and its number, so the same seed is the same fleet. On each virtual day the
-/// devices the pattern names connect (at most --concurrency at once) and disconnect once
-/// licensing ends (with --activate, once the session is active); then the fleet moves the
-/// virtual clock of --data one day on, as `rdpele admin clock advance 1d` does.
+/// devices the pattern names connect (at most --concurrency at once), sign in (the session
+/// becomes active) and disconnect; then the fleet moves the virtual clock of --data one day
+/// on, as `rdpele admin clock advance 1d` does. The sign-in is what validates a temporary CAL,
+/// and only a validated one is upgraded: with --licensing-only the devices leave once
+/// licensing ends, never sign in, and keep their temporary CALs until day 90.
 ///
 /// --data must be the data directory of the host at --connect (the one `rdpele serve --data`
 /// uses; with `--license-server`, give the host's and the license server's, --data twice): its
@@ -84,10 +86,10 @@ pub struct FleetArgs {
     /// Seconds a client waits for any one server PDU.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
-    /// Go on to an active session after licensing, as mstsc does (slower; the licensing
-    /// outcome is the same).
+    /// Leave as soon as licensing ends instead of signing in (faster): no temporary CAL is
+    /// validated, so none is upgraded, as for Windows clients whose logon never completes.
     #[arg(long)]
-    activate: bool,
+    licensing_only: bool,
     /// Machine name prefix.
     #[arg(long, default_value = "fleet")]
     prefix: String,
@@ -204,7 +206,7 @@ fn options(args: &FleetArgs) -> anyhow::Result<FleetOptions> {
         pattern,
         concurrency: args.concurrency,
         timeout: Duration::from_secs(args.timeout),
-        activate: args.activate,
+        activate: !args.licensing_only,
     })
 }
 

@@ -66,8 +66,8 @@ impl Identities {
                 password: PASSWORD.to_owned(),
                 hwid: self.hwid(index),
                 timeout,
-                // With `--activate`: leave once the session is active, as a fleet has nothing
-                // to do in it.
+                // Leave once the session is active (the sign-in that validates a temporary
+                // CAL), as a fleet has nothing to do in it.
                 disconnect_after_activation: true,
             },
             store: MemoryLicenses::default(),

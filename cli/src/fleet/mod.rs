@@ -8,8 +8,11 @@
 //! through its data directory ([`run`]); [`held`] counts CALs the way the license server does,
 //! and [`summary`] and [`plot`] show the result.
 //!
-//! Devices connect through licensing only ([`rdpele_emulator::client::connect_through_licensing`]): the
-//! licensing outcome is all a fleet counts, and capability exchange would only slow it down.
+//! Devices go on to an active session after licensing ([`rdpele_emulator::client::connect`]):
+//! the session host validates a temporary CAL when the session becomes active, and only a
+//! validated one is upgraded, so a fleet that left after licensing would never see a permanent
+//! CAL. `--licensing-only` ([`rdpele_emulator::client::connect_through_licensing`]) is faster
+//! and shows exactly that.
 
 pub mod device;
 pub mod held;

@@ -35,8 +35,9 @@ pub struct FleetOptions {
     pub concurrency: usize,
     /// Each client's wait for any one server PDU.
     pub timeout: Duration,
-    /// Go on to an active session after licensing, as mstsc does, instead of disconnecting
-    /// once licensing ends: the host's whole connection sequence, for what it costs.
+    /// Go on to an active session after licensing (the sign-in that validates a temporary
+    /// CAL), as mstsc does; false: disconnect once licensing ends, so no temporary CAL is
+    /// ever validated or upgraded.
     pub activate: bool,
 }
 

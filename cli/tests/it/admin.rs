@@ -208,6 +208,55 @@ fn a_device_goes_temporary_then_permanent_then_valid_then_renewed() {
 }
 
 #[test]
+fn a_request_without_a_sign_in_leaves_the_temporary_cal_unvalidated_and_not_upgraded() {
+    let data = Data::new();
+    data.json("server set --activated true");
+    data.json("install --type per-device --version 2022 --count 5");
+    let cal = data.file("t.cal");
+    let hwid = hwid(1);
+    let request = |extra: &str| {
+        let line = format!(
+            "request --hwid {hwid} --machine WS-01 --user alice --cal {} --out {} {extra}",
+            cal.display(),
+            cal.display()
+        );
+        let output = data.run(&line);
+        assert!(output.status.success(), "{line}");
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let first = data.run(&format!(
+        "request --hwid {hwid} --machine WS-01 --user alice --out {} --no-sign-in",
+        cal.display()
+    ));
+    let first: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        (&first["outcome"], &first["validated"]),
+        (&json!("temporary"), &json!(false)),
+        "{first}"
+    );
+    let second = request("--no-sign-in");
+    assert_eq!(
+        (&second["outcome"], &second["validated"]),
+        (&json!("valid"), &json!(false)),
+        "never signed in with: kept, though 5 CALs are free: {second}"
+    );
+    let third = request("");
+    assert_eq!(
+        (&third["outcome"], &third["validated"]),
+        (&json!("valid"), &json!(true)),
+        "{third}"
+    );
+    let report = data.json("report");
+    assert!(report["licenses"][0]["validated"].is_string(), "{report}");
+    let fourth = request("");
+    assert_eq!(
+        (&fourth["outcome"], &fourth["validated"]),
+        (&json!("permanent"), &json!(false)),
+        "{fourth}"
+    );
+}
+
+#[test]
 fn an_expired_temporary_cal_with_none_free_is_refused_and_so_is_another_hwid() {
     let data = Data::new();
     let cal = data.file("t.cal");

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdpele_emulator::client::{
-    connect, ClientError, ClientOptions, ClientReport, Ending, LicensingOutcome, StoreLicense,
+    connect, connect_through_licensing, ClientError, ClientOptions, ClientReport, Ending,
+    LicensingOutcome, StoreLicense,
 };
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{serve, Options, Shared};
@@ -28,6 +29,7 @@ use rdpele_proto::cal::{parse_cal, Cal, CalKind};
 use rdpele_proto::machine::testing::MemoryStore;
 use rdpele_proto::machine::{LicenseStore, ProductKey};
 use rdpele_proto::wire::{ClientHardwareId, ErrorCode, StateTransition};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -201,6 +203,53 @@ async fn temporary_then_permanent_then_valid_then_renewed() {
         admin(&data, &["report"])["totals"]["per-device"]["issued"],
         1
     );
+}
+
+/// Windows upgrades a temporary CAL only once a sign-in completed with it (DESIGN §5): a
+/// client that left after licensing keeps its temporary CAL at its next logon, and the session
+/// that becomes active then validates it for the one after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_cal_is_upgraded_only_after_a_session_with_it_became_active() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, "").await;
+    let client = options("pc-01", "alice", 1);
+    let mut store = Store::default();
+
+    let first = connect_through_licensing(host.address, &client, &mut store)
+        .await
+        .unwrap();
+    assert_eq!(first.licensing, LicensingOutcome::New);
+    assert!(!first.active, "{first:?}");
+    let temporary = store.only().unwrap();
+    assert_eq!(temporary.kind, CalKind::Temporary);
+
+    let report = admin(&data, &["report"]);
+    assert_eq!(report["licenses"][0]["validated"], Value::Null, "{report}");
+
+    let second = run(&host, &client, &mut store).await;
+    assert_eq!(
+        second.licensing,
+        LicensingOutcome::Valid,
+        "never signed in with: not upgraded, though 5 CALs are free"
+    );
+    assert!(second.active, "{second:?}");
+    assert_eq!(store.only().unwrap(), temporary);
+    let report = admin(&data, &["report"]);
+    assert!(report["licenses"][0]["validated"].is_string(), "{report}");
+
+    let third = run(&host, &client, &mut store).await;
+    assert_eq!(third.licensing, LicensingOutcome::Upgraded);
+    assert_eq!(store.only().unwrap().kind, CalKind::Permanent);
+    let report = admin(&data, &["report", "--all"]);
+    let kinds: Vec<&str> = report["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|license| license["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["temporary", "permanent"], "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,6 +143,25 @@ fn a_small_fleets_totals_equal_the_license_servers_report() {
     assert!(svg.contains("CALs held by 12 devices") && svg.contains("Refusals per virtual day"));
 }
 
+/// Devices that leave once licensing ends never sign in, so none of their temporary CALs is
+/// validated and none is upgraded, though the pool has a CAL for each of them.
+#[test]
+fn a_fleet_that_never_signs_in_stays_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = host(&data, "per-device", 8);
+    let json = fleet_json(
+        &host,
+        &["--devices", "4", "--days", "5", "--licensing-only"],
+    );
+    let totals = &json["totals"];
+    assert_eq!(count(&totals["temporary"]), 4, "{totals}");
+    assert_eq!(count(&totals["permanent"]), 0, "{totals}");
+    assert_eq!(count(&totals["valid"]), 4 * 4, "{totals}");
+    assert_eq!(count(&json["held"]["per-device"]["temporary"]), 4);
+    assert_eq!(json["reconciled"], true);
+}
+
 #[test]
 fn per_user_records_count_each_user_once_and_no_device_holds_a_cal() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,7 @@ use rdpele_proto::crypto::RsaBackend;
 use rdpele_proto::machine::testing::{client_config, MemoryStore, Pair, DAY};
 use rdpele_proto::machine::{
     Assessment, ClientEvent, ClientInfo, Decision, LicenseIssuer, PresentedLicense, Refusal,
+    ServerEvent,
 };
 use rdpele_proto::wire::{ClientHardwareId, ErrorCode};
 use serde_json::{json, Value};
@@ -258,7 +259,9 @@ fn lifetime_days(cal: &cal::Cal) -> u64 {
 
 /// One licensing exchange of device `seed` through the real protocol machines, the remote
 /// license server as their issuer.
+/// An admitted client's user signs in, which the session host reports.
 fn connect(
+    server: &RemoteServer,
     issuer: &mut RemoteIssuer,
     store: &mut MemoryStore,
     seed: u64,
@@ -269,7 +272,25 @@ fn connect(
     let mut pair = Pair::seeded(seed, config, SystemTime::now()).unwrap();
     pair.run(issuer, store).unwrap();
     assert!(pair.server.is_finished() && pair.client.is_finished());
+    let admitted = pair
+        .server_events
+        .iter()
+        .any(|event| matches!(event, ServerEvent::Licensed(_)));
+    if let (true, Some(held)) = (admitted, store.licenses.values().next()) {
+        sign_in(server, issuer, held);
+    }
     pair
+}
+
+/// The session host's report that a sign-in completed with `license_info`, through
+/// [`RemoteIssuer::validate_license`]; true if that validated a temporary CAL.
+fn sign_in(server: &RemoteServer, issuer: &RemoteIssuer, license_info: &[u8]) -> bool {
+    let cal = cal::parse_cal(license_info).unwrap();
+    let license_id = cal.client_license.serial().unwrap().license_id;
+    server
+        .runtime
+        .block_on(issuer.validate_license(license_id, &cal.client_license.hwid.to_bytes()))
+        .unwrap()
 }
 
 fn stored_cal(store: &MemoryStore) -> cal::Cal {
@@ -283,14 +304,14 @@ fn a_device_goes_temporary_then_permanent_then_valid_over_http() {
     let mut issuer = server.issuer(HOST_2019_DEVICE);
     let mut store = MemoryStore::default();
 
-    connect(&mut issuer, &mut store, 1, 7, "alice");
+    connect(&server, &mut issuer, &mut store, 1, 7, "alice");
     let temporary = stored_cal(&store);
     assert_eq!(temporary.kind, CalKind::Temporary);
     assert_eq!(temporary.client_license.machine, "WS-07");
     assert_eq!(lifetime_days(&temporary), 90);
     assert_eq!(server.in_use(LicensingMode::PerDevice), 0);
 
-    let pair = connect(&mut issuer, &mut store, 2, 7, "alice");
+    let pair = connect(&server, &mut issuer, &mut store, 2, 7, "alice");
     assert!(matches!(
         pair.client_events[0],
         ClientEvent::StoreLicense { upgrade: true, .. }
@@ -301,7 +322,7 @@ fn a_device_goes_temporary_then_permanent_then_valid_over_http() {
     assert!((52..=89).contains(&lifetime_days(&permanent)));
     assert_eq!(server.in_use(LicensingMode::PerDevice), 1);
 
-    let pair = connect(&mut issuer, &mut store, 3, 7, "alice");
+    let pair = connect(&server, &mut issuer, &mut store, 3, 7, "alice");
     assert_eq!(
         pair.transcript.len(),
         3,
@@ -336,8 +357,8 @@ fn figures_one_remote_decision_against_the_embedded_server() {
     let mut remote = server.issuer(HOST_2019_DEVICE);
     let mut embedded = LicenseServer::open(server.dir.path(), HOST_2019_DEVICE).unwrap();
     let mut store = MemoryStore::default();
-    connect(&mut remote, &mut store, 1, 7, "alice");
-    connect(&mut remote, &mut store, 2, 7, "alice");
+    connect(&server, &mut remote, &mut store, 1, 7, "alice");
+    connect(&server, &mut remote, &mut store, 2, 7, "alice");
     let presented = presented(store.licenses.values().next().unwrap());
     assert_eq!(stored_cal(&store).kind, CalKind::Permanent);
 
@@ -364,7 +385,14 @@ fn figures_one_remote_decision_against_the_embedded_server() {
         new_license(&mut embedded, 100),
     );
     let exchange = median(rounds, |round| {
-        connect(&mut remote, &mut store, u64::from(round) + 10, 7, "alice");
+        connect(
+            &server,
+            &mut remote,
+            &mut store,
+            u64::from(round) + 10,
+            7,
+            "alice",
+        );
     });
     println!(
         "median of {rounds}: GET /v1/health {health:?}; assess_license (valid, nothing \
@@ -578,7 +606,7 @@ fn two_hosts_on_one_server_are_each_decided_by_their_own_host_info() {
 
     // The 2019 per-device host: a temporary CAL of its own version, nothing from the packs.
     let mut device_store = MemoryStore::default();
-    connect(&mut device_host, &mut device_store, 1, 1, "alice");
+    connect(&server, &mut device_host, &mut device_store, 1, 1, "alice");
     let device_cal = stored_cal(&device_store);
     assert_eq!(device_cal.kind, CalKind::Temporary);
     assert_eq!(device_cal.cal_type, CalType::PerDevice);
@@ -593,7 +621,7 @@ fn two_hosts_on_one_server_are_each_decided_by_their_own_host_info() {
     // The 2022 per-user host: the user recorded at once from the 2022 pack, no temporary CAL,
     // and nothing stored on the device (per-user CALs are not issued to the device).
     let mut user_store = MemoryStore::default();
-    connect(&mut user_host, &mut user_store, 2, 2, "bob");
+    connect(&server, &mut user_host, &mut user_store, 2, 2, "bob");
     assert!(user_store.licenses.is_empty());
     assert_eq!(server.in_use(LicensingMode::PerUser), 1);
     assert_eq!(server.in_use(LicensingMode::PerDevice), 0);
@@ -752,6 +780,48 @@ fn malformed_requests_are_400_naming_the_field() {
     let license = json!({"hwid": hex::encode(hwid(9).to_bytes()), "platform_id": 0x0401_0000,
                          "license_info": hex::encode(&license_info)});
     let good = json!({"host": host, "license": license});
+    // The report of a sign-in with it, which lets it be upgraded: each field checked, and
+    // repeating it changes nothing.
+    let license_id = cal::parse_cal(&license_info)
+        .unwrap()
+        .client_license
+        .serial()
+        .unwrap()
+        .license_id;
+    let validation = json!({"license_id": license_id, "hwid": hex::encode(hwid(9).to_bytes())});
+    for (body, field) in [
+        (
+            with(validation.clone(), &["license_id"], None),
+            "license_id",
+        ),
+        (
+            with(validation.clone(), &["license_id"], Some(json!(-1))),
+            "license_id",
+        ),
+        (
+            with(validation.clone(), &["hwid"], Some(json!("0102"))),
+            "hwid",
+        ),
+        (json!("validated"), "body"),
+    ] {
+        let (status, answer) = post(&server, "validate_license", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["field"], field, "{body}: {answer}");
+    }
+    let (status, answer) = post(&server, "assess_license", &good);
+    assert_eq!(
+        (status, &answer["assessment"]),
+        (200, &json!("valid")),
+        "{answer}"
+    );
+    for validated in [true, false] {
+        let (status, answer) = post(&server, "validate_license", &validation);
+        assert_eq!(
+            (status, &answer["validated"]),
+            (200, &json!(validated)),
+            "{answer}"
+        );
+    }
     for endpoint in ["assess_license", "upgrade_license"] {
         for (body, field) in [
             (
@@ -824,6 +894,7 @@ fn the_servers_virtual_clock_decides_not_the_callers() {
 
     let (temporary, cal) = issued(&issuer.new_license(far_past, &client(5, "alice")));
     assert_eq!(cal.kind, CalKind::Temporary);
+    assert!(sign_in(&server, &issuer, &temporary));
     assert_eq!(
         issuer.assess_license(far_future, &presented(&temporary)),
         Assessment::Upgrade

@@ -305,8 +305,11 @@ pub async fn serve_connection(
             .as_ref()
             .map(|dir| dir.join(format!("connection-{index:04}"))),
     };
-    match licensing::run(&mut framed, context).await? {
-        LicensingEnd::Licensed => shared.backend.record_first_use().await,
+    let temporary = match licensing::run(&mut framed, context).await? {
+        LicensingEnd::Licensed { temporary } => {
+            shared.backend.record_first_use().await;
+            temporary
+        }
         LicensingEnd::Refused { refusal, reason } => {
             let code = license_error_info(refusal.error_code, reason);
             let error_info = ErrorInfo::ProtocolIndependentLicensingCode(code);
@@ -322,7 +325,7 @@ pub async fn serve_connection(
             end_session(&mut framed, error_info).await?;
             return Ok(ConnectionEnd::ClientAborted);
         }
-    }
+    };
 
     // Capability exchange (2.2.1.13).
     let demand = ShareControlHeader {
@@ -418,6 +421,11 @@ pub async fn serve_connection(
     )
     .await?;
     info!(peer, machine = %identity.machine, user = %identity.user, "session active");
+    // The user is signed in: the temporary CAL this session was licensed with is validated,
+    // and the license server may upgrade it at the device's next logon.
+    if let Some(temporary) = temporary {
+        shared.backend.validate(&temporary, &peer).await;
+    }
 
     if let Some(seconds) = shared.options.session_seconds {
         hold_session(&mut framed, Duration::from_secs(seconds)).await;

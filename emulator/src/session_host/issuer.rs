@@ -2,7 +2,9 @@
 //! the same data directory, or a remote one over HTTP; and what the host does when it has none
 //! (MS-RDPELE leaves that to the host; Windows admits clients for a 120-day grace period and
 //! then only on a still-valid CAL, see [`admit_without_license_server`]). Every decision is
-//! logged here, once, with the client, its HWID, the outcome and the CAL's expiry.
+//! logged here, once, with the client, its HWID, the outcome and the CAL's expiry. A session
+//! licensed with a temporary CAL that becomes active is reported here too
+//! ([`Backend::validate`]): the sign-in that lets the license server upgrade that CAL.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,13 +42,14 @@ pub struct Backend {
     pub source: Source,
     /// The host's own data directory, for each connection's read of the host's settings. A
     /// handle of its own, so the read never queues behind the grace period's write on
-    /// [`Backend::grace_period`]: in WAL mode SQLite lets it read while another connection or
+    /// [`Backend::writes`]: in WAL mode SQLite lets it read while another connection or
     /// process holds the write lock.
     pub settings: Mutex<Store>,
-    /// The same directory for the rules without a license server: the virtual clock and the
-    /// grace period's first use, whose recording waits for the write lock while another
+    /// The same directory for the host's own writes: the grace period's first use (with the
+    /// virtual clock the rules without a license server read) and, with the embedded license
+    /// server, the validation of temporary CALs; each waits for the write lock while another
     /// holds it.
-    pub grace_period: Mutex<Store>,
+    pub writes: Mutex<Store>,
     pub clock: Clock,
     /// Whether the host's first use (the start of its grace period) is in the store, so
     /// connections after it need not look.
@@ -103,19 +106,108 @@ impl Backend {
         }
     }
 
+    /// Reports that a sign-in completed with `temporary` (the session reached the active
+    /// state) to the license server, which marks it validated. A failure is logged, not
+    /// retried: the CAL stays unvalidated until a later session with it becomes active.
+    pub async fn validate(self: &Arc<Self>, temporary: &TemporaryCal, peer: &str) {
+        let TemporaryCal {
+            license_id,
+            hardware_id,
+        } = *temporary;
+        let recorded = if self.unreachable {
+            Err("fault injected: no license server".to_owned())
+        } else {
+            match &self.source {
+                Source::Embedded(_) => {
+                    let backend = Arc::clone(self);
+                    tokio::task::spawn_blocking(move || {
+                        let store = backend
+                            .writes
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        let now = backend.clock.now(&store)?;
+                        Ok::<_, ClockError>(store.record_validation(
+                            license_id,
+                            &hardware_id,
+                            now,
+                        )?)
+                    })
+                    .await
+                    .map_err(|error| error.to_string())
+                    .and_then(|recorded| recorded.map_err(|error| error.to_string()))
+                }
+                Source::Remote(remote) => remote
+                    .validate_license(license_id, &hardware_id)
+                    .await
+                    .map_err(|error| error.to_string()),
+            }
+        };
+        match recorded {
+            Ok(validated) => {
+                info!(
+                    peer,
+                    license_id, validated, "sign-in with a temporary CAL reported"
+                );
+            }
+            Err(error) => {
+                warn!(peer, license_id, %error, "could not report the sign-in: the temporary CAL stays unvalidated");
+            }
+        }
+    }
+
     /// The host's virtual now and its first use, recorded as now if there is none yet. Blocking:
     /// the grace-period store is held across a write that may wait for another process's write
     /// lock; only other callers wait for it, on the blocking pool too, and they need the first
     /// use recorded as well.
     fn now_and_first_use(&self) -> Result<(SystemTime, SystemTime), ClockError> {
-        let store = self
-            .grace_period
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let store = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.clock.now(&store)?;
         let first_use = store.record_host_first_use(now)?;
         self.first_use_recorded.store(true, Ordering::Release);
         Ok((now, first_use))
+    }
+}
+
+/// A temporary CAL a client was admitted with: validated once its session is active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TemporaryCal {
+    /// The license it records (its serial number's license id).
+    pub license_id: u32,
+    pub hardware_id: [u8; 20],
+}
+
+impl TemporaryCal {
+    fn of(cal: &Cal) -> Option<Self> {
+        if cal.kind != CalKind::Temporary {
+            return None;
+        }
+        Some(Self {
+            license_id: cal.client_license.serial()?.license_id,
+            hardware_id: cal.client_license.hwid.to_bytes(),
+        })
+    }
+
+    /// The temporary CAL `query` presents, if any.
+    pub fn presented(query: &LicenseQuery) -> Option<Self> {
+        match query {
+            LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
+                Self::of(&presented.cal)
+            }
+            _ => None,
+        }
+    }
+
+    /// The temporary CAL a client holds after `answer` to a query that presented `presented`:
+    /// a temporary CAL issued to it, or the one it presented when that is admitted as it is.
+    pub fn in_force(presented: Option<Self>, answer: &LicenseAnswer) -> Option<Self> {
+        match answer {
+            LicenseAnswer::Decision(Decision::Issue(cal)) => {
+                parse_cal(cal).ok().as_ref().and_then(Self::of)
+            }
+            LicenseAnswer::Decision(Decision::Valid)
+            | LicenseAnswer::Assessment(Assessment::Valid) => presented,
+            _ => None,
+        }
     }
 }
 

@@ -19,15 +19,16 @@ use tracing::{debug, info};
 
 use super::config::{Faults, Step};
 use super::connection::ConnError;
-use super::issuer::{Backend, HostIssuer};
+use super::issuer::{Backend, HostIssuer, TemporaryCal};
 
 use crate::transport::{self, Channels, Framed, Peer, TransportError, TransportErrorKind};
 
 /// How licensing ended.
 #[derive(Debug)]
 pub enum LicensingEnd {
-    /// The client may proceed to capability exchange.
-    Licensed,
+    /// The client may proceed to capability exchange, holding `temporary` if the CAL it
+    /// was admitted with is a temporary one (to validate once its session is active).
+    Licensed { temporary: Option<TemporaryCal> },
     /// The host refused the client with this Licensing Error Message.
     Refused {
         refusal: Refusal,
@@ -69,10 +70,14 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut recorder = Recorder::new(context.record.clone());
     let issuer = HostIssuer::new(Arc::clone(&context.backend), host, context.peer.clone());
     machine.start(&mut rng);
+    let mut temporary = None;
     let mut outcome = flush(framed, &mut machine, &context.faults, &mut recorder).await?;
     loop {
         if let Some(done) = outcome {
-            return Ok(done);
+            return Ok(match done {
+                LicensingEnd::Licensed { .. } => LicensingEnd::Licensed { temporary },
+                other => other,
+            });
         }
         let frame = match framed.read_pdu("licensing").await {
             Ok(frame) => frame,
@@ -94,7 +99,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 let alert = error_alert(preamble, error_code, state_transition);
                 queue_licensing(framed, &alert, &mut recorder)?;
                 return Ok(if error_code == ErrorCode::STATUS_VALID_CLIENT {
-                    LicensingEnd::Licensed
+                    LicensingEnd::Licensed { temporary: None }
                 } else {
                     LicensingEnd::Refused {
                         refusal: Refusal {
@@ -113,7 +118,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             .handle_pdu(licensing_bytes, &mut rng)
             .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
         while let Some(query) = machine.poll_query() {
+            let presented = TemporaryCal::presented(&query);
             let answer = issuer.answer(query).await;
+            temporary = TemporaryCal::in_force(presented, &answer);
             machine
                 .answer(answer, &mut rng)
                 .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
@@ -153,7 +160,7 @@ async fn flush<S: AsyncRead + AsyncWrite + Unpin>(
     let mut outcome = None;
     while let Some(event) = machine.poll_event() {
         outcome = match event {
-            ServerEvent::Licensed(_) => Some(LicensingEnd::Licensed),
+            ServerEvent::Licensed(_) => Some(LicensingEnd::Licensed { temporary: None }),
             ServerEvent::Refused { refusal, reason } => Some(LicensingEnd::Refused {
                 refusal,
                 reason: Some(reason),

@@ -16,6 +16,19 @@
 //!   The protocol has validated the presented temporary CAL (its MAC and HWID) before the policy
 //!   sees it. A compatible pack is one of type per device whose version serves the host
 //!   ([`super::versions`]) with a free license.
+//! - **Only a validated temporary CAL is upgraded.** The session host reports a sign-in
+//!   completed with a temporary CAL (the session reached the active state) and the license
+//!   server marks it validated ([`IssuedLicense::validated_at`]); a device whose temporary CAL
+//!   was never validated keeps it at its next logon. "After a user has provided valid
+//!   credentials resulting in a successful logon, the terminal server instructs the license
+//!   server to mark the issued temporary token as validated" ("How Terminal Services
+//!   Licensing Works", exchadtech.blogspot.com, 2011; likewise B. Tritsch, "Windows Server 2003
+//!   Terminal Services Licensing", wtstek.com, 2006: "only temporary licenses that are not
+//!   marked valid behave like standard 90-day temporary licenses"); DESIGN §5. *Choice:* a
+//!   temporary CAL the license server has no row for (another license server's) has no
+//!   validation to check and is upgraded as before; one never validated by its day 90 is
+//!   refused ([`LicenseRefusal::TemporaryExpiredNotValidated`]), as any temporary CAL that
+//!   could not be upgraded.
 //! - **Otherwise the temporary CAL goes on until day 90, then the client is refused.** "If no RDS
 //!   CAL tokens are available, the temporary RDS CAL token continues to function for 90 days":
 //!   [`RequestOutcome::Valid`] until its expiry, then [`LicenseRefusal::TemporaryExpiredNoneFree`]
@@ -68,6 +81,8 @@
 //! [`RequestOutcome::Renewed`]: crate::model::RequestOutcome::Renewed
 //! [`LicenseRefusal::TemporaryExpiredNoneFree`]: crate::model::LicenseRefusal::TemporaryExpiredNoneFree
 //! [`LicenseRefusal::Expired`]: crate::model::LicenseRefusal::Expired
+//! [`LicenseRefusal::TemporaryExpiredNotValidated`]: crate::model::LicenseRefusal::TemporaryExpiredNotValidated
+//! [`IssuedLicense::validated_at`]: crate::model::IssuedLicense::validated_at
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
@@ -122,16 +137,23 @@ pub fn decide<R: Rng + ?Sized>(
         return first_logon(plan, request, snapshot);
     };
     if held.temporary {
-        if let Some((license_id, expires_at)) =
-            issue_permanent(&mut plan, request, snapshot, rng, None)
-        {
-            return plan.finish(RequestOutcome::Permanent {
-                license_id,
-                expires_at,
-            });
+        let validated = held.row.is_none_or(|row| row.validated_at.is_some());
+        if validated {
+            if let Some((license_id, expires_at)) =
+                issue_permanent(&mut plan, request, snapshot, rng, None)
+            {
+                return plan.finish(RequestOutcome::Permanent {
+                    license_id,
+                    expires_at,
+                });
+            }
         }
         if has_expired(held.expires_at, now) {
-            return plan.finish(refused(LicenseRefusal::TemporaryExpiredNoneFree));
+            return plan.finish(refused(if validated {
+                LicenseRefusal::TemporaryExpiredNoneFree
+            } else {
+                LicenseRefusal::TemporaryExpiredNotValidated
+            }));
         }
         return keep(plan, request, snapshot, &held);
     }
@@ -222,6 +244,7 @@ fn first_logon(
         status: LicenseStatus::Temporary,
         revoked_at: None,
         product_version: request.host.version,
+        validated_at: None,
     });
     plan.finish(RequestOutcome::Temporary {
         license_id,
@@ -255,6 +278,7 @@ fn issue_permanent<R: Rng + ?Sized>(
         status: LicenseStatus::Active,
         revoked_at: None,
         product_version: pack.product_version,
+        validated_at: None,
     });
     Some((license_id, expires_at))
 }

@@ -127,6 +127,7 @@ fn record(
         status: LicenseStatus::Active,
         revoked_at: None,
         product_version: pack.map_or(request.host.version, |pack| pack.product_version),
+        validated_at: None,
     });
     (license_id, expires_at)
 }

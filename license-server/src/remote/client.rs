@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::{AssessmentBody, DecisionBody, HealthBody, MAX_BODY_BYTES};
+use super::{AssessmentBody, DecisionBody, HealthBody, ValidatedBody, MAX_BODY_BYTES};
 use crate::model::HostInfo;
 use crate::server::{unavailable, unavailable_answer};
 
@@ -331,6 +331,21 @@ impl RemoteIssuer {
             }
             _ => Ok(unavailable_answer(query)),
         }
+    }
+
+    /// Reports that a sign-in completed with temporary CAL `license_id` of the device
+    /// `hardware_id`; true if the license server marked it validated now.
+    pub async fn validate_license(
+        &self,
+        license_id: u32,
+        hardware_id: &[u8; 20],
+    ) -> Result<bool, RemoteCallError> {
+        let body = json!({
+            "license_id": license_id,
+            "hwid": hex::encode(hardware_id),
+        });
+        let answer: ValidatedBody = self.post("validate_license", &body).await?;
+        Ok(answer.validated)
     }
 
     /// The license server's version and virtual now, on the caller's runtime; with the token,

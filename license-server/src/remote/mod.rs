@@ -20,6 +20,9 @@
 //! POST /v1/upgrade_license  same body as assess_license -> DECISION
 //!                        (new_license and upgrade_license take an optional
 //!                         "request_id": 1-64 of [A-Za-z0-9_-]; see below)
+//! POST /v1/validate_license {"license_id": u32, "hwid": HEX20}
+//!                        -> {"validated": bool}
+//!                        (a sign-in completed with that temporary CAL; see below)
 //! GET  /v1/health        -> {"status": "ok", "version": str, "now": RFC3339, "now_unix": i64}
 //!
 //! HOST     = {"version": "2008R2" | "2012" | "2016" | "2019" | "2022" | "2025",
@@ -45,6 +48,12 @@
 //! with the same id; the server answers a repeated id with the first decision (waiting for it
 //! if it is still being made) instead of deciding again. Ids are remembered for two minutes,
 //! at most 1,024 of them; a decision that failed (503) is forgotten, so its retry decides.
+//!
+//! `validate_license` is the session host's report that a session licensed with a temporary
+//! CAL reached the active state (the user signed in): the license server marks that CAL
+//! validated at its now, and only a validated temporary CAL is upgraded at the device's next
+//! logon. `validated` is false when there was nothing to mark (validated already, or not that
+//! device's temporary CAL on record); repeating the call changes nothing.
 //!
 //! Decisions use the license server's own virtual clock ([`LicenseServer::now`]), never the
 //! caller's: `rdpele admin clock advance --data DIR` on the server's data directory is the
@@ -168,6 +177,12 @@ impl From<RefusalBody> for Refusal {
             state_transition: StateTransition(body.state_transition),
         }
     }
+}
+
+/// What `validate_license` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ValidatedBody {
+    pub validated: bool,
 }
 
 /// What `/v1/health` answers.

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::answered::{AnsweredRequests, Claim, Outcome};
-use super::{AssessmentBody, DecisionBody, HealthBody, MAX_BODY_BYTES};
+use super::{AssessmentBody, DecisionBody, HealthBody, ValidatedBody, MAX_BODY_BYTES};
 use crate::clock::{format_instant, Clock};
 use crate::model::{HostInfo, LicensingMode, WindowsVersion};
 use crate::server::{LicenseServer, ServerError};
@@ -245,6 +245,7 @@ pub fn router(
         .route("/v1/new_license", post(new_license))
         .route("/v1/assess_license", post(assess_license))
         .route("/v1/upgrade_license", post(upgrade_license))
+        .route("/v1/validate_license", post(validate_license))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
@@ -443,6 +444,35 @@ async fn upgrade_license(State(shared): State<Shared>, body: Body) -> Response {
             .map(|(host, presented)| (host, LicenseQuery::UpgradeLicense(Box::new(presented))))
     };
     shared.answer(body, parse, DecisionBody::from_answer).await
+}
+
+/// Marks a temporary CAL validated (off the runtime's threads: a store write with fsync).
+async fn validate_license(State(shared): State<Shared>, body: Body) -> Response {
+    let read = shared.read_body(body).await.and_then(|bytes| {
+        let value = json_body(&bytes)?;
+        let fields = Fields::body(&value)?;
+        Ok((fields.u32("license_id")?, fields.hwid("hwid")?))
+    });
+    let (license_id, hwid) = match read {
+        Ok(read) => read,
+        Err(error) => return error.into_response(),
+    };
+    let server = Arc::clone(&shared.server);
+    let recorded = tokio::task::spawn_blocking(move || {
+        let server = server.lock().unwrap_or_else(PoisonError::into_inner);
+        server
+            .record_validation(license_id, &hwid.to_bytes())
+            .map_err(|error| error.to_string())
+    })
+    .await
+    .unwrap_or_else(|error| Err(error.to_string()));
+    match recorded {
+        Ok(validated) => Json(ValidatedBody { validated }).into_response(),
+        Err(reason) => {
+            tracing::warn!(%reason, "license server cannot record a validation");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, reason).into_response()
+        }
+    }
 }
 
 async fn require_token(State(shared): State<Shared>, request: Request, next: Next) -> Response {

@@ -11,7 +11,7 @@ use crate::model::{IssuedLicense, LicenseStatus};
 pub(super) const INSERT_LICENSE: &str = concat!(
     "INSERT INTO issued_licenses (",
     license_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 );
 
 pub(super) const UPDATE_STATUS: &str = "UPDATE issued_licenses SET license_status = ?2, \
@@ -72,6 +72,7 @@ pub(super) fn insert_license(
     at: i64,
 ) -> Result<(), StoreError> {
     let revoked_at = license.revoked_at.map(unix_seconds).transpose()?;
+    let validated_at = license.validated_at.map(unix_seconds).transpose()?;
     tx.prepare_cached(INSERT_LICENSE)?.execute(params![
         license.license_id,
         license.key_pack_id,
@@ -84,6 +85,7 @@ pub(super) fn insert_license(
         license.status.as_str(),
         revoked_at,
         license.product_version.as_str(),
+        validated_at,
     ])?;
     tx.prepare_cached(INSERT_EVENT)?.execute(params![
         license.license_id,

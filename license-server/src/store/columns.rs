@@ -84,7 +84,8 @@ pub(crate) fn count(what: &'static str, value: i64) -> Result<u32, StoreError> {
 macro_rules! license_columns {
     () => {
         "license_id, key_pack_id, license_type, issued_to_user, issued_to_computer, \
-         hardware_id, issue_date, expiration_date, license_status, revoked_at, product_version"
+         hardware_id, issue_date, expiration_date, license_status, revoked_at, product_version, \
+         validated_at"
     };
 }
 pub(crate) use license_columns;
@@ -102,6 +103,7 @@ pub(crate) struct RawLicense {
     license_status: String,
     revoked_at: Option<i64>,
     product_version: String,
+    validated_at: Option<i64>,
 }
 
 impl RawLicense {
@@ -119,6 +121,7 @@ impl RawLicense {
             license_status: row.get(8)?,
             revoked_at: row.get(9)?,
             product_version: row.get(10)?,
+            validated_at: row.get(11)?,
         })
     }
 
@@ -144,6 +147,10 @@ impl RawLicense {
                 .map(|t| time_column(T, "revoked_at", t))
                 .transpose()?,
             product_version: parse_column(T, "product_version", &self.product_version)?,
+            validated_at: self
+                .validated_at
+                .map(|t| time_column(T, "validated_at", t))
+                .transpose()?,
         })
     }
 }

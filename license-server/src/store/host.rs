@@ -145,6 +145,10 @@ mod tests {
     use super::super::DATABASE_FILE;
     use super::*;
 
+    fn latest() -> i64 {
+        i64::try_from(MIGRATIONS.len()).unwrap()
+    }
+
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
     }
@@ -170,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         version_1_database(dir.path());
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), latest());
         assert_eq!(
             store.session_host().unwrap(),
             SessionHost {
@@ -188,10 +192,38 @@ mod tests {
     }
 
     #[test]
+    fn migration_3_leaves_the_licenses_of_a_version_2_store_unvalidated() {
+        let dir = tempfile::tempdir().unwrap();
+        version_1_database(dir.path());
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO issued_licenses (license_id, key_pack_id, license_type, issued_to_user,
+                 issued_to_computer, hardware_id, issue_date, expiration_date, license_status,
+                 revoked_at, product_version)
+             VALUES (1, NULL, 'per-device', 'alice', 'WS-01', zeroblob(20), 1000, 8000,
+                 'temporary', NULL, '2019');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest());
+        let license = store.license(1).unwrap().unwrap();
+        assert_eq!(license.issued_to_computer, "WS-01");
+        assert_eq!(license.validated_at, None);
+        assert!(store.record_validation(1, &[0; 20], at(2000)).unwrap());
+        assert_eq!(
+            store.license(1).unwrap().unwrap().validated_at,
+            Some(at(2000))
+        );
+    }
+
+    #[test]
     fn reopening_runs_migration_2_once_and_keeps_the_host() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), latest());
         store
             .set_session_host(LicensingMode::PerUser, WindowsVersion::V2019)
             .unwrap();
@@ -199,7 +231,7 @@ mod tests {
         drop(store);
         for _ in 0..2 {
             let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.schema_version().unwrap(), 2);
+            assert_eq!(store.schema_version().unwrap(), latest());
             let host = store.session_host().unwrap();
             assert_eq!(host.licensing_mode, LicensingMode::PerUser);
             assert_eq!(host.version, WindowsVersion::V2019);

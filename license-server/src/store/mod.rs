@@ -60,6 +60,8 @@
 //! - `revoked_at` — when an administrator revoked it; set by the store when a change makes the
 //!   license `revoked`, required for that status.
 //! - `product_version` — the CAL's version (a temporary CAL: the requesting host's).
+//! - `validated_at` — a temporary CAL: when a session host reported a sign-in completed with
+//!   it ([`Store::record_validation`]); NULL until then, and for every other license.
 //!
 //! Indexes on `issued_licenses`, one per question a decision or a report asks, so both stay
 //! index lookups however long the history grows: `hardware_id` (a device's licenses),
@@ -473,6 +475,30 @@ impl Store {
         check_pools(&tx, &before, now_seconds, &packs)?;
         tx.commit()?;
         Ok(inserted)
+    }
+
+    /// Records that a sign-in completed with temporary CAL `license_id` of the device
+    /// `hardware_id`, at `at`: the session host's report that lets the license server upgrade
+    /// it at the device's next logon. True if this validated it; false if it was validated
+    /// already, or is not a temporary CAL of that device (a CAL from another license server,
+    /// one since superseded, a forged serial number): nothing changes then.
+    pub fn record_validation(
+        &self,
+        license_id: u32,
+        hardware_id: &[u8; 20],
+        at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        const VALIDATE: &str = "UPDATE issued_licenses SET validated_at = ?3 \
+             WHERE license_id = ?1 AND hardware_id = ?2 AND license_status = 'temporary' \
+             AND validated_at IS NULL";
+        let tx = self.write_transaction()?;
+        let changed = tx.prepare_cached(VALIDATE)?.execute(params![
+            license_id,
+            hardware_id.as_slice(),
+            unix_seconds(at)?
+        ])?;
+        tx.commit()?;
+        Ok(changed == 1)
     }
 
     /// The virtual clock's offset from real time, in seconds.

@@ -14,7 +14,7 @@ pub(crate) const APPLICATION_ID: i32 = 0x5244_4C53;
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Never edit one that has shipped: add the
 /// next.
-pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 const MIGRATION_1: &str = "
 CREATE TABLE server_settings (
@@ -85,6 +85,14 @@ CREATE TABLE IF NOT EXISTS session_host (
 ) STRICT;
 INSERT OR IGNORE INTO session_host (id, licensing_mode, version, first_use)
     VALUES (1, 'per-device', '2022', NULL);
+";
+
+/// When a temporary CAL was validated: a session host reported a sign-in completed with it.
+/// NULL for every license issued before (none of them validated, as a fresh temporary CAL).
+/// Not idempotent in itself (SQLite has no `ADD COLUMN IF NOT EXISTS`): it relies on running
+/// once, inside the migration's transaction, as every migration does.
+const MIGRATION_3: &str = "
+ALTER TABLE issued_licenses ADD COLUMN validated_at INTEGER;
 ";
 
 /// Brings the schema of `conn` up to date. A database already at [`MIGRATIONS`]`.len()` is only

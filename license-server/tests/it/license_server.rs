@@ -72,6 +72,21 @@ fn connect(
     .unwrap();
     pair.run(server, store).unwrap();
     assert!(pair.server.is_finished() && pair.client.is_finished());
+    // An admitted client's user signs in: the session host reports it, which validates the
+    // temporary CAL the client holds.
+    let admitted = pair
+        .server_events
+        .iter()
+        .any(|event| matches!(event, ServerEvent::Licensed(_)));
+    if let (true, Some(held)) = (admitted, store.licenses.values().next()) {
+        let held = cal::parse_cal(held).unwrap();
+        if held.kind == CalKind::Temporary {
+            let license_id = held.client_license.serial().unwrap().license_id;
+            server
+                .record_validation(license_id, &held.client_license.hwid.to_bytes())
+                .unwrap();
+        }
+    }
     pair
 }
 

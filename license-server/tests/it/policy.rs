@@ -104,10 +104,13 @@ fn row(
         status,
         revoked_at: (status == Revoked).then_some(issued),
         product_version: version,
+        // A temporary CAL whose device signed in with it at once (the usual case); tests of
+        // the validation rule clear it.
+        validated_at: (status == Temporary).then_some(issued),
     }
 }
 
-/// A temporary CAL issued on `issued` (90 days) for a host of `version`.
+/// A temporary CAL issued on `issued` (90 days) for a host of `version`, validated.
 fn temporary(license_id: u32, issued: SystemTime, version: WindowsVersion) -> IssuedLicense {
     row(
         license_id,
@@ -369,6 +372,76 @@ fn temporary_cal_goes_on_until_day_90_then_the_client_is_refused() {
         assert_eq!(kind(&decision.outcome), expected, "{now:?}");
         if expected == Kind::Valid {
             assert_eq!(expires_at(&decision.outcome), day(90));
+        }
+    }
+}
+
+#[test]
+fn only_a_temporary_cal_a_sign_in_validated_is_upgraded() {
+    let unvalidated = IssuedLicense {
+        validated_at: None,
+        ..temporary(5, day(0), V2022)
+    };
+    let validated = temporary(5, day(0), V2022);
+    let from_elsewhere = PresentedCal {
+        license_id: None,
+        ..presented(&unvalidated)
+    };
+    // (case, the holder's row, what it presents, now, expected)
+    let cases = [
+        (
+            "never signed in: kept",
+            &unvalidated,
+            Some(presented(&unvalidated)),
+            day(1),
+            Kind::Valid,
+        ),
+        (
+            "signed in: upgraded",
+            &validated,
+            Some(presented(&validated)),
+            day(1),
+            Kind::Permanent,
+        ),
+        (
+            "never signed in, CAL lost: the same temporary CAL again",
+            &unvalidated,
+            None,
+            day(1),
+            Kind::Temporary,
+        ),
+        (
+            "another license server's temporary CAL: no validation to check",
+            &unvalidated,
+            Some(from_elsewhere),
+            day(1),
+            Kind::Permanent,
+        ),
+        (
+            "never signed in by day 90: refused",
+            &unvalidated,
+            Some(presented(&unvalidated)),
+            day(90),
+            Kind::Refused(LicenseRefusal::TemporaryExpiredNotValidated),
+        ),
+    ];
+    for (case, row, presented_cal, now, expected) in cases {
+        let snapshot = snap(
+            now,
+            true,
+            vec![usage(pack(1, PerDevice, V2022, 10), 0)],
+            vec![row.clone()],
+        );
+        let decision = decide(&request(PerDevice, V2022, presented_cal), &snapshot);
+        assert_eq!(kind(&decision.outcome), expected, "{case}");
+        match expected {
+            Kind::Valid => assert!(decision.changes.is_empty(), "{case}: {decision:?}"),
+            Kind::Temporary => {
+                let again = inserted(&decision);
+                assert_eq!(again.expiration_date, day(90), "{case}");
+                assert_eq!(again.validated_at, None, "{case}: still unvalidated");
+            }
+            _ => {}
         }
     }
 }

@@ -109,6 +109,14 @@ impl MemoryStore {
         }
     }
 
+    /// What the real store's `record_validation` does for a temporary CAL.
+    fn validate(&mut self, license_id: u32, now: SystemTime) {
+        let row = &mut self.rows[usize::try_from(license_id - 1).unwrap()];
+        if row.status == LicenseStatus::Temporary && row.validated_at.is_none() {
+            row.validated_at = Some(now);
+        }
+    }
+
     /// Applies a decision's changes in order, as the contract says, then refuses (panics) if
     /// any pack went over its total — the real store's guard.
     fn apply(&mut self, changes: &[Change], now: SystemTime) {
@@ -486,6 +494,19 @@ fn connect(
     }
     if holds_valid_cal {
         assert!(!matches!(decision.outcome, RequestOutcome::Refused { .. }));
+    }
+    // Every admitted user signs in: the session host validates the temporary CAL held.
+    let admitted = !matches!(decision.outcome, RequestOutcome::Refused { .. });
+    if let (
+        true,
+        Some(PresentedCal {
+            license_id: Some(license_id),
+            temporary: true,
+            ..
+        }),
+    ) = (admitted, &device.cal)
+    {
+        store.validate(*license_id, now);
     }
 }
 

@@ -69,6 +69,7 @@ fn license(
         status,
         revoked_at: None,
         product_version: WindowsVersion::V2022,
+        validated_at: None,
     }
 }
 
@@ -112,7 +113,7 @@ fn a_new_store_has_the_schema_and_reopening_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nested/data");
     let store = Store::open(&data).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     assert_eq!(store.path(), data.join(DATABASE_FILE));
     let settings = store.settings().unwrap();
     assert_eq!(settings.version, WindowsVersion::V2022);
@@ -131,7 +132,7 @@ fn a_new_store_has_the_schema_and_reopening_keeps_everything() {
 
     for _ in 0..3 {
         let store = Store::open(&data).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         assert_eq!(store.settings().unwrap(), changed);
         let packs = store.packs(day0()).unwrap();
         assert_eq!(packs.len(), 1);
@@ -185,7 +186,7 @@ fn a_database_from_elsewhere_or_from_the_future_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
@@ -306,6 +307,62 @@ fn a_decision_round_trips_through_the_store() {
         ]
     );
     assert_eq!(events[1].at, day0() + Duration::from_secs(1) + 3 * DAY);
+}
+
+#[test]
+fn a_validation_marks_that_devices_temporary_cal_once_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let pack = per_device_pack(&store, 5);
+    let holder = Holder::HardwareId(hwid(7));
+    store
+        .decide(&holder, day0(), |snapshot| {
+            let temporary = license(
+                snapshot,
+                1,
+                hwid(7),
+                None,
+                LicenseStatus::Temporary,
+                90 * DAY,
+            );
+            let permanent = license(
+                snapshot,
+                2,
+                hwid(7),
+                Some(pack.key_pack_id),
+                LicenseStatus::Active,
+                60 * DAY,
+            );
+            PolicyDecision {
+                outcome: RequestOutcome::Temporary {
+                    license_id: 1,
+                    expires_at: temporary.expiration_date,
+                },
+                changes: vec![Change::Insert(temporary), Change::Insert(permanent)],
+            }
+        })
+        .unwrap();
+    let later = day0() + DAY;
+    assert!(
+        !store.record_validation(1, &hwid(8), later).unwrap(),
+        "another device's HWID"
+    );
+    assert!(
+        !store.record_validation(2, &hwid(7), later).unwrap(),
+        "not a temporary CAL"
+    );
+    assert!(
+        !store.record_validation(3, &hwid(7), later).unwrap(),
+        "no such license"
+    );
+    assert_eq!(store.license(1).unwrap().unwrap().validated_at, None);
+    assert!(store.record_validation(1, &hwid(7), later).unwrap());
+    assert!(
+        !store.record_validation(1, &hwid(7), later + DAY).unwrap(),
+        "validated once"
+    );
+    assert_eq!(store.license(1).unwrap().unwrap().validated_at, Some(later));
+    assert_eq!(store.license(2).unwrap().unwrap().validated_at, None);
 }
 
 #[test]
@@ -759,7 +816,7 @@ fn many_handles_opening_a_new_directory_at_once_create_one_schema() {
         })
         .collect();
     for handle in handles {
-        assert_eq!(handle.join().unwrap().unwrap(), 2);
+        assert_eq!(handle.join().unwrap().unwrap(), 3);
     }
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM server_settings"), 1);
     assert_eq!(count(dir.path(), "SELECT COUNT(*) FROM clock"), 1);

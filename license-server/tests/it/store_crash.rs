@@ -67,6 +67,7 @@ fn decide(snapshot: &Snapshot, device: u32) -> PolicyDecision {
         status,
         revoked_at: None,
         product_version: WindowsVersion::V2022,
+        validated_at: None,
     };
     let id = snapshot.next_license_id;
     let current = snapshot

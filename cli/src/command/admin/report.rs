@@ -25,7 +25,8 @@ use rdpele_license_server::store::{PoolReport, Store};
 ///
 /// Licenses: per license held now (temporary, active or revoked, and unexpired; with --all
 /// every license ever issued, superseded and expired ones too): id, key pack, type, kind,
-/// status, version, machine (the name at first issue), user, HWID, issued, expires, revoked.
+/// status, version, machine (the name at first issue), user, HWID, issued, expires, revoked,
+/// validated (a temporary CAL: when a sign-in completed with it, which lets it be upgraded).
 ///
 /// --json: {"now", "packs": [...], "totals": {"per-device": {...}, "per-user": {...}},
 /// "licenses": [...], "plot"}. --csv: the packs table, a blank line, the licenses table,
@@ -163,6 +164,7 @@ const LICENSE_COLUMNS: &[&str] = &[
     "issued",
     "expires",
     "revoked",
+    "validated",
 ];
 
 /// The packs table: installed packs, then the built-in temporary and OverUsed pools.
@@ -294,6 +296,7 @@ fn licenses(all: &[IssuedLicense], now: SystemTime, every: bool) -> Table {
                 json!(instant(license.issue_date)),
                 json!(instant(license.expiration_date)),
                 json!(license.revoked_at.map(instant)),
+                json!(license.validated_at.map(instant)),
             ]
         })
         .collect();

@@ -38,11 +38,17 @@ const MAX_CAL_BYTES: u64 = 1 << 20;
 /// The session host is the one `server set` configured (licensing mode and version);
 /// --host-version stands for a host of another version for this request.
 ///
+/// An admitted client then signs in, as a real connection's user does once the session is
+/// active: the session host reports it and a temporary CAL the client holds is validated,
+/// so the license server may upgrade it at the next request. --no-sign-in is a client that
+/// leaves before (a failed logon): its temporary CAL stays unvalidated and is not upgraded.
+///
 /// Always answers one JSON object: {"outcome": "temporary"|"permanent"|"renewed"|"valid"|
 /// "refused", "expires_at": RFC 3339 or null, "reason": null or why it was refused
-/// ("temporary_expired_none_free", "grace_period_over", "wrong_license_type", "expired",
-/// "hwid_mismatch"), "license_id": the license the client
-/// holds or null, "now", "cal_file": FILE when --out was written}.
+/// ("temporary_expired_none_free", "temporary_expired_not_validated", "grace_period_over",
+/// "wrong_license_type", "expired", "hwid_mismatch"), "license_id": the license the client
+/// holds or null, "validated": whether this sign-in validated a temporary CAL, "now",
+/// "cal_file": FILE when --out was written}.
 ///
 /// The first request creates the license server's 2048-bit signing key in the data
 /// directory (license_server_key.pem) if there is none, which takes a moment.
@@ -71,6 +77,9 @@ pub(super) struct RequestArgs {
     /// carries as pbLicenseInfo), when one is issued; left alone otherwise.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// The client leaves before signing in: its temporary CAL is not validated.
+    #[arg(long)]
+    no_sign_in: bool,
 }
 
 /// A presented CAL as the session host reads it from a License Info.
@@ -146,9 +155,18 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
         }
         _ => None,
     };
+    let validated = match (&outcome, host.mode) {
+        (Answered::RequestOutcome(admitted), LicensingMode::PerDevice) if !args.no_sign_in => {
+            match held_temporary(admitted, license_id) {
+                Some(license_id) => server.record_validation(license_id, &args.hwid)?,
+                None => false,
+            }
+        }
+        _ => false,
+    };
     super::super::print_out(&format!(
         "{}\n",
-        document(&outcome, license_id, now, written)
+        document(&outcome, license_id, validated, now, written)
     ));
     Ok(())
 }
@@ -181,6 +199,16 @@ fn decide(
         }
     }
     Ok(server.decide(request, now)?)
+}
+
+/// The temporary CAL a client admitted with `outcome` holds (`valid_license`: the license a
+/// client answered "valid" holds), which its sign-in validates.
+fn held_temporary(outcome: &RequestOutcome, valid_license: Option<u32>) -> Option<u32> {
+    match *outcome {
+        RequestOutcome::Temporary { license_id, .. } => Some(license_id),
+        RequestOutcome::Valid { .. } => valid_license,
+        _ => None,
+    }
 }
 
 /// The license a client answered "valid" holds: the holder's newest license expiring then.
@@ -229,6 +257,7 @@ fn check_writable(out: &Path) -> Result<(), Failure> {
 fn reason_code(reason: LicenseRefusal) -> &'static str {
     match reason {
         LicenseRefusal::TemporaryExpiredNoneFree => "temporary_expired_none_free",
+        LicenseRefusal::TemporaryExpiredNotValidated => "temporary_expired_not_validated",
         LicenseRefusal::GracePeriodOver => "grace_period_over",
         LicenseRefusal::WrongLicenseType => "wrong_license_type",
         LicenseRefusal::Expired => "expired",
@@ -238,6 +267,7 @@ fn reason_code(reason: LicenseRefusal) -> &'static str {
 fn document(
     outcome: &Answered,
     valid_license: Option<u32>,
+    validated: bool,
     now: SystemTime,
     cal_file: Option<String>,
 ) -> Value {
@@ -269,6 +299,7 @@ fn document(
         "expires_at": expires_at.map(instant),
         "reason": reason,
         "license_id": license_id,
+        "validated": validated,
         "now": instant(now),
         "cal_file": cal_file,
     })
