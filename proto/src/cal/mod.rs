@@ -154,6 +154,7 @@
 
 mod build;
 mod certificate;
+pub mod clearinghouse;
 mod der_reader;
 mod error;
 mod extensions;
@@ -163,7 +164,7 @@ mod pkcs7;
 
 use std::time::SystemTime;
 
-pub use build::{build_cal, CalRequest, LicenseSerial, LicenseServerIdentity};
+pub use build::{build_cal, CalRequest, LicenseSerial, LicenseServerIdentity, ACTIVATED_MS_18_9};
 pub use certificate::oid;
 pub use error::{CalError, MalformedKind};
 pub use extensions::{
