@@ -7,13 +7,13 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rdpele_proto::cal::{
-    build_cal, Cal, CalError, CalKind, CalRequest, CalType, LicenseSerial, LicenseServerIdentity,
-    ProductVersion,
+    build_cal, clearinghouse, Cal, CalError, CalKind, CalRequest, CalType, LicenseSerial,
+    LicenseServerIdentity, ProductVersion,
 };
 use rdpele_proto::crypto::{CryptoError, LicensingPrivateKey, RsaBackend};
 use rdpele_proto::machine::{
@@ -39,6 +39,24 @@ const KEY_BITS: usize = 2048;
 /// virtual date, and within X.509 UTCTime (which ends with 2049).
 const IDENTITY_NOT_BEFORE: Duration = Duration::from_secs(946_684_800); // 2000-01-01T00:00:00Z
 const IDENTITY_NOT_AFTER: Duration = Duration::from_secs(2_524_607_999); // 2049-12-31T23:59:59Z
+/// When an activated server's certificate says it was activated: a constant, so a restart
+/// (or another process on the same data directory) builds the same certificate, without a
+/// column in the store for it. The earliest the clearinghouse's intermediate allows
+/// (2012-06-06T20:42:38Z), so CALs dated at any virtual time since then fall inside it; it
+/// runs to the intermediate's notAfter (2049-12-31).
+const ACTIVATED_AT: Duration = clearinghouse::INTERMEDIATE_NOT_BEFORE;
+/// The key pack id a temporary CAL's serial number carries (MS-RDPELE gives none; both Windows
+/// samples' temporary CALs have 5-byte serials, key pack 3 and 6 in the high bits:
+/// captures/cal_temporary.p7b, captures/windows2019_cal_temporary.p7b). Temporary CALs come
+/// from no installed pack (their `key_pack_id` is NULL in the store), so rdpele numbers its
+/// built-in temporary pool 0x7F: the largest id whose serial stays at 5 bytes (0x80 and up
+/// would need a leading zero byte to keep the INTEGER positive), and far from the ids
+/// installed packs take (1, 2, … in installation order). Nothing reads it back: a presented
+/// CAL is matched by its license id alone.
+pub const TEMPORARY_KEY_PACK_ID: u32 = 0x7F;
+/// The product id of a store whose administrator never set one (store/schema.rs, migration 1):
+/// the 2008 format, as "78440-006-5867045-70347" in captures/cal_temporary.p7b.
+pub const DEFAULT_PRODUCT_ID: &str = "00000-000-0000000-00000";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -75,16 +93,46 @@ pub struct LicenseServer {
     pool_exhausted: bool,
 }
 
-/// What the license server's certificate names; a change in settings makes a new one.
-type IdentityKey = (String, String, String);
+/// What the license server's certificate(s) in a CAL depend on; a change in settings makes a
+/// new identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IdentityKey {
+    name: String,
+    domain_or_workgroup: String,
+    product_id: String,
+    /// Activated: the clearinghouse's chain (the 2019 shape); else self-signed (2008).
+    activated: bool,
+}
 
-/// The names the certificate in a CAL decided under `settings` carries.
+/// The identity a CAL decided under `settings` carries.
 fn identity_key(settings: &ServerSettings) -> IdentityKey {
-    (
-        settings.name.clone(),
-        settings.domain_or_workgroup.clone(),
-        settings.product_id.clone(),
-    )
+    IdentityKey {
+        name: settings.name.clone(),
+        domain_or_workgroup: settings.domain_or_workgroup.clone(),
+        product_id: settings.product_id.clone(),
+        activated: settings.activated,
+    }
+}
+
+/// The product id an activated server writes in MS_LICENSE_SERVER_INFO (IssuerId). Windows
+/// 2019's has another format than 2008's: "00429-00000-34972-AT353"
+/// (captures/windows2019_cal_temporary.p7b, extension 1.3.6.1.4.1.311.18.6) against
+/// "78440-006-5867045-70347" (captures/cal_temporary.p7b). A product id an administrator set is
+/// kept as set; the store's [`DEFAULT_PRODUCT_ID`] becomes one of the 2019 format, stable for
+/// the server's key: `00429-00000-NNNNN-ATMMM`, the sample's first two groups and letters
+/// (their meaning is not known), N and M the first 4 and next 2 bytes of the key's identifier
+/// (RFC 5280 method 1) as big-endian numbers, modulo 100000 and 1000.
+fn activated_product_id(
+    configured: &str,
+    key: &LicensingPrivateKey,
+) -> Result<String, ServerError> {
+    if configured != DEFAULT_PRODUCT_ID {
+        return Ok(configured.to_owned());
+    }
+    let [n0, n1, n2, n3, m0, m1, ..] = key.public_key().key_identifier()?;
+    let n = u32::from_be_bytes([n0, n1, n2, n3]) % 100_000;
+    let m = u16::from_be_bytes([m0, m1]) % 1000;
+    Ok(format!("00429-00000-{n:05}-AT{m:03}"))
 }
 
 /// Signs the CALs decisions grant. Shared by the server and the [`CalOrder`]s it hands out, so
@@ -92,9 +140,9 @@ fn identity_key(settings: &ServerSettings) -> IdentityKey {
 #[derive(Debug)]
 struct CalSigner {
     key: LicensingPrivateKey,
-    /// The self-signed license server certificate put in every CAL, built (one RSA signature)
-    /// once per name/domain/product id rather than once per CAL. Held only to fetch or replace
-    /// it, never while signing a CAL.
+    /// The license server certificate(s) put in every CAL, built (one RSA signature) once per
+    /// name/domain/product id/activation rather than once per CAL. Held only to fetch or
+    /// replace it, never while signing a CAL.
     identity: Mutex<Option<(IdentityKey, Arc<LicenseServerIdentity>)>>,
 }
 
@@ -111,14 +159,24 @@ impl CalSigner {
         if let Some(identity) = cached {
             return Ok(identity);
         }
-        let identity = Arc::new(LicenseServerIdentity::self_signed(
-            &names.0,
-            &names.1,
-            &names.2,
-            self.key.clone(),
-            SystemTime::UNIX_EPOCH + IDENTITY_NOT_BEFORE,
-            SystemTime::UNIX_EPOCH + IDENTITY_NOT_AFTER,
-        )?);
+        let identity = Arc::new(if names.activated {
+            LicenseServerIdentity::activated(
+                &names.name,
+                &names.domain_or_workgroup,
+                &activated_product_id(&names.product_id, &self.key)?,
+                self.key.clone(),
+                UNIX_EPOCH + ACTIVATED_AT,
+            )?
+        } else {
+            LicenseServerIdentity::self_signed(
+                &names.name,
+                &names.domain_or_workgroup,
+                &names.product_id,
+                self.key.clone(),
+                UNIX_EPOCH + IDENTITY_NOT_BEFORE,
+                UNIX_EPOCH + IDENTITY_NOT_AFTER,
+            )?
+        });
         *self.identity.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((names.clone(), Arc::clone(&identity)));
         Ok(identity)
@@ -162,7 +220,7 @@ impl CalOrder {
             row.issue_date,
             validity,
             LicenseSerial {
-                key_pack_id: row.key_pack_id.unwrap_or(0),
+                key_pack_id: row.key_pack_id.unwrap_or(TEMPORARY_KEY_PACK_ID),
                 license_id: row.license_id,
             },
         )?;

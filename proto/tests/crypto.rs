@@ -510,6 +510,21 @@ fn sha1_signatures_match_openssl() {
     }
 }
 
+/// PKCS#1 v1.5 RSA-SHA256 (how an activated server's certificate authorities sign) compared
+/// with `openssl dgst -sha256 -sign`; not a SHA-1 signature of the same message.
+#[test]
+fn sha256_signatures_match_openssl() {
+    for (pem, expected) in [
+        (KEY_2048_PKCS8, OPENSSL_SHA256_SIGNATURE_2048),
+        (KEY_512_PKCS1, OPENSSL_SHA256_SIGNATURE_512),
+    ] {
+        let private = LicensingPrivateKey::from_pem(pem).unwrap();
+        let signature = private.sign_sha256(SIGNED_MESSAGE).unwrap();
+        assert_eq!(hex::encode(&signature), expected);
+        assert!(!private.public_key().verify_sha1(SIGNED_MESSAGE, &signature));
+    }
+}
+
 #[test]
 fn pem_round_trips_and_key_limits() {
     let private = LicensingPrivateKey::from_pem(KEY_512_PKCS1).unwrap();

@@ -169,6 +169,22 @@ fn signatures_are_byte_identical_on_every_backend_and_match_the_openssl_cli() {
     }
 }
 
+/// The activated chain's certificate authorities sign sha256WithRSAEncryption: the same bytes
+/// as `openssl dgst -sha256 -sign` on every backend.
+#[test]
+fn sha256_signatures_are_byte_identical_on_every_backend_and_match_the_openssl_cli() {
+    for (pem, expected) in [
+        (KEY_2048_PKCS8, OPENSSL_SHA256_SIGNATURE_2048),
+        (KEY_512_PKCS1, OPENSSL_SHA256_SIGNATURE_512),
+    ] {
+        let key = LicensingPrivateKey::from_pem(pem).unwrap();
+        for key in on_each_backend(&key) {
+            let signature = key.sign_sha256(SIGNED_MESSAGE).unwrap();
+            assert_eq!(hex::encode(&signature), expected, "{}", key.backend());
+        }
+    }
+}
+
 #[test]
 fn malformed_premasters_are_the_same_typed_errors_on_every_backend() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);

@@ -197,6 +197,163 @@ fn temporary_then_permanent_then_renewed_against_rdpele_serve() {
     }
 }
 
+/// The PKCS#7 CAL inside a stored `Store/LICENSE000` (a NEW_LICENSE_INFO).
+fn stored_cal(path: &Path) -> Vec<u8> {
+    use rdpele_proto::wire::{NewLicenseInfo, Wire};
+    let bytes = std::fs::read(path).unwrap();
+    NewLicenseInfo::decode(&bytes)
+        .unwrap()
+        .license_info
+        .to_vec()
+}
+
+/// Runs `openssl ARGS PATH`, which must succeed, and returns its output.
+fn openssl(args: &[&str], path: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn an_activated_license_server_sends_the_four_certificate_chain_and_an_unactivated_one_two() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, &[]);
+    let store = root.path().join("pc-09");
+    let cal = store.join("Store/LICENSE000");
+
+    for (round, outcome) in ["temporary", "permanent"].into_iter().enumerate() {
+        let run = connect(&host.address(), &store, "pc-09", &[]);
+        assert_eq!(run["outcome"], outcome, "{run}");
+        let shown = inspect(&cal);
+        let certificates = shown["certificates"].as_array().unwrap();
+        let names: Vec<(&str, &str)> = certificates
+            .iter()
+            .map(|c| {
+                (
+                    c["subject"].as_str().unwrap(),
+                    c["issuer"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        // Chain order, as captures/windows2019_cal_temporary.p7b: root (self-signed),
+        // intermediate, the license server's certificate, the client license.
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(
+            names[0].0.ends_with("CN=rdpele Clearinghouse Root 2011"),
+            "{names:?}"
+        );
+        assert_eq!(names[0].0, names[0].1);
+        assert_eq!(names[1], ("CN=rdpeleLSRAsha2RDSLM", names[0].0));
+        assert_eq!(names[2], ("CN=RDPELE-LS", "CN=rdpeleLSRAsha2RDSLM"));
+        assert_eq!(names[3].1, "CN=RDPELE-LS");
+        let serials: Vec<usize> = certificates
+            .iter()
+            .map(|c| c["serial_number"].as_str().unwrap().len() / 2)
+            .collect();
+        assert_eq!(serials, [16, 19, 19, 5], "the sample's serial lengths");
+        assert_eq!(shown["ms_18_9"], "07000000");
+        let product_id = shown["license_server"]["product_id"].as_str().unwrap();
+        assert!(product_id.starts_with("00429-00000-"), "{product_id}");
+
+        // What OpenSSL makes of the chain the client stored: it verifies, key sizes and
+        // signature algorithms as the sample's.
+        let dir = tempfile::tempdir().unwrap();
+        let p7b = dir.path().join("cal.p7b");
+        std::fs::write(&p7b, stored_cal(&cal)).unwrap();
+        let pem = openssl(&["pkcs7", "-inform", "DER", "-print_certs", "-in"], &p7b);
+        let blocks: Vec<String> = pem
+            .split_inclusive("-----END CERTIFICATE-----\n")
+            .filter(|block| block.contains("BEGIN CERTIFICATE"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(blocks.len(), 4, "round {round}");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let root_pem = write("root.pem", &blocks[0]);
+        let intermediate_pem = write("intermediate.pem", &blocks[1]);
+        let license_server_pem = write("license_server.pem", &blocks[2]);
+        let verified = openssl(
+            &[
+                "verify",
+                "-CAfile",
+                root_pem.to_str().unwrap(),
+                "-untrusted",
+                intermediate_pem.to_str().unwrap(),
+            ],
+            &license_server_pem,
+        );
+        assert!(verified.trim_end().ends_with(": OK"), "{verified}");
+        let text = openssl(
+            &[
+                "pkcs7",
+                "-inform",
+                "DER",
+                "-print_certs",
+                "-text",
+                "-noout",
+                "-in",
+            ],
+            &p7b,
+        );
+        assert_eq!(
+            text.matches("Public-Key: (4096 bit)").count(),
+            1,
+            "the root"
+        );
+        assert_eq!(text.matches("Public-Key: (2048 bit)").count(), 3);
+        assert_eq!(
+            text.matches("Signature Algorithm: sha256WithRSAEncryption")
+                .count(),
+            6,
+            "three certificates, each naming it twice"
+        );
+        assert_eq!(
+            text.matches("Signature Algorithm: sha1WithRSA\n").count(),
+            2
+        );
+        assert!(text.contains("TLS~BASIC"), "{text}");
+    }
+
+    // Unactivated: the 2008 shape, a self-signed certificate and the client license.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    admin(&data, &["server", "set", "--activated", "false"]);
+    let host = Host::start(&data, &[]);
+    let store = root.path().join("pc-10");
+    let run = connect(&host.address(), &store, "pc-10", &[]);
+    assert_eq!(run["outcome"], "temporary", "{run}");
+    let shown = inspect(&store.join("Store/LICENSE000"));
+    let certificates = shown["certificates"].as_array().unwrap();
+    assert_eq!(certificates.len(), 2, "{shown:#}");
+    assert_eq!(certificates[0]["subject"], certificates[0]["issuer"]);
+    assert_eq!(certificates[1]["issuer"], certificates[0]["subject"]);
+    assert_eq!(shown["ms_18_9"], Value::Null);
+    assert_eq!(
+        certificates[1]["serial_number"].as_str().unwrap().len(),
+        10,
+        "5 bytes, as the 2008 sample's temporary CAL"
+    );
+    assert_eq!(
+        shown["license_server"]["product_id"],
+        "00000-000-0000000-00000"
+    );
+}
+
 #[test]
 fn reset_makes_a_new_device_with_a_new_temporary_cal() {
     let root = tempfile::tempdir().unwrap();

@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::model::{HostInfo, LicensingMode, WindowsVersion};
-use rdpele_license_server::server::{LicenseServer, KEY_FILE};
+use rdpele_license_server::server::{
+    LicenseServer, DEFAULT_PRODUCT_ID, KEY_FILE, TEMPORARY_KEY_PACK_ID,
+};
 use rdpele_license_server::store::NewKeyPack;
 use rdpele_proto::cal::{self, CalKind};
 use rdpele_proto::machine::testing::{client_config, MemoryStore, Pair, DAY};
@@ -154,6 +156,110 @@ fn an_unactivated_server_lets_the_temporary_license_go_on() {
     assert_eq!(pair.transcript.len(), 3, "valid client without an upgrade");
     assert_eq!(cal_of(&store).kind, CalKind::Temporary);
     assert_eq!(server.store().packs(epoch() + DAY).unwrap()[0].in_use, 0);
+}
+
+/// The 2019 product id format: "00429-00000-34972-AT353".
+fn is_2019_product_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 4
+        && groups[..3]
+            .iter()
+            .all(|group| group.len() == 5 && group.bytes().all(|b| b.is_ascii_digit()))
+        && groups[3].len() == 5
+        && groups[3][..2].bytes().all(|b| b.is_ascii_uppercase())
+        && groups[3][2..].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[test]
+fn an_activated_server_signs_with_the_clearinghouse_chain_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 5);
+    let mut store = MemoryStore::default();
+    connect(&mut server, &mut store, 1, 7, epoch());
+    let temporary = cal_of(&store);
+    // Root, intermediate, the license server's certificate, the client license.
+    let subjects: Vec<&str> = temporary
+        .certificates
+        .iter()
+        .map(|certificate| certificate.subject.as_str())
+        .collect();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert!(subjects[0].contains("CN=rdpele Clearinghouse Root 2011"));
+    assert_eq!(subjects[1], "CN=rdpeleLSRAsha2RDSLM");
+    assert_eq!(subjects[2], "CN=RDPELE-LS");
+    assert_eq!(temporary.client_license.issuer, "CN=RDPELE-LS");
+    assert_eq!(temporary.ms_18_9.as_deref(), Some(&[7u8, 0, 0, 0][..]));
+    // A temporary CAL's serial: the built-in temporary pool's key pack id, 5 bytes.
+    let serial = temporary.client_license.serial().unwrap();
+    assert_eq!(serial.key_pack_id, TEMPORARY_KEY_PACK_ID);
+    assert_eq!(temporary.client_license.serial_number.len(), 5);
+    // The store's default product id becomes a stable one of the 2019 format.
+    let product_id = temporary.license_server.product_id.clone().unwrap();
+    assert!(is_2019_product_id(&product_id), "{product_id}");
+
+    let pair = connect(&mut server, &mut store, 2, 7, epoch() + DAY);
+    assert!(matches!(
+        pair.client_events[0],
+        ClientEvent::StoreLicense { upgrade: true, .. }
+    ));
+    let permanent = cal_of(&store);
+    assert_eq!(permanent.kind, CalKind::Permanent);
+    assert_eq!(permanent.client_license.serial().unwrap().key_pack_id, 1);
+    assert_eq!(permanent.certificates.len(), 4);
+
+    // Another process on the same directory: the same chain, the same product id.
+    drop(server);
+    let host = HostInfo {
+        version: WindowsVersion::V2019,
+        mode: LicensingMode::PerDevice,
+    };
+    let mut again = LicenseServer::open(dir.path(), host)
+        .unwrap()
+        .with_clock_and_seed(Clock::frozen(epoch()), 7);
+    let mut other = MemoryStore::default();
+    connect(&mut again, &mut other, 3, 8, epoch() + DAY * 2);
+    let later = cal_of(&other);
+    assert_eq!(later.certificates[..3], temporary.certificates[..3]);
+    assert_eq!(later.license_server.product_id.unwrap(), product_id);
+}
+
+#[test]
+fn an_unactivated_server_keeps_the_2008_shape_and_an_administrators_product_id_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), false, 5);
+    assert_eq!(
+        server.store().settings().unwrap().product_id,
+        DEFAULT_PRODUCT_ID,
+        "the store's default is the one the activated rule replaces"
+    );
+    let mut store = MemoryStore::default();
+    connect(&mut server, &mut store, 1, 7, epoch());
+    let cal = cal_of(&store);
+    assert_eq!(cal.certificates.len(), 2);
+    assert_eq!(cal.certificates[0].subject, cal.certificates[0].issuer);
+    assert_eq!(cal.ms_18_9, None);
+    assert_eq!(
+        cal.license_server.product_id.as_deref(),
+        Some(DEFAULT_PRODUCT_ID)
+    );
+    assert_eq!(
+        cal.client_license.serial().unwrap().key_pack_id,
+        TEMPORARY_KEY_PACK_ID
+    );
+    assert_eq!(cal.client_license.serial_number.len(), 5);
+
+    let mut settings = server.store().settings().unwrap();
+    settings.activated = true;
+    settings.product_id = "78440-006-5867045-70347".into();
+    server.store().set_settings(&settings).unwrap();
+    let mut other = MemoryStore::default();
+    connect(&mut server, &mut other, 2, 8, epoch());
+    let activated = cal_of(&other);
+    assert_eq!(activated.certificates.len(), 4);
+    assert_eq!(
+        activated.license_server.product_id.as_deref(),
+        Some("78440-006-5867045-70347")
+    );
 }
 
 #[test]

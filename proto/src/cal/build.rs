@@ -1,6 +1,7 @@
 //! Building a CAL of Windows' shape: the license server's certificate(s) and a client license
 //! signed with the license server's key. Deterministic: every time, serial number and key comes
-//! from the caller.
+//! from the caller (an activated server's chain also from [`super::clearinghouse`]'s fixed
+//! keys).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,7 @@ use super::certificate::{
     certs_only_signed_data, extension, integer, integer_content, oid, sha1_rsa_oiw,
     sign_certificate, single_rdn_name, windows_authority_key_identifier, TbsCertificate, X509_V3,
 };
+use super::clearinghouse::clearinghouse;
 use super::error::CalError;
 use super::extensions::{
     encode_utf16z, LicenseServer, LicensedProduct, ProductLicenseFlags, ProductVersion,
@@ -30,6 +32,12 @@ use crate::wire::ClientHardwareId;
 
 /// Seconds from 1601-01-01 (the FILETIME epoch) to 1970-01-01.
 const FILETIME_UNIX_EPOCH_SECONDS: u64 = 11_644_473_600;
+
+/// The undocumented 1.3.6.1.4.1.311.18.9 extension of the client licenses an activated license
+/// server signs: `07 00 00 00` in the 2019 sample (captures/windows2019_cal_temporary.p7b,
+/// offset 4554), absent from the 2008 sample's unactivated server. Whether it follows
+/// activation or the Windows version is not known (a hypothesis: one sample of each).
+pub const ACTIVATED_MS_18_9: [u8; 4] = [7, 0, 0, 0];
 
 /// The client license's serial number as Windows appears to compose it: the key pack id in the
 /// high 32 bits, the license id in the low 32 (`03 00 00 00 0F` and `06 00 00 00 06` in the two
@@ -108,7 +116,8 @@ pub struct CalRequest {
     /// and the version.
     pub product: LicensedProduct,
     /// The undocumented 1.3.6.1.4.1.311.18.9 extension, written (critical, between
-    /// MANUFACTURER and LICENSED_PRODUCT_INFO) only when set; the 2019 sample has `07 00 00 00`.
+    /// MANUFACTURER and LICENSED_PRODUCT_INFO) when set; unset, the issuer's shape decides
+    /// ([`ACTIVATED_MS_18_9`] for [`LicenseServerIdentity::activated`], none otherwise).
     pub ms_18_9: Option<Vec<u8>>,
 }
 
@@ -156,8 +165,8 @@ pub struct LicenseServerIdentity {
     pub domain_or_workgroup: String,
     /// The license server's product id (IssuerId), "78440-006-5867045-70347" in the 2008 sample.
     pub product_id: String,
-    /// Chain order: an activated server's Microsoft-issued chain, root first; always ending with
-    /// the license server's own certificate.
+    /// Chain order: an activated server's chain (root, intermediate), root first; always ending
+    /// with the license server's own certificate.
     certificates: Vec<Vec<u8>>,
     /// DER of the license server certificate's subject: the client license's issuer.
     subject: Vec<u8>,
@@ -166,6 +175,9 @@ pub struct LicenseServerIdentity {
     subject_public_key_info: Vec<u8>,
     /// Signs the certificates this server issues, on the key's selected RSA backend.
     signing_key: LicensingPrivateKey,
+    /// The 18.9 extension of the client licenses this server signs unless the request sets
+    /// one: [`ACTIVATED_MS_18_9`] when activated.
+    ms_18_9: Option<Vec<u8>>,
 }
 
 impl core::fmt::Debug for LicenseServerIdentity {
@@ -235,9 +247,42 @@ impl LicenseServerIdentity {
         )
     }
 
+    /// An activated license server, as in the 2019 sample: a certificate for `key` with subject
+    /// `CN=<name>` issued by rdpele's [clearinghouse](super::clearinghouse) (rdpele's stand-in
+    /// for Microsoft's, whose private keys are public), valid from `activated_at`, behind the
+    /// clearinghouse's root and intermediate — four certificates in every CAL with the client
+    /// license, which carries extension 18.9 ([`ACTIVATED_MS_18_9`]). `key` as for
+    /// [`Self::self_signed`].
+    pub fn activated(
+        name: &str,
+        domain_or_workgroup: &str,
+        product_id: &str,
+        key: impl TryInto<LicensingPrivateKey, Error: Into<CalError>>,
+        activated_at: SystemTime,
+    ) -> Result<Self, CalError> {
+        let key = key.try_into().map_err(Into::into)?;
+        let clearinghouse = clearinghouse()?;
+        let own = clearinghouse.issue_license_server_certificate(
+            name,
+            &key.public_key(),
+            activated_at,
+        )?;
+        let mut certificates: Vec<Vec<u8>> = clearinghouse
+            .certificates()
+            .iter()
+            .map(|certificate| certificate.to_vec())
+            .collect();
+        certificates.push(own);
+        let mut identity =
+            Self::from_parts(name, domain_or_workgroup, product_id, key, certificates)?;
+        identity.ms_18_9 = Some(ACTIVATED_MS_18_9.to_vec());
+        Ok(identity)
+    }
+
     /// A license server whose certificate(s) exist already (a saved self-signed certificate, or
-    /// an activated server's Microsoft-issued chain, root first, its own certificate last). The
-    /// last certificate's public key must be `key`'s. `key` as for [`Self::self_signed`].
+    /// an activated server's chain, root first, its own certificate last). The last
+    /// certificate's public key must be `key`'s. `key` as for [`Self::self_signed`]. Its client
+    /// licenses carry no 18.9 extension unless the request sets one.
     pub fn with_certificates(
         name: &str,
         domain_or_workgroup: &str,
@@ -297,6 +342,7 @@ impl LicenseServerIdentity {
             subject,
             subject_public_key_info,
             signing_key,
+            ms_18_9: None,
         })
     }
 
@@ -363,7 +409,7 @@ pub fn build_cal(
         )?,
         extension(oid::MANUFACTURER, true, encode_utf16z(MANUFACTURER))?,
     ];
-    if let Some(value) = &request.ms_18_9 {
+    if let Some(value) = request.ms_18_9.as_ref().or(issuer.ms_18_9.as_ref()) {
         extensions.push(extension(oid::MS_18_9, true, value.clone())?);
     }
     extensions.extend([
@@ -398,7 +444,10 @@ pub fn build_cal(
     certs_only_signed_data(&certificates)
 }
 
-fn validity(not_before: SystemTime, not_after: SystemTime) -> Result<Validity, CalError> {
+pub(crate) fn validity(
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> Result<Validity, CalError> {
     let time = |at: SystemTime, field: &'static str| {
         Time::try_from(at).map_err(|error| CalError::InvalidInput {
             field,

@@ -1,8 +1,9 @@
 //! The X.509 and PKCS#7 structures a CAL is made of, as DER values built with the RustCrypto
 //! `der` / `x509-cert` types: certificates with Windows' choices (OIW sha1RSA, BMPString names,
-//! multi-valued RDNs) and the certs-only SignedData around them.
+//! multi-valued RDNs; sha256WithRSA and PrintableString names in an activated server's chain)
+//! and the certs-only SignedData around them.
 
-use der::asn1::{Any, BitString, Null, ObjectIdentifier, OctetString};
+use der::asn1::{Any, BitString, Null, ObjectIdentifier, OctetString, PrintableStringRef};
 use der::{Encode, Sequence, Tag, TagNumber};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::Extension;
@@ -20,14 +21,39 @@ pub mod oid {
     /// OID_OIWSEC_sha1RSASign: the signature algorithm of every CAL certificate (MS-RDPELE
     /// 2.2.2.9), with NULL parameters.
     pub const SHA1_RSA_OIW: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.29");
+    /// sha256WithRSAEncryption (RFC 4055): how an activated server's chain is signed.
+    pub const SHA256_WITH_RSA: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
     pub const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
     pub const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
     pub const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
     pub const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
     pub const LOCALITY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.7");
+    pub const COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
+    pub const STATE_OR_PROVINCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.8");
+    pub const ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+    pub const SUBJECT_KEY_IDENTIFIER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+    pub const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
     pub const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+    pub const CRL_DISTRIBUTION_POINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.31");
     pub const AUTHORITY_KEY_IDENTIFIER: ObjectIdentifier =
         ObjectIdentifier::new_unwrap("2.5.29.35");
+    pub const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+    pub const AUTHORITY_INFO_ACCESS: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.1");
+    /// id-ad-caIssuers (RFC 5280 4.2.2.1).
+    pub const CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
+    /// szOID_CERTSRV_CA_VERSION: the CA certificate's renewal and key index; `02 01 00` (0) on
+    /// the 2019 sample's root (captures/windows2019_cal_temporary.p7b, offset 1018).
+    pub const CA_VERSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.21.1");
+    /// The extended key usage of the 2019 sample's intermediate CA (offset 2139); not
+    /// documented.
+    pub const LICENSE_SERVER_ISSUANCE_USAGE: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.76.2.1");
+    /// The root of the licensing ("Hydra") arc the client license's extensions sit under; the
+    /// 2019 sample's license server certificate carries it as an extension holding the
+    /// IA5String "TLS~BASIC" (offset 3639; meaning not documented).
+    pub const HYDRA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.18");
     /// szOID_PKIX_MANUFACTURER.
     pub const MANUFACTURER: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.18.2");
     /// szOID_PKIX_HYDRA_CERT_VERSION.
@@ -80,6 +106,15 @@ pub(crate) fn sha1_rsa_oiw() -> AlgorithmIdentifierOwned {
     }
 }
 
+/// sha256WithRSAEncryption with NULL parameters, as the 2019 sample's chain writes it
+/// (captures/windows2019_cal_temporary.p7b, offset 76).
+pub(crate) fn sha256_with_rsa() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: oid::SHA256_WITH_RSA,
+        parameters: Some(Any::from(Null)),
+    }
+}
+
 /// A BMPString holding `text` as UTF-16 (big-endian; surrogate pairs pass through as Windows
 /// writes them).
 pub(crate) fn bmp_string(text: &str) -> Result<Any, CalError> {
@@ -103,6 +138,32 @@ pub(crate) fn single_rdn_name(attributes: &[(ObjectIdentifier, &str)]) -> Result
         .map_err(|error| CalError::encoding("RelativeDistinguishedName", &error))?;
     let mut name = RdnSequence::default();
     name.push(rdn);
+    let der = name
+        .to_der()
+        .map_err(|error| CalError::encoding("Name", &error))?;
+    Any::from_der_bytes(&der, "Name")
+}
+
+/// A name of one single-valued RDN per attribute, in the order given, each value a
+/// PrintableString: the shape of every name in the 2019 sample's chain (`C=US, ST=…, CN=…` and
+/// `CN=Becker`). A value PrintableString cannot hold (an `_`, `@`, non-ASCII) is written as a
+/// UTF8String, RFC 5280's default for new names: no Windows sample shows what Windows writes
+/// then.
+pub(crate) fn printable_name(attributes: &[(ObjectIdentifier, &str)]) -> Result<Any, CalError> {
+    let mut name = RdnSequence::default();
+    for (oid, text) in attributes {
+        let tag = if PrintableStringRef::new(text).is_ok() {
+            Tag::PrintableString
+        } else {
+            Tag::Utf8String
+        };
+        let value = Any::new(tag, text.as_bytes())
+            .map_err(|error| CalError::encoding("DirectoryString", &error))?;
+        let rdn =
+            RelativeDistinguishedName::try_from(vec![AttributeTypeAndValue { oid: *oid, value }])
+                .map_err(|error| CalError::encoding("RelativeDistinguishedName", &error))?;
+        name.push(rdn);
+    }
     let der = name
         .to_der()
         .map_err(|error| CalError::encoding("Name", &error))?;
@@ -179,7 +240,8 @@ pub(crate) fn windows_authority_key_identifier(
     build().map_err(|error| CalError::encoding("AuthorityKeyIdentifier", &error))
 }
 
-/// Encodes `tbs`, signs it with RSA PKCS#1 v1.5 / SHA-1 on `key`'s backend and returns the
+/// Encodes `tbs`, signs it with RSA PKCS#1 v1.5 on `key`'s backend with the hash its
+/// `signature` field names (OIW sha1RSA or sha256WithRSAEncryption) and returns the
 /// certificate's DER.
 pub(crate) fn sign_certificate(
     tbs: &TbsCertificate,
@@ -189,13 +251,24 @@ pub(crate) fn sign_certificate(
     let tbs_der = tbs
         .to_der()
         .map_err(|error| CalError::encoding(structure, &error))?;
-    let signature = key.sign_sha1(&tbs_der).map_err(|error| CalError::Signing {
+    let algorithm = tbs.signature.oid;
+    let signed = if algorithm == oid::SHA1_RSA_OIW {
+        key.sign_sha1(&tbs_der)
+    } else if algorithm == oid::SHA256_WITH_RSA {
+        key.sign_sha256(&tbs_der)
+    } else {
+        return Err(CalError::InvalidInput {
+            field: "signature",
+            reason: format!("no signing with algorithm {algorithm}"),
+        });
+    };
+    let signature = signed.map_err(|error| CalError::Signing {
         structure,
         reason: error.to_string(),
     })?;
     let certificate = Certificate {
         tbs_certificate: Any::from_der_bytes(&tbs_der, structure)?,
-        signature_algorithm: sha1_rsa_oiw(),
+        signature_algorithm: tbs.signature.clone(),
         signature: BitString::from_bytes(&signature)
             .map_err(|error| CalError::encoding(structure, &error))?,
     };

@@ -36,6 +36,22 @@
 //! CN=Becker (the license server), client license]. The set is **not** DER-sorted (the 2019
 //! one is out of sorted order), so the builder writes it in chain order.
 //!
+//! # What the builder makes of them
+//!
+//! - **Unactivated** ([`LicenseServerIdentity::self_signed`]): the 2008 shape, two
+//!   certificates, no extension 18.9.
+//! - **Activated** ([`LicenseServerIdentity::activated`]): the 2019 shape, four certificates —
+//!   the root and intermediate of rdpele's [`clearinghouse`] (its stand-in for Microsoft's,
+//!   shaped as the sample's under rdpele names; **its private keys are public**, committed in
+//!   the repository), the license server's certificate it issues (`CN=<name>`,
+//!   sha256WithRSA, the sample's extensions), and the client license with extension 18.9 =
+//!   `07 00 00 00`.
+//! - Either way the client license is the same otherwise (OIW sha1RSA, issuer = the license
+//!   server certificate's subject byte for byte: BMPString in 2008, PrintableString in 2019).
+//!   The license server (`rdpele-license-server`) picks the shape by its `activated` setting,
+//!   gives temporary CALs a key pack id too (so their serials have 5 bytes as both samples'),
+//!   and an activated server a product id of the 2019 format.
+//!
 //! # The license server certificate (2008, self-signed)
 //!
 //! v3; serial number = the Windows FILETIME of notBefore (0x019E274D68ACED20 = 1970-05-30
@@ -45,7 +61,8 @@
 //! 2049-05-30 (UTCTime); RSA 2048, e = 65537; one extension, basicConstraints CA:TRUE
 //! pathLen 0, not critical. An activated server's own certificate is issued by Microsoft
 //! instead (2019: `CN=Becker`, PrintableString, sha256WithRSA, extension 1.3.6.1.4.1.311.18 =
-//! IA5String "TLS~BASIC").
+//! IA5String "TLS~BASIC"); [`clearinghouse`] describes that chain byte by byte and what rdpele
+//! builds in its place.
 //!
 //! # The client license
 //!
@@ -84,7 +101,9 @@
 //! ## 1.3.6.1.4.1.311.18.9 (undocumented)
 //!
 //! 4 bytes `07 00 00 00` in the 2019 sample, absent in 2008. Meaning unknown; kept raw
-//! ([`Cal::ms_18_9`]) and written only on request ([`CalRequest::ms_18_9`]).
+//! ([`Cal::ms_18_9`]). Written as `07 00 00 00` ([`ACTIVATED_MS_18_9`]) for an activated
+//! server, not at all for a self-signed one, unless the request sets its own
+//! ([`CalRequest::ms_18_9`]).
 //!
 //! ## 1.3.6.1.4.1.311.18.5 szOID_PKIX_LICENSED_PRODUCT_INFO ([`LicensedProduct`], MS-RDPELE 2.2.2.9.1)
 //!
@@ -148,12 +167,15 @@
 //! # What is a hypothesis
 //!
 //! The client serial number's split into key pack and license id; the meaning of
-//! ProductLicenseFlags bits 16–22 and of extension 18.9; "C50" for per-user CALs; the HWID mask
+//! ProductLicenseFlags bits 16–22 and of extension 18.9, and that it follows activation rather
+//! than the Windows version (one sample each way); "C50" for per-user CALs; the HWID mask
 //! being the same for products other than A02; the license server certificate's FILETIME
-//! serial (one sample).
+//! serial (one sample); that nothing a client or host checks depends on the activated chain's
+//! names, URLs or serials (see [`clearinghouse`]).
 
 mod build;
 mod certificate;
+pub mod clearinghouse;
 mod der_reader;
 mod error;
 mod extensions;
@@ -163,7 +185,7 @@ mod pkcs7;
 
 use std::time::SystemTime;
 
-pub use build::{build_cal, CalRequest, LicenseSerial, LicenseServerIdentity};
+pub use build::{build_cal, CalRequest, LicenseSerial, LicenseServerIdentity, ACTIVATED_MS_18_9};
 pub use certificate::oid;
 pub use error::{CalError, MalformedKind};
 pub use extensions::{

@@ -28,12 +28,18 @@ pub enum CryptoError {
     PremasterOutOfRange,
     #[error("private-key operation failed")]
     PrivateKeyOperation,
-    #[error("modulus of {bits} bits is too small for an RSA-SHA1 signature")]
-    ModulusTooSmallForSignature { bits: usize },
+    #[error("modulus of {bits} bits is too small for an {signature} signature")]
+    ModulusTooSmallForSignature {
+        bits: usize,
+        /// `RSA-SHA1` or `RSA-SHA256`.
+        signature: &'static str,
+    },
     #[error("private key is not a PKCS#8 or PKCS#1 PEM RSA key ({reason})")]
     PrivateKeyPem { reason: String },
     #[error("private key cannot be encoded as PKCS#8 PEM ({reason})")]
     PrivateKeyEncoding { reason: String },
+    #[error("public key cannot be encoded as PKCS#1 DER ({reason})")]
+    PublicKeyEncoding { reason: String },
     #[error("key generation failed ({reason})")]
     KeyGeneration { reason: String },
     #[error("unknown RSA backend {name:?} (expected \"rust\" or \"openssl\")")]

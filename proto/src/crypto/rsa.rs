@@ -23,7 +23,7 @@ use super::error::CryptoError;
 use super::keys::PREMASTER_SECRET_LEN;
 #[cfg(feature = "openssl")]
 use super::rsa_backend::OpenSslKey;
-use super::rsa_backend::{PrivateKeyOperations, RsaBackend, SHA1_SIGNATURE_MIN_MODULUS_LEN};
+use super::rsa_backend::{PrivateKeyOperations, RsaBackend, SignatureHash};
 use crate::wire::RsaPublicKey;
 
 /// Smallest modulus accepted or generated: the 512-bit (64-byte) keys of proprietary
@@ -260,6 +260,21 @@ impl LicensingPublicKey {
         self.key.pkcs1v15_verify::<Sha1>(data, signature).is_ok()
     }
 
+    /// The key identifier of RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT
+    /// STRING's value (the PKCS#1 RSAPublicKey DER). Every subject key identifier in the 2019
+    /// sample's chain is this (captures/windows2019_cal_temporary.p7b, offsets 992, 2182, 3388).
+    pub fn key_identifier(&self) -> Result<[u8; 20], CryptoError> {
+        use ::rsa::pkcs1::EncodeRsaPublicKey;
+        use sha1::Digest;
+        let der = self
+            .key
+            .to_pkcs1_der()
+            .map_err(|error| CryptoError::PublicKeyEncoding {
+                reason: error.to_string(),
+            })?;
+        Ok(Sha1::digest(der.as_bytes()).into())
+    }
+
     /// The underlying `rsa` key, for building certificates.
     pub fn to_rsa_public_key(&self) -> &PublicKey {
         &self.key
@@ -459,15 +474,24 @@ impl LicensingPrivateKey {
     /// Blinded on both backends without an RNG from the caller (the signature is deterministic
     /// either way; see `crypto/rsa_backend.rs` for where the blinding factor comes from).
     pub fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if self.modulus_len() < SHA1_SIGNATURE_MIN_MODULUS_LEN {
-            return Err(CryptoError::ModulusTooSmallForSignature {
-                bits: modulus_bits(&self.key),
-            });
+        self.sign(SignatureHash::Sha1, data)
+    }
+
+    /// PKCS#1 v1.5 RSA-SHA256 signature of `data`, as [`Self::sign_sha1`]: how the certificate
+    /// authorities of an activated license server's chain sign (sha256WithRSAEncryption).
+    pub fn sign_sha256(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.sign(SignatureHash::Sha256, data)
+    }
+
+    fn sign(&self, hash: SignatureHash, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.modulus_len() < hash.min_modulus_len() {
+            return Err(hash.too_small(modulus_bits(&self.key)));
         }
         match &self.backend {
-            Backend::Rust => self.key.sign_sha1(data),
+            // Through the trait: `rsa::PrivateKey` has an inherent `sign` of its own.
+            Backend::Rust => PrivateKeyOperations::sign(&self.key, hash, data),
             #[cfg(feature = "openssl")]
-            Backend::OpenSsl(native) => native.sign_sha1(data),
+            Backend::OpenSsl(native) => native.sign(hash, data),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The two private-key operations licensing does on its hot path — recovering a premaster
 //! secret (RSADP, RFC 8017 5.1.2, as MS-RDPBCGR 5.3.4.1 uses it) and signing a CAL certificate
-//! (RSASSA-PKCS1-v1_5 with SHA-1, RFC 8017 8.2.1) — behind one trait, implemented by RustCrypto
-//! `rsa` and, with the `openssl` feature, by the system's OpenSSL. A
+//! (RSASSA-PKCS1-v1_5, RFC 8017 8.2.1: with SHA-1 for what a license server signs, with SHA-256
+//! for what an activated server's certificate authorities sign) — behind one trait, implemented
+//! by RustCrypto `rsa` and, with the `openssl` feature, by the system's OpenSSL. A
 //! [`LicensingPrivateKey`](super::LicensingPrivateKey) picks one at run time
 //! ([`RsaBackend`]); both give byte-identical results, because RSADP and PKCS#1 v1.5 signatures
 //! are deterministic.
@@ -110,20 +111,75 @@ pub(crate) trait PrivateKeyOperations {
         rng: &mut R,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError>;
 
-    /// RSASSA-PKCS1-v1_5-SIGN with SHA-1, big-endian in the modulus length (the caller has
+    /// RSASSA-PKCS1-v1_5-SIGN with `hash`, big-endian in the modulus length (the caller has
     /// checked that the modulus is long enough for the encoding).
-    fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    fn sign(&self, hash: SignatureHash, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
+}
+
+/// The hash of a PKCS#1 v1.5 signature: SHA-1 for the certificates a license server signs
+/// (OIW sha1RSA, MS-RDPELE 2.2.2.9), SHA-256 for the sha256WithRSAEncryption certificates of an
+/// activated server's chain (captures/windows2019_cal_temporary.p7b, offsets 76, 1600, 2982).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SignatureHash {
+    Sha1,
+    Sha256,
 }
 
 /// DigestInfo prefix of a SHA-1 hash in an EMSA-PKCS1-v1_5 encoding (RFC 8017 9.2 note 1).
 const SHA1_DIGEST_INFO: [u8; 15] = [
     0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
 ];
+/// DigestInfo prefix of a SHA-256 hash (RFC 8017 9.2 note 1).
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
 /// PKCS#1 v1.5 needs at least 8 bytes of 0xFF padding plus 0x00 0x01 … 0x00.
 const EMSA_MIN_OVERHEAD: usize = 11;
-/// The shortest modulus, in bytes, an RSA-SHA1 PKCS#1 v1.5 signature fits in.
-pub(crate) const SHA1_SIGNATURE_MIN_MODULUS_LEN: usize =
-    SHA1_DIGEST_INFO.len() + 20 + EMSA_MIN_OVERHEAD;
+
+impl SignatureHash {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "RSA-SHA1",
+            Self::Sha256 => "RSA-SHA256",
+        }
+    }
+
+    fn digest_info(self) -> &'static [u8] {
+        match self {
+            Self::Sha1 => &SHA1_DIGEST_INFO,
+            Self::Sha256 => &SHA256_DIGEST_INFO,
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        use sha2::Digest as _;
+        match self {
+            Self::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Self::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        }
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+        }
+    }
+
+    /// The shortest modulus, in bytes, a PKCS#1 v1.5 signature with this hash fits in.
+    pub(crate) fn min_modulus_len(self) -> usize {
+        self.digest_info().len() + self.digest_len() + EMSA_MIN_OVERHEAD
+    }
+
+    /// [`CryptoError::ModulusTooSmallForSignature`] for a key of `bits` bits.
+    pub(crate) fn too_small(self, bits: usize) -> CryptoError {
+        CryptoError::ModulusTooSmallForSignature {
+            bits,
+            signature: self.name(),
+        }
+    }
+}
 
 impl PrivateKeyOperations for PrivateKey {
     fn rsadp<R: CryptoRng + ?Sized>(
@@ -134,12 +190,9 @@ impl PrivateKeyOperations for PrivateKey {
         private_operation(self, ciphertext, rng)
     }
 
-    fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let encoded = emsa_pkcs1_v1_5_sha1(data, self.size()).ok_or(
-            CryptoError::ModulusTooSmallForSignature {
-                bits: super::rsa::modulus_bits(self),
-            },
-        )?;
+    fn sign(&self, hash: SignatureHash, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let encoded = emsa_pkcs1_v1_5(hash, data, self.size())
+            .ok_or_else(|| hash.too_small(super::rsa::modulus_bits(self)))?;
         let d = Zeroizing::new(self.d().to_be_bytes());
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&d)
             .map_err(|_| CryptoError::PrivateKeyOperation)?;
@@ -169,20 +222,20 @@ fn private_operation<R: CryptoRng + ?Sized>(
         .ok_or(CryptoError::PrivateKeyOperation)
 }
 
-/// EM = 0x00 0x01 0xFF… 0x00 DigestInfo(SHA-1, H) in `k` bytes, or `None` if `k` is too small.
-fn emsa_pkcs1_v1_5_sha1(data: &[u8], k: usize) -> Option<Zeroizing<Vec<u8>>> {
-    use sha1::{Digest, Sha1};
-    let hash: [u8; 20] = Sha1::digest(data).into();
-    if k < SHA1_SIGNATURE_MIN_MODULUS_LEN {
+/// EM = 0x00 0x01 0xFF… 0x00 DigestInfo(hash, H) in `k` bytes, or `None` if `k` is too small.
+fn emsa_pkcs1_v1_5(hash: SignatureHash, data: &[u8], k: usize) -> Option<Zeroizing<Vec<u8>>> {
+    if k < hash.min_modulus_len() {
         return None;
     }
-    let padding = k.checked_sub(SHA1_DIGEST_INFO.len() + hash.len() + 3)?;
+    let digest = hash.digest(data);
+    let digest_info = hash.digest_info();
+    let padding = k.checked_sub(digest_info.len() + digest.len() + 3)?;
     let mut em = Zeroizing::new(Vec::with_capacity(k));
     em.extend_from_slice(&[0x00, 0x01]);
     em.resize(padding.saturating_add(2), 0xff);
     em.push(0x00);
-    em.extend_from_slice(&SHA1_DIGEST_INFO);
-    em.extend_from_slice(&hash);
+    em.extend_from_slice(digest_info);
+    em.extend_from_slice(&digest);
     Some(em)
 }
 
@@ -200,7 +253,7 @@ mod openssl_backend {
     use openssl::sign::Signer;
     use zeroize::Zeroizing;
 
-    use super::PrivateKeyOperations;
+    use super::{PrivateKeyOperations, SignatureHash};
     use crate::crypto::CryptoError;
 
     /// The same key material as the `rsa` key it was built from, held by OpenSSL.
@@ -269,9 +322,13 @@ mod openssl_backend {
             Ok(out)
         }
 
-        fn sign_sha1(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        fn sign(&self, hash: SignatureHash, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            let digest = match hash {
+                SignatureHash::Sha1 => MessageDigest::sha1(),
+                SignatureHash::Sha256 => MessageDigest::sha256(),
+            };
             // RSA keys sign PKCS#1 v1.5 unless told otherwise.
-            Signer::new(MessageDigest::sha1(), &self.pkey)
+            Signer::new(digest, &self.pkey)
                 .and_then(|mut signer| signer.sign_oneshot_to_vec(data))
                 .map_err(|_| CryptoError::PrivateKeyOperation)
         }

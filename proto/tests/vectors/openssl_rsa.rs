@@ -1,9 +1,9 @@
 //! Keys and results computed with the `openssl` CLI, shared by the crypto and RSA backend tests:
 //! a premaster encrypted by `openssl pkeyutl -encrypt -pkeyopt rsa_padding_mode:none` from the
-//! byte-reversed premaster 0x30..0x5F (hex, little-endian), and `openssl dgst -sha1 -sign`
-//! signatures of `SIGNED_MESSAGE`.
+//! byte-reversed premaster 0x30..0x5F (hex, little-endian), and `openssl dgst -sha1 -sign` and
+//! `openssl dgst -sha256 -sign` signatures of `SIGNED_MESSAGE`.
 
-/// What the `OPENSSL_SHA1_SIGNATURE_*` vectors sign.
+/// What the `OPENSSL_SHA1_SIGNATURE_*` and `OPENSSL_SHA256_SIGNATURE_*` vectors sign.
 pub const SIGNED_MESSAGE: &[u8] = b"rdpele CAL tbsCertificate stand-in";
 
 pub const OPENSSL_ENCRYPTED_PREMASTER_LE: &str = "\
@@ -25,6 +25,18 @@ b728f3e4a7218b510da9ba201899f445";
 pub const OPENSSL_SHA1_SIGNATURE_512: &str = "\
 2c5a6aab8611175c9cdc52d7557f76b383ed46aaf7b3c06b0021e64f339ac891046eaf9f757dd5737f02be272c3f834c\
 cdb14d977cc20bdf4dc300cacad1af74";
+
+pub const OPENSSL_SHA256_SIGNATURE_2048: &str = "\
+22a66ee7a12e8759e5c3128946113011459a3d83f396f887e791780c4dfd9c859a03c64bd42123fa8751bfe400a0f713\
+d44a52a3ff2e8cd8bd0ae6f423001b46c11bea3302dca9ce4497ab966bd1767e6d39281728a8748e718b80740f3d93aa\
+f39a5baea7d24c7fc36cbd5f31e44c31d95a5717ce85855166edf62520d43a3586c94e7feebfbb2ff871bb896411b723\
+a14edddd53f983de193a83fd2a0ab24013a921c4c88f9ac587def03b98889ac67457f9c391a9ddb5ccdf61222256b690\
+65262e9d6a5e407a8f078d4fb3ea40fed779fa5f2d0b7c3bce638aa94b0886e489dacc6b4fd4ee5a3cc5dae71f190936\
+d094339a71dad211e3d312c51094b1f0";
+
+pub const OPENSSL_SHA256_SIGNATURE_512: &str = "\
+8c2f774ec935f7e890268801c7a96333cd1541e0f025a9d26c4a42e92dc4c57df34e1d751f3807f6ce77b0eb8ba7cd51\
+3febc7e14aee70389b98f49d69ae3dec";
 
 /// Test keys generated for this file with OpenSSL 3.0 (`openssl genpkey -algorithm RSA
 /// -pkeyopt rsa_keygen_bits:2048`, `openssl genrsa -traditional 512`). Not used anywhere else.
