@@ -48,7 +48,8 @@
 //! are never deleted, only their status changes:
 //! - `license_id` [LicenseId] — 1, 2, … in issue order, the serial number the CAL carries.
 //! - `key_pack_id` [KeyPackId] — the pack it holds a license of; NULL for temporary CALs and
-//!   for per-user records counted as OverUsed.
+//!   for per-user records counted as OverUsed (a temporary CAL's serial number names the
+//!   built-in temporary pool, [`TEMPORARY_KEY_PACK_ID`](crate::server::TEMPORARY_KEY_PACK_ID)).
 //! - `license_type` — `per-device` or `per-user`.
 //! - `issued_to_user` [sIssuedToUser], `issued_to_computer` [sIssuedToComputer] — as the client
 //!   sent them at first issue; compared case-insensitively (ASCII), as Windows compares account
