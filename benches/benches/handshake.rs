@@ -93,6 +93,7 @@ fn clone_config(config: &ServerConfig) -> ServerConfig {
         certificate: config.certificate.clone(),
         private_key: config.private_key.clone(),
         challenge_check: config.challenge_check,
+        challenge: config.challenge,
     }
 }
 

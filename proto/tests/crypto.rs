@@ -450,7 +450,7 @@ fn premaster_decryption_rejects_wrong_lengths_and_out_of_range_values() {
     let private = LicensingPrivateKey::from_pem(KEY_512_PKCS1).unwrap();
     let public = private.public_key();
     let encrypted = public.encrypt_premaster(&[7; 48]).unwrap();
-    for len in [0, 1, 48, 63, 73, 128] {
+    for len in [73, 128] {
         let blob = [encrypted.clone(), vec![0; 128]].concat();
         assert_eq!(
             private.decrypt_premaster(&blob[..len], &mut rng),
@@ -461,6 +461,28 @@ fn premaster_decryption_rejects_wrong_lengths_and_out_of_range_values() {
             "{len} bytes"
         );
     }
+    // A blob of any length up to k + 8 is one little-endian integer: zero bytes are the value
+    // 0, whose decryption is a zero premaster (rdesktop 1.9.0 sends 72 zero bytes whatever
+    // the key size).
+    for len in [0, 1, 48, 63, 64, 72] {
+        assert_eq!(
+            private.decrypt_premaster(&vec![0; len], &mut rng),
+            Ok([0; 48]),
+            "{len} zero bytes"
+        );
+    }
+    // A ciphertext cut short is another, smaller value: not the premaster.
+    assert!(private
+        .decrypt_premaster(&encrypted[..48], &mut rng)
+        .is_err());
+    // A non-zero byte beyond the modulus length puts the value above the modulus.
+    assert_eq!(encrypted.len(), 72, "modulus length + 8");
+    let mut padded = encrypted.clone();
+    padded[70] = 1;
+    assert_eq!(
+        private.decrypt_premaster(&padded, &mut rng),
+        Err(CryptoError::CiphertextOutOfRange)
+    );
     // Every length from k to k + 8 is the same value: IronRDP drops the ciphertext's zero
     // high-order bytes before its padding.
     for len in 64..=72 {

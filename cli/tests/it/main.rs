@@ -25,6 +25,7 @@ mod fail_closed;
 mod fleet;
 mod hostile_client;
 mod interop_ironrdp;
+mod interop_rdesktop;
 mod interop_xfreerdp;
 mod interop_xfreerdp_faults;
 mod keys;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rdpele_proto::crypto::{RsaBackend, MAX_MODULUS_BITS, MIN_MODULUS_BITS};
-use rdpele_proto::machine::ChallengeCheck;
+use rdpele_proto::machine::{ChallengeCheck, ChallengeSource};
 use rdpele_proto::wire::{ErrorCode, StateTransition};
 use serde::Deserialize;
 
@@ -69,6 +69,8 @@ pub struct HostConfig {
     pub certificate: CertificateKind,
     /// What a Client Platform Challenge Response must get right beyond its MAC.
     pub challenge_check: ChallengeCheck,
+    /// What the Platform Challenge carries: Windows' "TEST\0" unless told otherwise.
+    pub challenge: ChallengeSource,
     /// The size of the host's licensing key when the host makes it; `None` keeps the data
     /// directory's key, or makes a 2048-bit one.
     pub licensing_key_bits: Option<usize>,
@@ -89,6 +91,7 @@ impl Default for HostConfig {
             // Windows checks the MAC only (see ChallengeCheck); so does the emulated host
             // unless told to be strict.
             challenge_check: ChallengeCheck::MacOnly,
+            challenge: ChallengeSource::Windows,
             licensing_key_bits: None,
             rsa_backend: RsaBackend::default(),
             faults: Faults::default(),
@@ -234,6 +237,7 @@ struct RawHost {
     certificate: Option<String>,
     grace_period_start: Option<String>,
     challenge_check: Option<String>,
+    challenge: Option<String>,
     licensing_key_bits: Option<usize>,
     rsa_backend: Option<String>,
 }
@@ -335,6 +339,16 @@ impl HostConfig {
                     return Err(InvalidConfig::value(
                         "host.challenge-check",
                         format!("{other:?} is neither \"mac-only\" nor \"strict\""),
+                    ))
+                }
+            },
+            challenge: match raw.host.challenge.as_deref() {
+                None | Some("windows") => ChallengeSource::Windows,
+                Some("random") => ChallengeSource::Random,
+                Some(other) => {
+                    return Err(InvalidConfig::value(
+                        "host.challenge",
+                        format!("{other:?} is neither \"windows\" nor \"random\""),
                     ))
                 }
             },
@@ -475,6 +489,8 @@ mod tests {
             HostConfig::default().challenge_check,
             ChallengeCheck::MacOnly
         );
+        assert_eq!(config.challenge, ChallengeSource::Random);
+        assert_eq!(HostConfig::default().challenge, ChallengeSource::Windows);
         assert_eq!(config.product.scope, "microsoft.com");
         assert_eq!(config.licensing_key_bits, None);
         assert!(config.faults.answer_with_error.is_empty());
@@ -567,6 +583,7 @@ mod tests {
             ("[[fault]]\nkind = \"delay\"\nstep = \"platform-challenge\"", "delay-ms"),
             ("[[fault]]\nkind = \"delay\"\nstep = \"wat\"\ndelay-ms = 1", "unknown step"),
             ("[hots]\nversion = \"2022\"", "unknown field"),
+            ("[host]\nchallenge = \"TEST\"", "host.challenge"),
         ];
         for (text, expected) in cases {
             let error = HostConfig::parse(text).unwrap_err();

@@ -80,8 +80,7 @@ where
     Ok(framed.flush(stage).await?)
 }
 
-/// [`send_share_data`] without the write: the PDU leaves with the next send (the finalization's
-/// four PDUs in one write, as a client reads them in one go either way).
+/// [`send_share_data`] without the write: the PDU leaves with the next send or flush.
 fn queue_share_data<S>(
     framed: &mut Framed<S>,
     stage: &'static str,
@@ -121,6 +120,78 @@ where
 fn share_control(bytes: &[u8]) -> Option<ShareControlHeader> {
     let request = decode::<X224<mcs::SendDataRequest<'_>>>(bytes).ok()?.0;
     decode::<ShareControlHeader>(request.user_data.as_ref()).ok()
+}
+
+/// PDUTYPE_CONFIRMACTIVEPDU, the low 4 bits of a Share Control Header's pduType
+/// (MS-RDPBCGR 2.2.8.1.1.1.1).
+const PDUTYPE_CONFIRM_ACTIVE: u8 = 0x3;
+
+/// Whether `bytes` is a Confirm Active PDU (MS-RDPBCGR 2.2.1.13.2), known by its Share Control
+/// Header alone: the host needs nothing from the client's capability sets, and Windows
+/// activates clients whose capability sets a strict decoder refuses — rdesktop 1.9.0 sends
+/// four capability sets of types ironrdp-pdu does not know (observed here: its Confirm Active
+/// was dropped as unreadable and the session never became active).
+fn is_confirm_active(bytes: &[u8]) -> bool {
+    let Ok(X224(request)) = decode::<X224<mcs::SendDataRequest<'_>>>(bytes) else {
+        return false;
+    };
+    matches!(
+        request.user_data.as_ref().get(2),
+        Some(pdu_type) if pdu_type & 0x0F == PDUTYPE_CONFIRM_ACTIVE
+    )
+}
+
+/// Which of the host's finalization PDUs have been sent; each goes once.
+#[derive(Debug, Default)]
+struct Finalization {
+    synchronize: bool,
+    cooperate: bool,
+    granted: bool,
+}
+
+impl Finalization {
+    fn synchronize<S>(&mut self, framed: &mut Framed<S>) -> Result<(), ConnError> {
+        if std::mem::replace(&mut self.synchronize, true) {
+            return Ok(());
+        }
+        queue_share_data(
+            framed,
+            "Synchronize",
+            ShareDataPdu::Synchronize(SynchronizePdu {
+                target_user_id: USER_CHANNEL_ID,
+            }),
+        )
+    }
+
+    fn cooperate<S>(&mut self, framed: &mut Framed<S>) -> Result<(), ConnError> {
+        if std::mem::replace(&mut self.cooperate, true) {
+            return Ok(());
+        }
+        queue_share_data(
+            framed,
+            "Control Cooperate",
+            ShareDataPdu::Control(ControlPdu {
+                action: ControlAction::Cooperate,
+                grant_id: 0,
+                control_id: 0,
+            }),
+        )
+    }
+
+    fn grant_control<S>(&mut self, framed: &mut Framed<S>) -> Result<(), ConnError> {
+        if std::mem::replace(&mut self.granted, true) {
+            return Ok(());
+        }
+        queue_share_data(
+            framed,
+            "Control Granted",
+            ShareDataPdu::Control(ControlPdu {
+                action: ControlAction::GrantedControl,
+                grant_id: USER_CHANNEL_ID,
+                control_id: u32::from(capability_sets::SERVER_CHANNEL_ID),
+            }),
+        )
+    }
 }
 
 /// Who the client says it is, for the log.
@@ -366,54 +437,46 @@ pub async fn serve_connection(
             end_session(&mut framed, error_info).await?;
             return Ok(ConnectionEnd::ClientAborted);
         }
-        if let Some(ShareControlHeader {
-            share_control_pdu: ShareControlPdu::ClientConfirmActive(_),
-            ..
-        }) = share_control(&bytes)
-        {
+        if is_confirm_active(&bytes) {
             break;
         }
     }
 
-    // Connection finalization (2.2.1.14 – 2.2.1.22): the client's four PDUs end with its Font
-    // List; anything else on the way (input, refresh requests) is read and dropped.
+    // Connection finalization (2.2.1.14 – 2.2.1.22): each of the client's Synchronize,
+    // Control Cooperate and Control Request Control is answered as it arrives (rdesktop 1.9.0
+    // waits for the host's three before it sends its Font List; xfreerdp and IronRDP send all
+    // four at once), and its Font List with the Font Map, after whichever of the three the
+    // client left out. Anything else on the way (input, refresh requests) is read and dropped.
+    let mut answered = Finalization::default();
     loop {
         let bytes = framed.read_pdu("connection finalization").await?;
-        if let Some(ShareControlHeader {
+        let Some(ShareControlHeader {
             share_control_pdu: ShareControlPdu::Data(data),
             ..
         }) = share_control(&bytes)
-        {
-            if matches!(data.share_data_pdu, ShareDataPdu::FontList(_)) {
+        else {
+            continue;
+        };
+        match data.share_data_pdu {
+            ShareDataPdu::Synchronize(_) => answered.synchronize(&mut framed)?,
+            ShareDataPdu::Control(ControlPdu {
+                action: ControlAction::Cooperate,
+                ..
+            }) => answered.cooperate(&mut framed)?,
+            ShareDataPdu::Control(ControlPdu {
+                action: ControlAction::RequestControl,
+                ..
+            }) => answered.grant_control(&mut framed)?,
+            ShareDataPdu::FontList(_) => {
+                answered.synchronize(&mut framed)?;
+                answered.cooperate(&mut framed)?;
+                answered.grant_control(&mut framed)?;
                 break;
             }
+            _ => continue,
         }
+        framed.flush("connection finalization").await?;
     }
-    queue_share_data(
-        &mut framed,
-        "Synchronize",
-        ShareDataPdu::Synchronize(SynchronizePdu {
-            target_user_id: USER_CHANNEL_ID,
-        }),
-    )?;
-    queue_share_data(
-        &mut framed,
-        "Control Cooperate",
-        ShareDataPdu::Control(ControlPdu {
-            action: ControlAction::Cooperate,
-            grant_id: 0,
-            control_id: 0,
-        }),
-    )?;
-    queue_share_data(
-        &mut framed,
-        "Control Granted",
-        ShareDataPdu::Control(ControlPdu {
-            action: ControlAction::GrantedControl,
-            grant_id: USER_CHANNEL_ID,
-            control_id: u32::from(capability_sets::SERVER_CHANNEL_ID),
-        }),
-    )?;
     send_share_data(
         &mut framed,
         "Font Map",

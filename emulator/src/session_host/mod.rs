@@ -182,6 +182,7 @@ impl Shared {
             certificate,
             private_key: key,
             challenge_check: config.challenge_check,
+            challenge: config.challenge,
         };
 
         let source = match &options.license_server {

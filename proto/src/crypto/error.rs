@@ -18,7 +18,7 @@ pub enum CryptoError {
     #[error("certificate subject key algorithm {oid} is not RSA")]
     UnsupportedKeyAlgorithm { oid: String },
     #[error(
-        "encrypted premaster secret is {actual} bytes, expected {} (modulus length + 8) or {modulus_len}",
+        "encrypted premaster secret is {actual} bytes, more than {} (modulus length + 8)",
         modulus_len + 8
     )]
     EncryptedPremasterLength { actual: usize, modulus_len: usize },

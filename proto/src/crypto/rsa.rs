@@ -412,8 +412,16 @@ impl LicensingPrivateKey {
     }
 
     /// Reverses [`LicensingPublicKey::encrypt_premaster`]: takes the EncryptedPreMasterSecret
-    /// blob's data — modulus length + 8 bytes, or exactly the modulus length from a peer that
-    /// leaves the padding out — and returns the 48-byte premaster secret.
+    /// blob's data and returns the 48-byte premaster secret.
+    ///
+    /// The blob is read as Windows reads it: one little-endian integer, whatever its length up
+    /// to the modulus length + 8 (MS-RDPELE 2.2.2.2 says modulus length + 8, the last 8 bytes
+    /// zero). So a peer that drops the ciphertext's zero high-order bytes (IronRDP 0.12: about
+    /// one premaster in 128 arrives a byte short) sends the same value, and rdesktop 1.9.0's
+    /// 72 zero bytes, sent whatever the host's key size, are the integer 0, whose raw RSA
+    /// decryption is 0: a zero premaster, which is what rdesktop derives its keys from (issue
+    /// #11, observed against Windows). Non-zero bytes beyond the modulus length make the value
+    /// at least the modulus: out of range, as any value ≥ n.
     ///
     /// The private-key operation is blinded, by the caller's `rng` on the `rsa` backend and by
     /// OpenSSL's own DRBG on the OpenSSL one: the ciphertext comes from an untrusted client
@@ -428,21 +436,24 @@ impl LicensingPrivateKey {
         rng: &mut R,
     ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
         let k = self.modulus_len();
-        // The 8 trailing bytes are padding; peers write zeros there, but they carry nothing,
-        // so they are not inspected. Any length from k to k + 8 is taken: IronRDP 0.12 writes
-        // the little-endian ciphertext without its zero high-order bytes, then the 8 bytes of
-        // padding, so about one premaster in 128 arrives a byte short of k + 8 — the same value.
-        let ciphertext = match encrypted.len() {
-            len if (k..=k.saturating_add(WIRE_PADDING_LEN)).contains(&len) => encrypted.get(..k),
-            _ => None,
+        if encrypted.len() > k.saturating_add(WIRE_PADDING_LEN) {
+            return Err(CryptoError::EncryptedPremasterLength {
+                actual: encrypted.len(),
+                modulus_len: k,
+            });
         }
-        .ok_or(CryptoError::EncryptedPremasterLength {
-            actual: encrypted.len(),
-            modulus_len: k,
-        })?;
+        let (low, beyond_modulus) = encrypted.split_at(encrypted.len().min(k));
+        if beyond_modulus.iter().any(|byte| *byte != 0) {
+            return Err(CryptoError::CiphertextOutOfRange);
+        }
+        let mut ciphertext = vec![0u8; k];
+        ciphertext
+            .get_mut(..low.len())
+            .ok_or(CryptoError::PrivateKeyOperation)?
+            .copy_from_slice(low);
         // Checked here, once for every backend, so the error is the same typed one on each
         // (OpenSSL would refuse with its own "data too large for modulus").
-        let c = BoxedUint::from_le_slice(ciphertext, self.key.n_bits_precision())
+        let c = BoxedUint::from_le_slice(&ciphertext, self.key.n_bits_precision())
             .map_err(|_| CryptoError::CiphertextOutOfRange)?;
         if c >= *self.key.n().as_ref() {
             return Err(CryptoError::CiphertextOutOfRange);

@@ -22,7 +22,8 @@ pub use issuer::{
     Refusal,
 };
 pub use server::{
-    ChallengeCheck, LicensedOutcome, RefusalReason, ServerConfig, ServerEvent, ServerMachine,
+    ChallengeCheck, ChallengeSource, LicensedOutcome, RefusalReason, ServerConfig, ServerEvent,
+    ServerMachine, WINDOWS_PLATFORM_CHALLENGE,
 };
 pub use store::{LicenseStore, ProductKey};
 

@@ -26,9 +26,24 @@ use crate::wire::{
     ServerUpgradeLicense, StateTransition, Utf16, Wire,
 };
 
-/// Length of the platform challenge the server makes up; Windows' "TEST\0" in UTF-16 is as
-/// long.
+/// Length of the platform challenge: Windows' "TEST\0" in UTF-16, and a random one as long.
 const CHALLENGE_LEN: usize = 10;
+
+/// The Platform Challenge Windows sends, always: the UTF-16LE string "TEST" with its
+/// terminating NUL (DESIGN §5; legacy clients check it).
+pub const WINDOWS_PLATFORM_CHALLENGE: [u8; CHALLENGE_LEN] =
+    [b'T', 0, b'E', 0, b'S', 0, b'T', 0, 0, 0];
+
+/// What the server's Platform Challenge (MS-RDPELE 2.2.2.4) carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChallengeSource {
+    /// [`WINDOWS_PLATFORM_CHALLENGE`], as Windows sends it.
+    #[default]
+    Windows,
+    /// 10 random bytes from the caller's RNG, for a client that must echo what it was sent
+    /// rather than a constant it knows.
+    Random,
+}
 
 /// What the session host announces and proves in its License Request.
 #[derive(Clone, Debug)]
@@ -47,6 +62,8 @@ pub struct ServerConfig {
     pub private_key: LicensingPrivateKey,
     /// How much of a Client Platform Challenge Response is checked beyond its MAC.
     pub challenge_check: ChallengeCheck,
+    /// What the Platform Challenge carries.
+    pub challenge: ChallengeSource,
 }
 
 /// MS-RDPELE 3.2.5.5 requires a server to verify the response's MAC; it does not say that
@@ -110,6 +127,9 @@ pub enum RefusalReason {
     CorruptCal,
     HwidMismatch,
     ChallengeMismatch,
+    /// The challenge response's data is the bare challenge, with no
+    /// PLATFORM_CHALLENGE_RESPONSE_DATA around it.
+    BareChallenge,
     IssuerRefused,
     LicenseTooLarge,
 }
@@ -433,6 +453,13 @@ impl ServerMachine {
                     );
                 };
                 let flaw = match PlatformChallengeResponseData::decode(&response_plain) {
+                    // rdesktop 1.9.0 echoes the encrypted challenge it was sent, without the
+                    // PLATFORM_CHALLENGE_RESPONSE_DATA around it (issue #11, observed against
+                    // Windows, which licenses it): decrypted, the bare challenge.
+                    _ if response_plain == challenge => Some((
+                        ErrorCode::ERR_INVALID_MESSAGE_LEN,
+                        RefusalReason::BareChallenge,
+                    )),
                     Err(_) => Some((
                         ErrorCode::ERR_INVALID_MESSAGE_LEN,
                         RefusalReason::MalformedMessage,
@@ -490,8 +517,14 @@ impl ServerMachine {
         pending: Pending,
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> State {
-        let mut challenge = [0u8; CHALLENGE_LEN];
-        rng.fill_bytes(&mut challenge);
+        let challenge = match self.config.challenge {
+            ChallengeSource::Windows => WINDOWS_PLATFORM_CHALLENGE,
+            ChallengeSource::Random => {
+                let mut challenge = [0u8; CHALLENGE_LEN];
+                rng.fill_bytes(&mut challenge);
+                challenge
+            }
+        };
         let (encrypted, mac_data) = seal(&keys, &challenge);
         let message = LicensingMessage::PlatformChallenge(ServerPlatformChallenge {
             connect_flags: 0,

@@ -11,9 +11,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use super::{
-    Assessment, ChallengeCheck, ClientConfig, ClientEvent, ClientInfo, ClientMachine, Decision,
-    LicenseIssuer, LicenseStore, MachineError, PresentedLicense, ProductKey, Refusal, ServerConfig,
-    ServerEvent, ServerMachine,
+    Assessment, ChallengeCheck, ChallengeSource, ClientConfig, ClientEvent, ClientInfo,
+    ClientMachine, Decision, LicenseIssuer, LicenseStore, MachineError, PresentedLicense,
+    ProductKey, Refusal, ServerConfig, ServerEvent, ServerMachine,
 };
 use crate::cal::{
     build_cal, CalKind, CalRequest, CalType, LicenseSerial, LicenseServerIdentity, ProductVersion,
@@ -201,6 +201,8 @@ pub fn server_config(rng: &mut ChaCha20Rng) -> Result<ServerConfig, crate::crypt
         certificate,
         private_key,
         challenge_check: ChallengeCheck::Strict,
+        // Random: the tests' seeded transcripts draw the challenge from the RNG.
+        challenge: ChallengeSource::Random,
     })
 }
 

@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -296,6 +296,60 @@ impl Xfreerdp {
             .ok()?
             .map(|entry| entry.unwrap().path())
             .filter(|path| path.extension().is_some_and(|ext| ext == "cal"))
+            .collect();
+        assert!(files.len() <= 1, "one device, one CAL: {files:?}");
+        files.pop()
+    }
+}
+
+/// rdesktop 1.9.0 as a device named `hostname` whose files (its certificate exceptions and
+/// licenses) are under `home`.
+pub struct Rdesktop {
+    pub home: PathBuf,
+    pub hostname: String,
+    pub user: String,
+}
+
+impl Rdesktop {
+    pub fn new(root: &Path, hostname: &str, user: &str) -> Rdesktop {
+        let home = root.join(format!("home-{hostname}"));
+        // rdesktop makes .local/share/rdesktop/{certs,licenses} but not their parent.
+        std::fs::create_dir_all(home.join(".local/share/rdesktop")).unwrap();
+        Rdesktop {
+            home,
+            hostname: hostname.to_owned(),
+            user: user.to_owned(),
+        }
+    }
+
+    /// One connection under Xvfb, answering "yes" when rdesktop asks whether to trust the
+    /// host's self-signed certificate; it ends when the host logs the session off.
+    pub fn connect(&self, host: &Host) -> Run {
+        let log = self.home.join("rdesktop.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new("xvfb-run")
+            .args(["-a", "rdesktop"])
+            .args(["-u", &self.user, "-p", "secret", "-n", &self.hostname])
+            .arg(host.address())
+            .env("HOME", &self.home)
+            .stdin(Stdio::piped())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("xvfb-run / rdesktop must be installed (./scripts/test installs them)");
+        child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
+        let mut run = finish(child, "rdesktop");
+        run.output = std::fs::read_to_string(&log).unwrap_or_default();
+        run
+    }
+
+    /// The CAL rdesktop keeps for this device, if any: the one file in its license directory
+    /// (`~/.local/share/rdesktop/licenses/<sha1 of the client name>.cal`).
+    pub fn cal(&self) -> Option<PathBuf> {
+        let dir = self.home.join(".local/share/rdesktop/licenses");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .map(|entry| entry.unwrap().path())
             .collect();
         assert!(files.len() <= 1, "one device, one CAL: {files:?}");
         files.pop()
