@@ -7,7 +7,9 @@
 //! as if after the ones before it. Answers go back unsigned ([`DecidedQuery`]) before the
 //! transaction commits, so the caller signs the CAL while the commit waits for the disk, outside
 //! anything other decisions wait for; the caller hands it to the client only once told the
-//! transaction committed.
+//! transaction committed. Session hosts' reports that a sign-in validated a temporary CAL
+//! ([`Decider::validate`]) queue on the same thread, in order with the decisions, and the
+//! reports that queue up together are recorded in one transaction too.
 
 use std::sync::mpsc;
 
@@ -41,11 +43,29 @@ struct Job {
     reply: Reply,
 }
 
+/// A session host's report that a sign-in completed with a temporary CAL
+/// ([`LicenseServer::record_validation`]), answered with whether it validated the CAL.
+struct Validation {
+    license_id: u32,
+    hardware_id: [u8; 20],
+    reply: ValidationReply,
+}
+
+/// Where a validation's outcome goes, on the deciding thread, once its transaction committed
+/// (or failed: why, as text).
+pub type ValidationReply = Box<dyn FnOnce(Result<bool, String>) + Send>;
+
+/// What the deciding thread is asked, in the order it was asked.
+enum Work {
+    Decide(Job),
+    Validate(Validation),
+}
+
 /// The license server behind a queue of decisions, decided in batches on its own thread.
 /// Clones share the queue; the thread ends when the last clone is gone.
 #[derive(Clone, Debug)]
 pub struct Decider {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
 
 impl std::fmt::Debug for Job {
@@ -60,7 +80,7 @@ impl std::fmt::Debug for Job {
 impl Decider {
     /// Starts the deciding thread over `server`.
     pub fn spawn(server: LicenseServer) -> std::io::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("rdpele-decider".to_owned())
             .spawn(move || run(server, &queue))?;
@@ -71,45 +91,106 @@ impl Decider {
     /// thread. If the thread is gone, `reply` is dropped uncalled: a caller waiting on a
     /// channel sees it closed.
     pub fn submit(&self, host: HostInfo, query: LicenseQuery, reply: Reply) {
-        let _ = self.jobs.send(Job { host, query, reply });
+        let _ = self.jobs.send(Work::Decide(Job { host, query, reply }));
+    }
+
+    /// Queues the report that a sign-in completed with temporary CAL `license_id` of the
+    /// device `hardware_id`. Work is done in the order it is queued, so a decision queued after
+    /// this report sees the CAL validated. If the thread is gone, `reply` is dropped uncalled.
+    pub fn validate(&self, license_id: u32, hardware_id: [u8; 20], reply: ValidationReply) {
+        let _ = self.jobs.send(Work::Validate(Validation {
+            license_id,
+            hardware_id,
+            reply,
+        }));
     }
 }
 
-fn run(mut server: LicenseServer, queue: &mpsc::Receiver<Job>) {
+fn run(mut server: LicenseServer, queue: &mpsc::Receiver<Work>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let mut queries = Vec::with_capacity(batch.len());
-        let mut decided = Vec::with_capacity(batch.len());
-        let mut committed = Vec::with_capacity(batch.len());
-        for job in batch {
-            queries.push((job.host, job.query));
-            decided.push(job.reply.decided);
-            committed.push(job.reply.committed);
-        }
-        let asked: Vec<(HostInfo, &LicenseQuery)> =
-            queries.iter().map(|(host, query)| (*host, query)).collect();
-        let mut decided = decided.into_iter();
-        let outcome = match server.now() {
-            Ok(now) => server
-                .decide_queries_then(now, &asked, |answers| {
-                    for (reply, answer) in decided.by_ref().zip(answers) {
-                        reply(answer);
+        // Runs of the same kind, in queue order: each run of decisions is one transaction, and
+        // so is each run of validations.
+        let mut work = batch.into_iter().peekable();
+        while let Some(next) = work.next() {
+            match next {
+                Work::Decide(job) => {
+                    let mut jobs = vec![job];
+                    while let Some(Work::Decide(_)) = work.peek() {
+                        if let Some(Work::Decide(job)) = work.next() {
+                            jobs.push(job);
+                        }
                     }
-                })
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        if let Err(error) = &outcome {
-            tracing::warn!(%error, "license server store unavailable: no decision in this batch holds");
+                    decide(&mut server, jobs);
+                }
+                Work::Validate(validation) => {
+                    let mut validations = vec![validation];
+                    while let Some(Work::Validate(_)) = work.peek() {
+                        if let Some(Work::Validate(validation)) = work.next() {
+                            validations.push(validation);
+                        }
+                    }
+                    validate(&server, validations);
+                }
+            }
         }
-        // A transaction that could not begin reached none of the replies; one that began
-        // handed every answer out.
-        for (reply, (_, query)) in decided.zip(&asked) {
-            reply(DecidedQuery::unavailable(query));
+    }
+}
+
+/// One transaction for `jobs`' decisions (group commit).
+fn decide(server: &mut LicenseServer, jobs: Vec<Job>) {
+    let mut queries = Vec::with_capacity(jobs.len());
+    let mut decided = Vec::with_capacity(jobs.len());
+    let mut committed = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        queries.push((job.host, job.query));
+        decided.push(job.reply.decided);
+        committed.push(job.reply.committed);
+    }
+    let asked: Vec<(HostInfo, &LicenseQuery)> =
+        queries.iter().map(|(host, query)| (*host, query)).collect();
+    let mut decided = decided.into_iter();
+    let outcome = match server.now() {
+        Ok(now) => server
+            .decide_queries_then(now, &asked, |answers| {
+                for (reply, answer) in decided.by_ref().zip(answers) {
+                    reply(answer);
+                }
+            })
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = &outcome {
+        tracing::warn!(%error, "license server store unavailable: no decision in this batch holds");
+    }
+    // A transaction that could not begin reached none of the replies; one that began
+    // handed every answer out.
+    for (reply, (_, query)) in decided.zip(&asked) {
+        reply(DecidedQuery::unavailable(query));
+    }
+    for reply in committed {
+        reply(outcome.is_ok());
+    }
+}
+
+/// One transaction for `validations`.
+fn validate(server: &LicenseServer, validations: Vec<Validation>) {
+    let licenses: Vec<(u32, [u8; 20])> = validations
+        .iter()
+        .map(|validation| (validation.license_id, validation.hardware_id))
+        .collect();
+    match server.record_validations(&licenses) {
+        Ok(validated) => {
+            for (validation, validated) in validations.into_iter().zip(validated) {
+                (validation.reply)(Ok(validated));
+            }
         }
-        for reply in committed {
-            reply(outcome.is_ok());
+        Err(error) => {
+            let error = error.to_string();
+            for validation in validations {
+                (validation.reply)(Err(error.clone()));
+            }
         }
     }
 }

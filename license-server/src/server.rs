@@ -350,6 +350,16 @@ impl LicenseServer {
         Ok(self.store.record_validation(license_id, hardware_id, now)?)
     }
 
+    /// [`LicenseServer::record_validation`] for several temporary CALs in one store
+    /// transaction, at the license server's now; the answers in order.
+    pub fn record_validations(
+        &self,
+        licenses: &[(u32, [u8; 20])],
+    ) -> Result<Vec<bool>, ServerError> {
+        let now = self.now()?;
+        Ok(self.store.record_validations(licenses, now)?)
+    }
+
     /// Decides `request` at `now`, records the decision and builds and signs the CAL it
     /// grants, if any.
     pub fn decide(

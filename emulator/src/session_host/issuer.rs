@@ -42,14 +42,13 @@ pub struct Backend {
     pub source: Source,
     /// The host's own data directory, for each connection's read of the host's settings. A
     /// handle of its own, so the read never queues behind the grace period's write on
-    /// [`Backend::writes`]: in WAL mode SQLite lets it read while another connection or
+    /// [`Backend::grace_period`]: in WAL mode SQLite lets it read while another connection or
     /// process holds the write lock.
     pub settings: Mutex<Store>,
-    /// The same directory for the host's own writes: the grace period's first use (with the
-    /// virtual clock the rules without a license server read) and, with the embedded license
-    /// server, the validation of temporary CALs; each waits for the write lock while another
+    /// The same directory for the rules without a license server: the virtual clock and the
+    /// grace period's first use, whose recording waits for the write lock while another
     /// holds it.
-    pub writes: Mutex<Store>,
+    pub grace_period: Mutex<Store>,
     pub clock: Clock,
     /// Whether the host's first use (the start of its grace period) is in the store, so
     /// connections after it need not look.
@@ -107,42 +106,17 @@ impl Backend {
     }
 
     /// Reports that a sign-in completed with `temporary` (the session reached the active
-    /// state) to the license server, which marks it validated. A failure is logged, not
-    /// retried: the CAL stays unvalidated until a later session with it becomes active.
+    /// state) to the license server, which marks it validated. The embedded license server
+    /// takes the report in its queue, in order with the decisions, and the connection does not
+    /// wait for it (the reports queued together are one transaction); a remote one is asked
+    /// on this task. A failure is logged, not retried: the CAL stays unvalidated until a
+    /// later session with it becomes active.
     pub async fn validate(self: &Arc<Self>, temporary: &TemporaryCal, peer: &str) {
         let TemporaryCal {
             license_id,
             hardware_id,
         } = *temporary;
-        let recorded = if self.unreachable {
-            Err("fault injected: no license server".to_owned())
-        } else {
-            match &self.source {
-                Source::Embedded(_) => {
-                    let backend = Arc::clone(self);
-                    tokio::task::spawn_blocking(move || {
-                        let store = backend
-                            .writes
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        let now = backend.clock.now(&store)?;
-                        Ok::<_, ClockError>(store.record_validation(
-                            license_id,
-                            &hardware_id,
-                            now,
-                        )?)
-                    })
-                    .await
-                    .map_err(|error| error.to_string())
-                    .and_then(|recorded| recorded.map_err(|error| error.to_string()))
-                }
-                Source::Remote(remote) => remote
-                    .validate_license(license_id, &hardware_id)
-                    .await
-                    .map_err(|error| error.to_string()),
-            }
-        };
-        match recorded {
+        let report = move |recorded: Result<bool, String>, peer: &str| match recorded {
             Ok(validated) => {
                 info!(
                     peer,
@@ -152,6 +126,26 @@ impl Backend {
             Err(error) => {
                 warn!(peer, license_id, %error, "could not report the sign-in: the temporary CAL stays unvalidated");
             }
+        };
+        if self.unreachable {
+            return report(Err("fault injected: no license server".to_owned()), peer);
+        }
+        match &self.source {
+            Source::Embedded(decider) => {
+                let peer = peer.to_owned();
+                decider.validate(
+                    license_id,
+                    hardware_id,
+                    Box::new(move |recorded| report(recorded, &peer)),
+                );
+            }
+            Source::Remote(remote) => {
+                let recorded = remote
+                    .validate_license(license_id, &hardware_id)
+                    .await
+                    .map_err(|error| error.to_string());
+                report(recorded, peer);
+            }
         }
     }
 
@@ -160,7 +154,10 @@ impl Backend {
     /// lock; only other callers wait for it, on the blocking pool too, and they need the first
     /// use recorded as well.
     fn now_and_first_use(&self) -> Result<(SystemTime, SystemTime), ClockError> {
-        let store = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = self
+            .grace_period
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let now = self.clock.now(&store)?;
         let first_use = store.record_host_first_use(now)?;
         self.first_use_recorded.store(true, Ordering::Release);

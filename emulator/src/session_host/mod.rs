@@ -218,7 +218,7 @@ impl Shared {
                 Store::open(&options.data)
                     .map_err(|e| error("opening the data directory for reading", e))?,
             ),
-            writes: Mutex::new(local),
+            grace_period: Mutex::new(local),
             clock: Clock::system(),
             first_use_recorded: AtomicBool::new(first_use_recorded),
             unreachable: config.faults.license_server_unreachable,

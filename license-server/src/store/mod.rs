@@ -489,17 +489,36 @@ impl Store {
         hardware_id: &[u8; 20],
         at: SystemTime,
     ) -> Result<bool, StoreError> {
+        Ok(self
+            .record_validations(&[(license_id, *hardware_id)], at)?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// [`Store::record_validation`] for several temporary CALs in one write transaction (one
+    /// fsync), in order; the answers in the same order.
+    pub fn record_validations(
+        &self,
+        licenses: &[(u32, [u8; 20])],
+        at: SystemTime,
+    ) -> Result<Vec<bool>, StoreError> {
         const VALIDATE: &str = "UPDATE issued_licenses SET validated_at = ?3 \
              WHERE license_id = ?1 AND hardware_id = ?2 AND license_status = 'temporary' \
              AND validated_at IS NULL";
+        let at = unix_seconds(at)?;
         let tx = self.write_transaction()?;
-        let changed = tx.prepare_cached(VALIDATE)?.execute(params![
-            license_id,
-            hardware_id.as_slice(),
-            unix_seconds(at)?
-        ])?;
+        let mut validated = Vec::with_capacity(licenses.len());
+        for (license_id, hardware_id) in licenses {
+            let changed = tx.prepare_cached(VALIDATE)?.execute(params![
+                license_id,
+                hardware_id.as_slice(),
+                at
+            ])?;
+            validated.push(changed == 1);
+        }
         tx.commit()?;
-        Ok(changed == 1)
+        Ok(validated)
     }
 
     /// The virtual clock's offset from real time, in seconds.

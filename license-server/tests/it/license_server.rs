@@ -486,6 +486,85 @@ fn the_decider_answers_each_queued_query_once_then_reports_its_commit() {
     assert_eq!(store.issued_licenses().unwrap().len(), 16);
 }
 
+/// A sign-in report queued to the deciding thread before the device's next query is recorded
+/// before that query is decided, without the host waiting for it: the temporary CAL is then
+/// due for upgrade. Reports queued together are answered each once.
+#[test]
+fn the_decider_records_a_validation_before_the_query_queued_after_it() {
+    use std::sync::mpsc;
+
+    use rdpele_license_server::decider::{Decider, Reply};
+    use rdpele_license_server::server::DecidedQuery;
+    use rdpele_proto::machine::{Assessment, LicenseAnswer, LicenseQuery, PresentedLicense};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 5);
+    let host = server.host();
+    let mut store = MemoryStore::default();
+    let mut pair = Pair::seeded(1, client_config(7, "WS-07", "alice"), epoch()).unwrap();
+    pair.run(&mut server, &mut store).unwrap();
+    let license_info = store.licenses.values().next().unwrap().clone();
+    let temporary = cal::parse_cal(&license_info).unwrap();
+    assert_eq!(temporary.kind, CalKind::Temporary);
+    let license_id = temporary.client_license.serial().unwrap().license_id;
+    let hwid = temporary.client_license.hwid;
+    let assess = LicenseQuery::AssessLicense(Box::new(PresentedLicense {
+        hwid,
+        platform_id: hwid.platform_id,
+        license_info,
+        cal: temporary,
+    }));
+    let decider = Decider::spawn(server).unwrap();
+
+    let ask = |query: LicenseQuery| {
+        let (answer, answered) = mpsc::channel();
+        decider.submit(
+            host,
+            query,
+            Reply {
+                decided: Box::new(move |decided: DecidedQuery| {
+                    answer.send(decided.finish()).unwrap();
+                }),
+                committed: Box::new(|_| {}),
+            },
+        );
+        answered.recv_timeout(Duration::from_secs(60)).unwrap()
+    };
+    assert_eq!(
+        ask(assess.clone()),
+        LicenseAnswer::Assessment(Assessment::Valid),
+        "not validated: kept"
+    );
+    let (reports, reported) = mpsc::channel();
+    for _ in 0..2 {
+        let reports = reports.clone();
+        decider.validate(
+            license_id,
+            hwid.to_bytes(),
+            Box::new(move |validated| reports.send(validated).unwrap()),
+        );
+    }
+    assert_eq!(
+        ask(assess),
+        LicenseAnswer::Assessment(Assessment::Upgrade),
+        "validated before the query queued after the report"
+    );
+    let mut validated: Vec<bool> = (0..2)
+        .map(|_| {
+            reported
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    validated.sort_unstable();
+    assert_eq!(
+        validated,
+        [false, true],
+        "validated once, by the first report"
+    );
+}
+
 /// Two processes starting on one fresh data directory (here four threads at once, many times
 /// over): every one ends up with the key on disk, written 0600, and nobody keeps signing with a
 /// key that another overwrote.
