@@ -199,8 +199,9 @@ pub fn queue_licensing<'a, S>(
 const LICENSING_STAGE: &str = "licensing";
 
 /// A stream cut into PDUs. Writes go out in flights: PDUs queued one after the other leave in
-/// one TLS record and one system call with the send that ends the flight (or before the next
-/// read, so a queued PDU is never held while waiting for the peer's answer to it). Loopback
+/// one TLS record and one system call with the send that ends the flight (or before a read
+/// that has to wait for the peer, so a queued PDU is never held while waiting for the peer's
+/// answer to it). Loopback
 /// profiles of `serve_handshake/valid/16` put a sixth of all CPU time under per-PDU socket
 /// writes before flights (BENCHMARKS.md, "Decisions off the lock").
 pub struct Framed<S> {
@@ -226,7 +227,7 @@ impl<S> std::fmt::Debug for Framed<S> {
 
 impl<S> Framed<S> {
     /// [`Self::send`] without the write: `pdu` goes out with the next send or before the next
-    /// read.
+    /// read that waits.
     pub fn queue<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), TransportError> {
         self.queue_with(stage, |flight| {
             let start = flight.len();
@@ -284,9 +285,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
 
     /// Reads one whole PDU within the timeout.
     pub async fn read_pdu(&mut self, stage: &'static str) -> Result<Vec<u8>, TransportError> {
-        if !self.flight.is_empty() {
-            self.flush(stage).await?;
-        }
         let deadline = deadline_after(self.timeout);
         let peer = self.peer;
         loop {
@@ -303,6 +301,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
                     Some(info) => info.length - self.buffer.len(),
                     None => HEADER_READ,
                 };
+            // Nothing whole to hand out: what is queued leaves before the wait, as the peer
+            // may be waiting for it. A PDU already received is handed out first, so answers
+            // to PDUs that came together leave together.
+            if !self.flight.is_empty() {
+                self.flush(stage).await?;
+            }
             // Room for what the PDU still needs (or for a header), read into the buffer
             // itself: an idle connection holds no more than a header's worth, and each PDU
             // comes out in an allocation of its own size.

@@ -24,6 +24,7 @@ mod emulated_client;
 mod fail_closed;
 mod fleet;
 mod hostile_client;
+mod interop_aardwolf;
 mod interop_ironrdp;
 mod interop_rdesktop;
 mod interop_xfreerdp;

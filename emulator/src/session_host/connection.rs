@@ -80,7 +80,9 @@ where
     Ok(framed.flush(stage).await?)
 }
 
-/// [`send_share_data`] without the write: the PDU leaves with the next send or flush.
+/// [`send_share_data`] without the write: the PDU leaves with the next send, or before the next
+/// read that waits for the client (the answers to finalization PDUs that came together leave
+/// together).
 fn queue_share_data<S>(
     framed: &mut Framed<S>,
     stage: &'static str,
@@ -116,10 +118,9 @@ where
         .map_err(|e| protocol(stage, e))
 }
 
-/// The share control PDU of a client's Send Data Request, if it is one.
-fn share_control(bytes: &[u8]) -> Option<ShareControlHeader> {
-    let request = decode::<X224<mcs::SendDataRequest<'_>>>(bytes).ok()?.0;
-    decode::<ShareControlHeader>(request.user_data.as_ref()).ok()
+/// Whether `bytes` is an MCS Send Data Request (MS-RDPBCGR 2.2.1.11: how a Client Info comes).
+fn is_send_data_request(bytes: &[u8]) -> bool {
+    decode::<X224<mcs::SendDataRequest<'_>>>(bytes).is_ok()
 }
 
 /// PDUTYPE_CONFIRMACTIVEPDU, the low 4 bits of a Share Control Header's pduType
@@ -139,6 +140,55 @@ fn is_confirm_active(bytes: &[u8]) -> bool {
         request.user_data.as_ref().get(2),
         Some(pdu_type) if pdu_type & 0x0F == PDUTYPE_CONFIRM_ACTIVE
     )
+}
+
+/// The client's connection finalization PDUs the host answers (MS-RDPBCGR 2.2.1.14 –
+/// 2.2.1.18), known by their Share Data Header's pduType2 (and a Control PDU's action) alone:
+/// aardwolf 0.2.16 writes a Share Control Header totalLength 6 bytes over its PDUs (observed
+/// here: 28 for a 22-byte Synchronize), which ironrdp-pdu refuses and Windows, which
+/// activates aardwolf, does not (issue #11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientFinalization {
+    Synchronize,
+    Cooperate,
+    RequestControl,
+    FontList,
+}
+
+impl ClientFinalization {
+    /// PDUTYPE_DATAPDU, the low 4 bits of a Share Control Header's pduType.
+    const PDUTYPE_DATA: u8 = 0x7;
+    /// Share Control Header (6 bytes) and Share Data Header up to pduType2 (8 bytes).
+    const PDU_TYPE2_OFFSET: usize = 14;
+    /// The PDU after the Share Data Header (18 bytes).
+    const BODY_OFFSET: usize = 18;
+    const PDUTYPE2_CONTROL: u8 = 0x14;
+    const PDUTYPE2_SYNCHRONIZE: u8 = 0x1F;
+    const PDUTYPE2_FONTLIST: u8 = 0x27;
+    const CTRLACTION_REQUEST_CONTROL: u16 = 0x0001;
+    const CTRLACTION_COOPERATE: u16 = 0x0004;
+
+    fn of(bytes: &[u8]) -> Option<Self> {
+        let X224(request) = decode::<X224<mcs::SendDataRequest<'_>>>(bytes).ok()?;
+        let data = request.user_data.as_ref();
+        if data.get(2)? & 0x0F != Self::PDUTYPE_DATA {
+            return None;
+        }
+        let action = || {
+            let body = data.get(Self::BODY_OFFSET..Self::BODY_OFFSET + 2)?;
+            Some(u16::from_le_bytes([*body.first()?, *body.get(1)?]))
+        };
+        match *data.get(Self::PDU_TYPE2_OFFSET)? {
+            Self::PDUTYPE2_SYNCHRONIZE => Some(Self::Synchronize),
+            Self::PDUTYPE2_FONTLIST => Some(Self::FontList),
+            Self::PDUTYPE2_CONTROL => match action()? {
+                Self::CTRLACTION_COOPERATE => Some(Self::Cooperate),
+                Self::CTRLACTION_REQUEST_CONTROL => Some(Self::RequestControl),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Which of the host's finalization PDUs have been sent; each goes once.
@@ -328,12 +378,22 @@ pub async fn serve_connection(
             }),
         )
         .await?;
+    // Every channel must be joined but the user channel: Windows admits a client that sends
+    // its Client Info without joining it (aardwolf 0.2.16 joins the I/O and static channels
+    // only; issue #11), so the host takes the Send Data Request that comes instead as the
+    // Client Info.
     let mut to_join: Vec<u16> = [USER_CHANNEL_ID, IO_CHANNEL_ID]
         .into_iter()
         .chain(channel_ids)
         .collect();
+    let mut client_info_first = None;
     while !to_join.is_empty() {
         let join_bytes = framed.read_pdu("MCS Channel Join Request").await?;
+        if to_join == [USER_CHANNEL_ID] && is_send_data_request(&join_bytes) {
+            debug!(peer, "the client did not join the user channel");
+            client_info_first = Some(join_bytes);
+            break;
+        }
         let join: mcs::ChannelJoinRequest = decode_x224("MCS Channel Join Request", &join_bytes)?;
         let Some(position) = to_join.iter().position(|&id| id == join.channel_id) else {
             return Err(protocol(
@@ -356,7 +416,10 @@ pub async fn serve_connection(
     }
 
     // Client Info (2.2.1.11).
-    let info_bytes = framed.read_pdu("Client Info").await?;
+    let info_bytes = match client_info_first {
+        Some(bytes) => bytes,
+        None => framed.read_pdu("Client Info").await?,
+    };
     let info_request: mcs::SendDataRequest<'_> = decode_x224("Client Info", &info_bytes)?;
     let client_info: ClientInfoPdu =
         decode(info_request.user_data.as_ref()).map_err(|e| protocol("Client Info", e))?;
@@ -442,40 +505,28 @@ pub async fn serve_connection(
         }
     }
 
-    // Connection finalization (2.2.1.14 – 2.2.1.22): each of the client's Synchronize,
-    // Control Cooperate and Control Request Control is answered as it arrives (rdesktop 1.9.0
-    // waits for the host's three before it sends its Font List; xfreerdp and IronRDP send all
-    // four at once), and its Font List with the Font Map, after whichever of the three the
-    // client left out. Anything else on the way (input, refresh requests) is read and dropped.
+    // Connection finalization (2.2.1.14 – 2.2.1.22): the host's Synchronize goes as soon as
+    // the Confirm Active is in (aardwolf 0.2.16 waits for it before it sends anything more);
+    // each of the client's Control Cooperate and Control Request Control is answered as it
+    // arrives (rdesktop 1.9.0 waits for the host's three PDUs before it sends its Font List;
+    // xfreerdp and IronRDP send all four at once), and its Font List with the Font Map, after
+    // whichever of the three the client left out. Anything else on the way (input, refresh
+    // requests) is read and dropped.
     let mut answered = Finalization::default();
+    answered.synchronize(&mut framed)?;
     loop {
         let bytes = framed.read_pdu("connection finalization").await?;
-        let Some(ShareControlHeader {
-            share_control_pdu: ShareControlPdu::Data(data),
-            ..
-        }) = share_control(&bytes)
-        else {
-            continue;
-        };
-        match data.share_data_pdu {
-            ShareDataPdu::Synchronize(_) => answered.synchronize(&mut framed)?,
-            ShareDataPdu::Control(ControlPdu {
-                action: ControlAction::Cooperate,
-                ..
-            }) => answered.cooperate(&mut framed)?,
-            ShareDataPdu::Control(ControlPdu {
-                action: ControlAction::RequestControl,
-                ..
-            }) => answered.grant_control(&mut framed)?,
-            ShareDataPdu::FontList(_) => {
-                answered.synchronize(&mut framed)?;
+        match ClientFinalization::of(&bytes) {
+            Some(ClientFinalization::Synchronize) => answered.synchronize(&mut framed)?,
+            Some(ClientFinalization::Cooperate) => answered.cooperate(&mut framed)?,
+            Some(ClientFinalization::RequestControl) => answered.grant_control(&mut framed)?,
+            Some(ClientFinalization::FontList) => {
                 answered.cooperate(&mut framed)?;
                 answered.grant_control(&mut framed)?;
                 break;
             }
-            _ => continue,
+            None => continue,
         }
-        framed.flush("connection finalization").await?;
     }
     send_share_data(
         &mut framed,
@@ -597,4 +648,46 @@ fn capabilities((width, height): (u16, u16)) -> Vec<CapabilitySet> {
             max_request_size: 0x0026_0000,
         }),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// aardwolf 0.2.16's finalization PDUs as the host received them (TLS, recorded here),
+    /// each with a totalLength 6 bytes over its length, then the Shutdown Request it sends on
+    /// leaving.
+    #[test]
+    fn aardwolfs_finalization_pdus_are_known_despite_their_overstated_length() {
+        let cases = [
+            (
+                "0300002402f08064000103eb70161c001700eb03ea03010000021c001f0000000100eb03",
+                Some(ClientFinalization::Synchronize),
+            ),
+            (
+                "0300002802f08064000103eb701a20001700eb03ea03010000022000140000000400000000000000",
+                Some(ClientFinalization::Cooperate),
+            ),
+            (
+                "0300002802f08064000103eb701a20001700eb03ea03010000022000140000000100000000000000",
+                Some(ClientFinalization::RequestControl),
+            ),
+            (
+                "0300002802f08064000103eb701a20001700eb03ea03010000022000270000000000000003003200",
+                Some(ClientFinalization::FontList),
+            ),
+            (
+                "0300002402f08064000103eb70161c001700eb03ea03010000021c002400000001000000",
+                None,
+            ),
+        ];
+        for (frame, expected) in cases {
+            let bytes = hex::decode(frame).unwrap();
+            assert_eq!(ClientFinalization::of(&bytes), expected, "{frame}");
+            assert!(!is_confirm_active(&bytes));
+            assert!(is_send_data_request(&bytes));
+        }
+    }
 }
