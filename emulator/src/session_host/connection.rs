@@ -191,28 +191,14 @@ impl ClientFinalization {
     }
 }
 
-/// Which of the host's finalization PDUs have been sent; each goes once.
+/// Which of the host's Control PDUs of the finalization have been sent; each goes once.
 #[derive(Debug, Default)]
 struct Finalization {
-    synchronize: bool,
     cooperate: bool,
     granted: bool,
 }
 
 impl Finalization {
-    fn synchronize<S>(&mut self, framed: &mut Framed<S>) -> Result<(), ConnError> {
-        if std::mem::replace(&mut self.synchronize, true) {
-            return Ok(());
-        }
-        queue_share_data(
-            framed,
-            "Synchronize",
-            ShareDataPdu::Synchronize(SynchronizePdu {
-                target_user_id: USER_CHANNEL_ID,
-            }),
-        )
-    }
-
     fn cooperate<S>(&mut self, framed: &mut Framed<S>) -> Result<(), ConnError> {
         if std::mem::replace(&mut self.cooperate, true) {
             return Ok(());
@@ -510,14 +496,21 @@ pub async fn serve_connection(
     // each of the client's Control Cooperate and Control Request Control is answered as it
     // arrives (rdesktop 1.9.0 waits for the host's three PDUs before it sends its Font List;
     // xfreerdp and IronRDP send all four at once), and its Font List with the Font Map, after
-    // whichever of the three the client left out. Anything else on the way (input, refresh
-    // requests) is read and dropped.
+    // whichever of the two Control PDUs the client left out. Anything else on the way (input,
+    // refresh requests) is read and dropped.
+    queue_share_data(
+        &mut framed,
+        "Synchronize",
+        ShareDataPdu::Synchronize(SynchronizePdu {
+            target_user_id: USER_CHANNEL_ID,
+        }),
+    )?;
     let mut answered = Finalization::default();
-    answered.synchronize(&mut framed)?;
     loop {
         let bytes = framed.read_pdu("connection finalization").await?;
         match ClientFinalization::of(&bytes) {
-            Some(ClientFinalization::Synchronize) => answered.synchronize(&mut framed)?,
+            // The host's own went with the Confirm Active.
+            Some(ClientFinalization::Synchronize) | None => {}
             Some(ClientFinalization::Cooperate) => answered.cooperate(&mut framed)?,
             Some(ClientFinalization::RequestControl) => answered.grant_control(&mut framed)?,
             Some(ClientFinalization::FontList) => {
@@ -525,7 +518,6 @@ pub async fn serve_connection(
                 answered.grant_control(&mut framed)?;
                 break;
             }
-            None => continue,
         }
     }
     send_share_data(

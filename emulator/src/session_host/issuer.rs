@@ -111,7 +111,7 @@ impl Backend {
     /// wait for it (the reports queued together are one transaction); a remote one is asked
     /// on this task. A failure is logged, not retried: the CAL stays unvalidated until a
     /// later session with it becomes active.
-    pub async fn validate(self: &Arc<Self>, temporary: &TemporaryCal, peer: &str) {
+    pub async fn validate(&self, temporary: &TemporaryCal, peer: &str) {
         let TemporaryCal {
             license_id,
             hardware_id,
