@@ -1,5 +1,5 @@
 //! The license server as the session host and the admin CLI use it: one decision path that
-//! reads the virtual clock, lets the [`policy`](super::policy) decide inside a [`Store`]
+//! reads the virtual clock, lets the [`policy`] decide inside a [`Store`]
 //! transaction, and builds the CAL the decision grants with [`rdpele_proto::cal`]. It is also
 //! the [`LicenseIssuer`] the protocol state machine asks.
 
@@ -632,7 +632,7 @@ fn granted_cal_row(decision: &PolicyDecision) -> Option<&IssuedLicense> {
     })
 }
 
-/// The product version a CAL of each release carries ("A02-<major>.<minor>-S"). 6.00 and
+/// The product version a CAL of each release carries (`"A02-<major>.<minor>-S"`). 6.00 and
 /// 10.01 are seen in real CALs (Windows Server 2008 and 2019); the others follow Windows'
 /// internal version numbers and are hypotheses.
 pub fn product_version(version: WindowsVersion) -> ProductVersion {

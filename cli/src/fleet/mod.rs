@@ -5,7 +5,7 @@
 //! Each device is an emulated client ([`rdpele_emulator::client`]) with its own license store in memory
 //! and a hardware id derived from the seed ([`device`]); the schedule says who connects on
 //! which day ([`schedule`]); the day loop connects them and moves the server's virtual clock
-//! through its data directory ([`run`]); [`held`] counts CALs the way the license server does,
+//! through its data directory ([`run`](mod@run)); [`held`] counts CALs the way the license server does,
 //! and [`summary`] and [`plot`] show the result.
 //!
 //! Devices go on to an active session after licensing ([`rdpele_emulator::client::connect`]):

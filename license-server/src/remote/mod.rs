@@ -1,10 +1,10 @@
-//! The license server over the network: one [`LicenseServer`] serving several session hosts
-//! through a small HTTP+JSON API ([`serve`]), and the [`LicenseIssuer`] a session host uses to
+//! The license server over the network: one [`LicenseServer`](crate::server::LicenseServer) serving several session hosts
+//! through a small HTTP+JSON API ([`serve`]), and the [`LicenseIssuer`](rdpele_proto::machine::LicenseIssuer) a session host uses to
 //! reach it ([`RemoteIssuer`]).
 //!
 //! Windows session hosts find their RD License Server over the network and several hosts share
 //! one; this is that arrangement for the emulator. The API is versioned by its path prefix
-//! (`/v1`), carries one call per [`LicenseIssuer`] method, and needs
+//! (`/v1`), carries one call per [`LicenseIssuer`](rdpele_proto::machine::LicenseIssuer) method, and needs
 //! `Authorization: Bearer <token>` on every call but the health check. The health check takes
 //! a token too: without one it answers anybody, with a wrong one it answers 401, so a session
 //! host can check its token at startup:
@@ -55,7 +55,7 @@
 //! logon. `validated` is false when there was nothing to mark (validated already, or not that
 //! device's temporary CAL on record); repeating the call changes nothing.
 //!
-//! Decisions use the license server's own virtual clock ([`LicenseServer::now`]), never the
+//! Decisions use the license server's own virtual clock ([`LicenseServer::now`](crate::server::LicenseServer::now)), never the
 //! caller's: `rdpele admin clock advance --data DIR` on the server's data directory is the
 //! one time every host sees, as every Windows host trusts its license server's answer. The
 //! health check reads that clock through a store connection of its own, so it answers at once

@@ -21,13 +21,13 @@
 //!
 //! # Schema
 //!
-//! Created by migration 1 ([`schema`]) and extended by migration 2 (`session_host`);
+//! Created by migration 1 (`schema.rs`) and extended by migration 2 (`session_host`);
 //! `PRAGMA user_version` is the number of migrations applied, `PRAGMA application_id` is
 //! `0x52444C53` ("RDLS"). Tables are `STRICT`. Times are
 //! integer seconds since the Unix epoch (UTC) on the [virtual clock](super::clock); enums are
 //! lowercase text. Names follow the Windows license server's WMI classes, given in brackets.
 //!
-//! `server_settings` — one row (`id` = 1) [Win32_TSLicenseServer]; a new store holds version
+//! `server_settings` — one row (`id` = 1) `Win32_TSLicenseServer`; a new store holds version
 //! 2022, not activated, name `RDPELE-LS`, workgroup `WORKGROUP`:
 //! - `version` — the license server's Windows version (`2008R2`, `2012`, `2016`, `2019`, `2022`,
 //!   `2025`); it accepts packs up to this version.
@@ -35,28 +35,28 @@
 //! - `name`, `domain_or_workgroup`, `product_id` — the license server's identity, as its CALs
 //!   carry it (MS_LICENSE_SERVER_INFO).
 //!
-//! `key_packs` — installed CAL packs [Win32_TSLicenseKeyPack]:
-//! - `key_pack_id` [KeyPackId] — 1, 2, … in installation order.
-//! - `key_pack_type` [ProductType] — `per-device` or `per-user`.
-//! - `product_version` [ProductVersion] — as `server_settings.version`.
-//! - `total_licenses` [TotalLicenses] — how many CALs the pack holds. [IssuedLicenses] and
-//!   [AvailableLicenses] are not stored: they depend on the time and are counted from
+//! `key_packs` — installed CAL packs `Win32_TSLicenseKeyPack`:
+//! - `key_pack_id` `KeyPackId` — 1, 2, … in installation order.
+//! - `key_pack_type` `ProductType` — `per-device` or `per-user`.
+//! - `product_version` `ProductVersion` — as `server_settings.version`.
+//! - `total_licenses` `TotalLicenses` — how many CALs the pack holds. `IssuedLicenses` and
+//!   `AvailableLicenses` are not stored: they depend on the time and are counted from
 //!   `issued_licenses` (see [`Store::packs`]).
 //! - `installed_at` — when the pack was installed.
 //!
-//! `issued_licenses` — every CAL issued, and every per-user record [Win32_TSIssuedLicense]; rows
+//! `issued_licenses` — every CAL issued, and every per-user record `Win32_TSIssuedLicense`; rows
 //! are never deleted, only their status changes:
-//! - `license_id` [LicenseId] — 1, 2, … in issue order, the serial number the CAL carries.
-//! - `key_pack_id` [KeyPackId] — the pack it holds a license of; NULL for temporary CALs and
+//! - `license_id` `LicenseId` — 1, 2, … in issue order, the serial number the CAL carries.
+//! - `key_pack_id` `KeyPackId` — the pack it holds a license of; NULL for temporary CALs and
 //!   for per-user records counted as OverUsed (a temporary CAL's serial number names the
 //!   built-in temporary pool, [`TEMPORARY_KEY_PACK_ID`](crate::server::TEMPORARY_KEY_PACK_ID)).
 //! - `license_type` — `per-device` or `per-user`.
-//! - `issued_to_user` [sIssuedToUser], `issued_to_computer` [sIssuedToComputer] — as the client
+//! - `issued_to_user` `sIssuedToUser`, `issued_to_computer` `sIssuedToComputer` — as the client
 //!   sent them at first issue; compared case-insensitively (ASCII), as Windows compares account
 //!   and computer names.
-//! - `hardware_id` [sHardwareId] — the client's 20-byte CLIENT_HARDWARE_ID.
-//! - `issue_date` [IssueDate], `expiration_date` [ExpirationDate].
-//! - `license_status` [LicenseStatus] — `temporary`, `active`, `revoked`, `expired` or
+//! - `hardware_id` `sHardwareId` — the client's 20-byte CLIENT_HARDWARE_ID.
+//! - `issue_date` `IssueDate`, `expiration_date` `ExpirationDate`.
+//! - `license_status` `LicenseStatus` — `temporary`, `active`, `revoked`, `expired` or
 //!   `superseded` (see [`LicenseStatus`](super::model::LicenseStatus)).
 //! - `revoked_at` — when an administrator revoked it; set by the store when a change makes the
 //!   license `revoked`, required for that status.
