@@ -135,6 +135,20 @@ fn activated_product_id(
     Ok(format!("00429-00000-{n:05}-AT{m:03}"))
 }
 
+/// The product id the CALs a license server with `settings` and signing key `key` signs carry
+/// in MS_LICENSE_SERVER_INFO: the configured one, or for an activated server still holding
+/// [`DEFAULT_PRODUCT_ID`] the 2019-format one derived from its key.
+pub fn cal_product_id(
+    settings: &ServerSettings,
+    key: &LicensingPrivateKey,
+) -> Result<String, ServerError> {
+    if settings.activated {
+        activated_product_id(&settings.product_id, key)
+    } else {
+        Ok(settings.product_id.clone())
+    }
+}
+
 /// Signs the CALs decisions grant. Shared by the server and the [`CalOrder`]s it hands out, so
 /// a signature (an RSA private-key operation) runs outside whatever lock guards the store.
 #[derive(Debug)]

@@ -637,6 +637,38 @@ fn server_show_and_set_cover_the_license_server_and_the_host() {
     );
 }
 
+/// `server show` names the product id the CALs carry: the configured one while unactivated,
+/// the Windows 2019-format one derived from the signing key once activated — the one an issued
+/// CAL's MS_LICENSE_SERVER_INFO holds.
+#[test]
+fn server_show_names_the_product_id_the_cals_carry() {
+    let data = Data::new();
+    let shown = data.json("server show");
+    let default = shown["license_server"]["product_id"].clone();
+    assert_eq!(shown["license_server"]["cal_product_id"], default);
+    data.json("server set --activated true");
+    let shown = data.json("server show");
+    let derived = shown["license_server"]["cal_product_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        shown["license_server"]["product_id"], default,
+        "stored as it was"
+    );
+    assert!(
+        derived.starts_with("00429-00000-") && derived.len() == 23,
+        "{derived}"
+    );
+    let cal = data.file("t.cal");
+    data.request(1, None, Some(&cal));
+    let issued = parse_cal(&std::fs::read(&cal).unwrap()).unwrap();
+    assert_eq!(
+        issued.license_server.product_id.as_deref(),
+        Some(derived.as_str())
+    );
+}
+
 /// Starts `request` for device `n`, presenting `cal` if given and writing what it receives
 /// to `out`.
 fn spawn_request(data: &Data, n: u8, cal: Option<&Path>, out: &Path) -> Child {

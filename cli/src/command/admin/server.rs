@@ -2,9 +2,10 @@
 //! the emulated session host's.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::SystemTime;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context as _};
 use clap::{ArgAction, ArgGroup, Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -13,15 +14,19 @@ use super::{answer, CommandResult, Context, Failure};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::model::{LicensingMode, ServerSettings, WindowsVersion};
 use rdpele_license_server::policy::{self, grace_period, GraceState};
+use rdpele_license_server::server::{cal_product_id, KEY_FILE};
 use rdpele_license_server::store::{SessionHost, Store};
+use rdpele_proto::crypto::LicensingPrivateKey;
 
 /// Show or change the license server and the session host it serves.
 #[derive(Debug, Subcommand)]
 pub(super) enum ServerCommand {
     /// Show the license server and the session host.
     ///
-    /// The license server: Windows version, activation, name, domain or workgroup, product id.
-    /// The session host: licensing mode, Windows version, first use and 120-day grace period
+    /// The license server: Windows version, activation, name, domain or workgroup, product id,
+    /// and the product id its CALs carry (cal_product_id: an activated server still holding the
+    /// default product id writes one of the Windows 2019 format, derived from its signing key;
+    /// null until that key exists, made with the first CAL). The session host: licensing mode, Windows version, first use and 120-day grace period
     /// (which matters only to a host that cannot reach its license server).
     Show,
     Set(SetArgs),
@@ -68,10 +73,27 @@ pub(super) fn run(context: &Context<'_>, command: &ServerCommand) -> CommandResu
     let now = Clock::system().now(&store)?;
     let settings = store.settings()?;
     let host = store.session_host()?;
-    answer(context, &document(&settings, &host, now), || {
-        text(&settings, &host, now)
-    });
+    let cal_product_id = cal_product_id_of(context.data, &settings)?;
+    answer(
+        context,
+        &document(&settings, cal_product_id.as_deref(), &host, now),
+        || text(&settings, cal_product_id.as_deref(), &host, now),
+    );
     Ok(())
+}
+
+/// The product id the license server's CALs carry; `None` for an activated server whose
+/// signing key is not made yet (the id derives from it).
+fn cal_product_id_of(data: &Path, settings: &ServerSettings) -> Result<Option<String>, Failure> {
+    let key_path = data.join(KEY_FILE);
+    if !key_path.exists() {
+        return Ok((!settings.activated).then(|| settings.product_id.clone()));
+    }
+    let pem = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("cannot read {}", key_path.display()))?;
+    let key = LicensingPrivateKey::from_pem(&pem)
+        .with_context(|| format!("{} is not a private key", key_path.display()))?;
+    Ok(Some(cal_product_id(settings, &key)?))
 }
 
 fn set(store: &Store, args: &SetArgs) -> CommandResult {
@@ -121,7 +143,12 @@ fn grace(host: &SessionHost, now: SystemTime) -> Value {
     }
 }
 
-fn document(settings: &ServerSettings, host: &SessionHost, now: SystemTime) -> Value {
+fn document(
+    settings: &ServerSettings,
+    cal_product_id: Option<&str>,
+    host: &SessionHost,
+    now: SystemTime,
+) -> Value {
     json!({
         "now": instant(now),
         "license_server": {
@@ -130,6 +157,7 @@ fn document(settings: &ServerSettings, host: &SessionHost, now: SystemTime) -> V
             "name": settings.name,
             "domain_or_workgroup": settings.domain_or_workgroup,
             "product_id": settings.product_id,
+            "cal_product_id": cal_product_id,
         },
         "session_host": {
             "licensing_mode": host.licensing_mode.as_str(),
@@ -140,7 +168,12 @@ fn document(settings: &ServerSettings, host: &SessionHost, now: SystemTime) -> V
     })
 }
 
-fn text(settings: &ServerSettings, host: &SessionHost, now: SystemTime) -> String {
+fn text(
+    settings: &ServerSettings,
+    cal_product_id: Option<&str>,
+    host: &SessionHost,
+    now: SystemTime,
+) -> String {
     let name = policy::versions::version_name;
     let mut out = String::new();
     let _ = writeln!(
@@ -154,6 +187,12 @@ fn text(settings: &ServerSettings, host: &SessionHost, now: SystemTime) -> Strin
         } else {
             "not activated: temporary CALs only"
         }
+    );
+    let _ = writeln!(
+        out,
+        "product id      {} (in its CALs: {})",
+        settings.product_id,
+        cal_product_id.unwrap_or("derived from its signing key, made with the first CAL")
     );
     let mode = match host.licensing_mode {
         LicensingMode::PerDevice => "per device",
