@@ -112,28 +112,29 @@ fn run(mut server: LicenseServer, queue: &mpsc::Receiver<Work>) {
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
         // Runs of the same kind, in queue order: each run of decisions is one transaction, and
         // so is each run of validations.
-        let mut work = batch.into_iter().peekable();
-        while let Some(next) = work.next() {
-            match next {
+        let mut decisions = Vec::new();
+        let mut validations = Vec::new();
+        for work in batch {
+            match work {
                 Work::Decide(job) => {
-                    let mut jobs = vec![job];
-                    while let Some(Work::Decide(_)) = work.peek() {
-                        if let Some(Work::Decide(job)) = work.next() {
-                            jobs.push(job);
-                        }
+                    if !validations.is_empty() {
+                        validate(&server, std::mem::take(&mut validations));
                     }
-                    decide(&mut server, jobs);
+                    decisions.push(job);
                 }
                 Work::Validate(validation) => {
-                    let mut validations = vec![validation];
-                    while let Some(Work::Validate(_)) = work.peek() {
-                        if let Some(Work::Validate(validation)) = work.next() {
-                            validations.push(validation);
-                        }
+                    if !decisions.is_empty() {
+                        decide(&mut server, std::mem::take(&mut decisions));
                     }
-                    validate(&server, validations);
+                    validations.push(validation);
                 }
             }
+        }
+        if !decisions.is_empty() {
+            decide(&mut server, decisions);
+        }
+        if !validations.is_empty() {
+            validate(&server, validations);
         }
     }
 }

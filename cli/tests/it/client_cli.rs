@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    admin, days_between, inspect, provision, set_clock_before, Host, Xfreerdp, RDPELE,
+    admin, days_between, inspect, openssl, provision, set_clock_before, Host, Xfreerdp, RDPELE,
 };
 
 /// One `rdpele client` run.
@@ -205,22 +205,6 @@ fn stored_cal(path: &Path) -> Vec<u8> {
         .unwrap()
         .license_info
         .to_vec()
-}
-
-/// Runs `openssl ARGS PATH`, which must succeed, and returns its output.
-fn openssl(args: &[&str], path: &Path) -> String {
-    let output = Command::new("openssl")
-        .args(args)
-        .arg(path)
-        .output()
-        .expect("openssl must be installed (apt-get install openssl)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]

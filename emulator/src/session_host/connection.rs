@@ -118,9 +118,15 @@ where
         .map_err(|e| protocol(stage, e))
 }
 
+/// What `read` makes of the user data of `bytes`, if `bytes` is an MCS Send Data Request.
+fn send_data<T>(bytes: &[u8], read: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+    let X224(request) = decode::<X224<mcs::SendDataRequest<'_>>>(bytes).ok()?;
+    read(request.user_data.as_ref())
+}
+
 /// Whether `bytes` is an MCS Send Data Request (MS-RDPBCGR 2.2.1.11: how a Client Info comes).
 fn is_send_data_request(bytes: &[u8]) -> bool {
-    decode::<X224<mcs::SendDataRequest<'_>>>(bytes).is_ok()
+    send_data(bytes, |_| Some(())).is_some()
 }
 
 /// PDUTYPE_CONFIRMACTIVEPDU, the low 4 bits of a Share Control Header's pduType
@@ -133,13 +139,10 @@ const PDUTYPE_CONFIRM_ACTIVE: u8 = 0x3;
 /// four capability sets of types ironrdp-pdu does not know (observed here: its Confirm Active
 /// was dropped as unreadable and the session never became active).
 fn is_confirm_active(bytes: &[u8]) -> bool {
-    let Ok(X224(request)) = decode::<X224<mcs::SendDataRequest<'_>>>(bytes) else {
-        return false;
-    };
-    matches!(
-        request.user_data.as_ref().get(2),
-        Some(pdu_type) if pdu_type & 0x0F == PDUTYPE_CONFIRM_ACTIVE
-    )
+    send_data(bytes, |data| {
+        Some(data.get(2)? & 0x0F == PDUTYPE_CONFIRM_ACTIVE)
+    })
+    .unwrap_or(false)
 }
 
 /// The client's connection finalization PDUs the host answers (MS-RDPBCGR 2.2.1.14 –
@@ -169,8 +172,10 @@ impl ClientFinalization {
     const CTRLACTION_COOPERATE: u16 = 0x0004;
 
     fn of(bytes: &[u8]) -> Option<Self> {
-        let X224(request) = decode::<X224<mcs::SendDataRequest<'_>>>(bytes).ok()?;
-        let data = request.user_data.as_ref();
+        send_data(bytes, Self::of_share_pdu)
+    }
+
+    fn of_share_pdu(data: &[u8]) -> Option<Self> {
         if data.get(2)? & 0x0F != Self::PDUTYPE_DATA {
             return None;
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use rdpele_proto::cal::{parse_cal, Cal, CalKind};
+use rdpele_proto::cal::{parse_cal, Cal, CalError, CalKind};
 use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, Refusal};
 use tracing::{info, warn};
 
@@ -185,7 +185,7 @@ impl TemporaryCal {
     }
 
     /// The temporary CAL `query` presents, if any.
-    pub fn presented(query: &LicenseQuery) -> Option<Self> {
+    fn presented(query: &LicenseQuery) -> Option<Self> {
         match query {
             LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
                 Self::of(&presented.cal)
@@ -193,19 +193,16 @@ impl TemporaryCal {
             _ => None,
         }
     }
+}
 
-    /// The temporary CAL a client holds after `answer` to a query that presented `presented`:
-    /// a temporary CAL issued to it, or the one it presented when that is admitted as it is.
-    pub fn in_force(presented: Option<Self>, answer: &LicenseAnswer) -> Option<Self> {
-        match answer {
-            LicenseAnswer::Decision(Decision::Issue(cal)) => {
-                parse_cal(cal).ok().as_ref().and_then(Self::of)
-            }
-            LicenseAnswer::Decision(Decision::Valid)
-            | LicenseAnswer::Assessment(Assessment::Valid) => presented,
-            _ => None,
-        }
-    }
+/// A decision as it is logged, borrowing what the answer holds.
+enum Logged<'a> {
+    Issued {
+        cal: &'a [u8],
+        parsed: &'a Result<Cal, CalError>,
+    },
+    Valid,
+    Refused(Refusal),
 }
 
 /// One connection's view of the backend: it answers the server machine's queries.
@@ -231,10 +228,28 @@ impl HostIssuer {
     /// license server cannot be reached, the grace-period rules decide; when a remote one
     /// turns the host away (a wrong token, a URL that is not the API), the client is refused
     /// with ERR_NO_LICENSE_SERVER.
-    pub async fn answer(&self, query: LicenseQuery) -> LicenseAnswer {
+    ///
+    /// Also returns the temporary CAL the client holds after this answer, if any (a temporary
+    /// CAL issued to it, or the one it presented when that is admitted as it is): the one its
+    /// session validates once active. An issued CAL is parsed once, for both.
+    pub async fn answer(&self, query: LicenseQuery) -> (LicenseAnswer, Option<TemporaryCal>) {
+        let presented = TemporaryCal::presented(&query);
         let answer = self.ask(&query).await;
-        self.log(&query, &answer);
-        answer
+        let issued = match &answer {
+            LicenseAnswer::Decision(Decision::Issue(cal)) => Some(parse_cal(cal)),
+            _ => None,
+        };
+        self.log(&query, &answer, issued.as_ref());
+        let temporary = match (&answer, issued) {
+            (_, Some(Ok(cal))) => TemporaryCal::of(&cal),
+            (
+                LicenseAnswer::Decision(Decision::Valid)
+                | LicenseAnswer::Assessment(Assessment::Valid),
+                _,
+            ) => presented,
+            _ => None,
+        };
+        (answer, temporary)
     }
 
     async fn ask(&self, query: &LicenseQuery) -> LicenseAnswer {
@@ -347,12 +362,22 @@ impl HostIssuer {
 
     /// One `licensing decision` line per decision; an upgrade assessment is logged once the
     /// upgrade is decided.
-    fn log(&self, query: &LicenseQuery, answer: &LicenseAnswer) {
+    fn log(
+        &self,
+        query: &LicenseQuery,
+        answer: &LicenseAnswer,
+        issued: Option<&Result<Cal, CalError>>,
+    ) {
         let decision = match answer {
-            LicenseAnswer::Decision(decision) => decision.clone(),
+            LicenseAnswer::Decision(Decision::Issue(cal)) => match issued {
+                Some(parsed) => Logged::Issued { cal, parsed },
+                None => return,
+            },
+            LicenseAnswer::Decision(Decision::Valid)
+            | LicenseAnswer::Assessment(Assessment::Valid) => Logged::Valid,
+            LicenseAnswer::Decision(Decision::Refuse(refusal))
+            | LicenseAnswer::Assessment(Assessment::Refuse(refusal)) => Logged::Refused(*refusal),
             LicenseAnswer::Assessment(Assessment::Upgrade) => return,
-            LicenseAnswer::Assessment(Assessment::Valid) => Decision::Valid,
-            LicenseAnswer::Assessment(Assessment::Refuse(refusal)) => Decision::Refuse(*refusal),
         };
         match query {
             LicenseQuery::NewLicense(client) => {
@@ -368,7 +393,8 @@ impl HostIssuer {
             LicenseQuery::AssessLicense(presented) | LicenseQuery::UpgradeLicense(presented) => {
                 let client = &presented.cal.client_license;
                 let hwid = hex::encode(presented.hwid.to_bytes());
-                if matches!(&decision, Decision::Issue(cal) if *cal == presented.license_info) {
+                if matches!(decision, Logged::Issued { cal, .. } if *cal == presented.license_info)
+                {
                     let expires = format_instant(client.not_after).unwrap_or_default();
                     info!(peer = %self.peer, client = %client.machine, user = %client.user, hwid, outcome = "returned", expires = %expires, "licensing decision");
                     return;
@@ -390,11 +416,11 @@ impl HostIssuer {
         client: &str,
         user: &str,
         hwid: &str,
-        decision: &Decision,
+        decision: &Logged<'_>,
         presented: Option<&Cal>,
     ) {
         match decision {
-            Decision::Issue(cal) => match parse_cal(cal) {
+            Logged::Issued { parsed, .. } => match parsed {
                 Ok(parsed) => {
                     let outcome = match (parsed.kind, presented.map(|cal| cal.kind)) {
                         (CalKind::Temporary, _) => "temporary",
@@ -409,14 +435,14 @@ impl HostIssuer {
                     warn!(peer = %self.peer, client, hwid, %error, "the license server issued a CAL we cannot parse");
                 }
             },
-            Decision::Valid => {
+            Logged::Valid => {
                 // Valid as presented: the presented CAL's expiry; admitted without one: none.
                 let expires = presented
                     .and_then(|cal| format_instant(cal.client_license.not_after))
                     .unwrap_or_else(|| "none".to_owned());
                 info!(peer = %self.peer, client, user, hwid, outcome = "valid", expires = %expires, "licensing decision");
             }
-            Decision::Refuse(Refusal {
+            Logged::Refused(Refusal {
                 error_code,
                 state_transition,
             }) => {

@@ -118,9 +118,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             .handle_pdu(licensing_bytes, &mut rng)
             .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;
         while let Some(query) = machine.poll_query() {
-            let presented = TemporaryCal::presented(&query);
-            let answer = issuer.answer(query).await;
-            temporary = TemporaryCal::in_force(presented, &answer);
+            let (answer, held) = issuer.answer(query).await;
+            temporary = held;
             machine
                 .answer(answer, &mut rng)
                 .map_err(|e| TransportError::protocol("licensing", Peer::Client, e))?;

@@ -80,8 +80,8 @@ fn connect(
         .server_events
         .iter()
         .any(|event| matches!(event, ServerEvent::Licensed(_)));
-    if let (true, Some(held)) = (admitted, store.licenses.values().next()) {
-        let held = cal::parse_cal(held).unwrap();
+    if admitted && !store.licenses.is_empty() {
+        let held = cal_of(store);
         if held.kind == CalKind::Temporary {
             let license_id = held.client_license.serial().unwrap().license_id;
             server

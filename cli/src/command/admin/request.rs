@@ -157,7 +157,7 @@ pub(super) fn run(context: &Context<'_>, args: &RequestArgs) -> CommandResult {
     };
     let validated = match (&outcome, host.mode) {
         (Answered::RequestOutcome(admitted), LicensingMode::PerDevice) if !args.no_sign_in => {
-            match held_temporary(admitted, license_id) {
+            match license_to_validate(admitted, license_id) {
                 Some(license_id) => server.record_validation(license_id, &args.hwid)?,
                 None => false,
             }
@@ -201,9 +201,10 @@ fn decide(
     Ok(server.decide(request, now)?)
 }
 
-/// The temporary CAL a client admitted with `outcome` holds (`valid_license`: the license a
-/// client answered "valid" holds), which its sign-in validates.
-fn held_temporary(outcome: &RequestOutcome, valid_license: Option<u32>) -> Option<u32> {
+/// The license a sign-in after `outcome` may validate: the temporary CAL just issued, or the
+/// license a client answered "valid" holds (`valid_license`), which the store validates only if
+/// it is a temporary CAL. A new permanent CAL needs no validation.
+fn license_to_validate(outcome: &RequestOutcome, valid_license: Option<u32>) -> Option<u32> {
     match *outcome {
         RequestOutcome::Temporary { license_id, .. } => Some(license_id),
         RequestOutcome::Valid { .. } => valid_license,

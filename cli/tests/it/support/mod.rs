@@ -302,6 +302,23 @@ impl Xfreerdp {
     }
 }
 
+/// Runs `openssl ARGS PATH`, which must succeed, and returns its output. openssl is part of
+/// the test environment (`./scripts/test` installs it): without it the test fails, not skips.
+pub fn openssl(args: &[&str], path: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// rdesktop 1.9.0 as a device named `hostname` whose files (its certificate exceptions and
 /// licenses) are under `home`.
 pub struct Rdesktop {
