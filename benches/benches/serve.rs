@@ -49,7 +49,8 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use rdpele_emulator::client::{
-    connect, ClientOptions, ClientReport, LicensingOutcome, MemoryLicenses, PLATFORM_ID,
+    connect, ClientOptions, ClientReport, ClientSecurity, LicensingOutcome, MemoryLicenses,
+    PLATFORM_ID,
 };
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{serve, Options, Shared};
@@ -166,6 +167,7 @@ fn device(n: u64, disconnect_after_activation: bool) -> ClientOptions {
         },
         timeout: CLIENT_TIMEOUT,
         disconnect_after_activation,
+        security: ClientSecurity::default(),
     }
 }
 

@@ -7,10 +7,14 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use ironrdp_core::{encode_vec, Encode};
+use ironrdp_core::{decode, encode_vec, Encode};
 use ironrdp_pdu::mcs;
+use ironrdp_pdu::nego::{FailureCode, SecurityProtocol};
 use ironrdp_pdu::x224::X224;
-use rdpele_proto::envelope::{LicensingFrame, McsSendData, SendDataDirection};
+use rdpele_proto::envelope::{
+    FastPathPdu, LicensingFrame, McsSendData, RdpSecurityLayer, SecurityFlags, SecurityHeader,
+    SendDataDirection,
+};
 use rdpele_proto::wire::{LicensingPdu, Wire};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -138,8 +142,47 @@ pub fn queue_io<S, T: Encode>(
     channels: Channels,
     pdu: &T,
 ) -> Result<(), TransportError> {
-    let user_data =
-        Cow::Owned(encode_vec(pdu).map_err(|e| TransportError::encode(stage, framed.peer, e))?);
+    let bytes = encode_vec(pdu).map_err(|e| TransportError::encode(stage, framed.peer, e))?;
+    let user_data = match framed.security.as_mut() {
+        None => bytes,
+        Some(security) => security.user_data(SecurityFlags::default(), &bytes, false),
+    };
+    queue_send_data(framed, stage, direction, channels, user_data)
+}
+
+/// [`queue_io`] for a PDU whose encoding starts with a basic security header (the Client Info,
+/// MS-RDPBCGR 2.2.1.11): under Standard RDP Security its data is sealed behind the header's
+/// flags; otherwise it goes as encoded.
+pub fn queue_io_with_header<S, T: Encode>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    direction: SendDataDirection,
+    channels: Channels,
+    pdu: &T,
+) -> Result<(), TransportError> {
+    let bytes = encode_vec(pdu).map_err(|e| TransportError::encode(stage, framed.peer, e))?;
+    let user_data = match framed.security.as_mut() {
+        None => bytes,
+        Some(security) => {
+            let (header, body) = SecurityHeader::decode_prefix(&bytes)
+                .map(|(header, len)| (header, bytes.get(len..).unwrap_or_default()))
+                .map_err(|e| TransportError::encode(stage, framed.peer, e))?;
+            security.user_data(header.flags, body, false)
+        }
+    };
+    queue_send_data(framed, stage, direction, channels, user_data)
+}
+
+/// Queues `user_data` in an MCS Send Data Request (client) or Indication (host) on the I/O
+/// channel.
+fn queue_send_data<S>(
+    framed: &mut Framed<S>,
+    stage: &'static str,
+    direction: SendDataDirection,
+    channels: Channels,
+    user_data: Vec<u8>,
+) -> Result<(), TransportError> {
+    let user_data = Cow::Owned(user_data);
     let (initiator_id, channel_id) = (channels.user_id, channels.io_channel);
     match direction {
         SendDataDirection::Request => {
@@ -176,13 +219,15 @@ pub async fn send_licensing<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// [`send_licensing`] without the write: the frame goes out with the next send or before the
-/// next read. Returns the frame as queued, for a caller that records what it sent.
+/// next read. Returns the frame in clear, as it goes over TLS, for a caller that records what
+/// it sent; under Standard RDP Security the frame on the wire has the same PDU behind a
+/// security header of its own (encrypted when this end encrypts licensing).
 pub fn queue_licensing<'a, S>(
     framed: &'a mut Framed<S>,
     direction: SendDataDirection,
     channels: Channels,
     pdu: &[u8],
-) -> Result<&'a [u8], TransportError> {
+) -> Result<Cow<'a, [u8]>, TransportError> {
     const STAGE: &str = LICENSING_STAGE;
     let peer = framed.peer;
     let parsed = LicensingPdu::decode(pdu).map_err(|e| TransportError::encode(STAGE, peer, e))?;
@@ -193,7 +238,117 @@ pub fn queue_licensing<'a, S>(
             TransportError::protocol(STAGE, peer, format!("user channel {}", channels.user_id))
         })?;
     let frame = LicensingFrame::new(direction, initiator, channels.io_channel, parsed);
-    framed.queue_with(STAGE, |flight| frame.encode(flight))
+    let Some(security) = framed.security.as_mut() else {
+        return framed
+            .queue_with(STAGE, |flight| frame.encode(flight))
+            .map(Cow::Borrowed);
+    };
+    let flags = SecurityFlags::SEC_LICENSE_PKT | security.licensing_flags;
+    let user_data = security.user_data(flags, pdu, true);
+    queue_send_data(framed, STAGE, direction, channels, user_data)?;
+    frame
+        .to_vec()
+        .map(Cow::Owned)
+        .map_err(|e| TransportError::encode(STAGE, peer, e))
+}
+
+/// Standard RDP Security in force on a stream (MS-RDPBCGR 5.3), from the Security Exchange
+/// on: every Send Data on the I/O channel carries a security header, and what a
+/// [`Framed`] hands out or takes in is the PDU as it would be over TLS.
+#[derive(Debug)]
+pub struct RdpSecurity {
+    pub layer: RdpSecurityLayer,
+    /// This end encrypts what it sends: a client always, a host from encryption level Client
+    /// Compatible up (at Low its PDUs carry a basic security header and go in clear,
+    /// MS-RDPBCGR 5.3.2).
+    pub encrypt_sent: bool,
+    /// This end encrypts its licensing PDUs too: the peer can read them (a client's
+    /// SEC_LICENSE_ENCRYPT_SC in its Security Exchange; MS-RDPBCGR 2.2.8.1.1.2.1).
+    pub encrypt_licensing: bool,
+    /// Flags this end adds to its licensing PDUs' headers: a host's SEC_LICENSE_ENCRYPT_CS,
+    /// "capable of processing encrypted licensing packets".
+    pub licensing_flags: SecurityFlags,
+}
+
+impl RdpSecurity {
+    /// The userData of a Send Data carrying `data` behind a header with `flags`: sealed when
+    /// this end encrypts such PDUs, a basic header and the data in clear otherwise.
+    fn user_data(&mut self, flags: SecurityFlags, data: &[u8], licensing: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SecurityHeader::LEN + 8 + data.len());
+        if self.encrypt_sent && (!licensing || self.encrypt_licensing) {
+            self.layer.seal_into(flags, data, &mut out);
+        } else {
+            out.extend_from_slice(&flags.0.to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    /// A received PDU as it would be over TLS: a Send Data's userData opened (decrypted and
+    /// its MAC checked when SEC_ENCRYPT is set), keeping a basic header for the PDUs whose
+    /// readers expect one (Client Info, licensing, redirection) and dropping it from the rest;
+    /// an encrypted fast-path PDU decrypted. Anything else is handed out as it came.
+    fn open(&mut self, pdu: Vec<u8>, from: Peer) -> Result<Vec<u8>, String> {
+        if let Some(&first) = pdu.first() {
+            if FastPathPdu::starts_with(first) {
+                let framed = FastPathPdu::decode(&pdu).map_err(|e| e.to_string())?;
+                let (header, body) = self
+                    .layer
+                    .open_fast_path(&framed)
+                    .map_err(|e| e.to_string())?;
+                let opened = FastPathPdu {
+                    header,
+                    long_length: false,
+                    body: &body,
+                };
+                return opened.to_vec().map_err(|e| e.to_string());
+            }
+        }
+        match from {
+            Peer::Client => match decode::<X224<mcs::SendDataRequest<'_>>>(&pdu) {
+                Ok(X224(request)) => {
+                    let user_data = self.open_user_data(&request.user_data)?;
+                    encode_vec(&X224(mcs::SendDataRequest {
+                        user_data: Cow::Owned(user_data),
+                        ..request
+                    }))
+                    .map_err(|e| e.to_string())
+                }
+                Err(_) => Ok(pdu),
+            },
+            Peer::Server => match decode::<X224<mcs::SendDataIndication<'_>>>(&pdu) {
+                Ok(X224(indication)) => {
+                    let user_data = self.open_user_data(&indication.user_data)?;
+                    encode_vec(&X224(mcs::SendDataIndication {
+                        user_data: Cow::Owned(user_data),
+                        ..indication
+                    }))
+                    .map_err(|e| e.to_string())
+                }
+                Err(_) => Ok(pdu),
+            },
+        }
+    }
+
+    fn open_user_data(&mut self, user_data: &[u8]) -> Result<Vec<u8>, String> {
+        const KEEP_HEADER: SecurityFlags = SecurityFlags(
+            SecurityFlags::SEC_INFO_PKT.0
+                | SecurityFlags::SEC_LICENSE_PKT.0
+                | SecurityFlags::SEC_REDIRECTION_PKT.0,
+        );
+        let opened = self.layer.open(user_data).map_err(|e| e.to_string())?;
+        if opened.flags.0 & KEEP_HEADER.0 == 0 {
+            return Ok(opened.data.into_owned());
+        }
+        let flags =
+            opened.flags.0 & !(SecurityFlags::SEC_ENCRYPT.0 | SecurityFlags::SEC_SECURE_CHECKSUM.0);
+        let mut out = Vec::with_capacity(SecurityHeader::LEN + opened.data.len());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&opened.flags_hi.to_le_bytes());
+        out.extend_from_slice(&opened.data);
+        Ok(out)
+    }
 }
 
 const LICENSING_STAGE: &str = "licensing";
@@ -213,6 +368,7 @@ pub struct Framed<S> {
     buffer: Vec<u8>,
     timeout: Duration,
     peer: Peer,
+    security: Option<RdpSecurity>,
 }
 
 impl<S> std::fmt::Debug for Framed<S> {
@@ -226,6 +382,17 @@ impl<S> std::fmt::Debug for Framed<S> {
 }
 
 impl<S> Framed<S> {
+    /// Standard RDP Security from now on: PDUs read after this are opened, PDUs sent sealed.
+    pub fn start_rdp_security(&mut self, security: RdpSecurity) {
+        self.security = Some(security);
+    }
+
+    /// The Standard RDP Security in force, if any (to switch to salted MACs once both ends
+    /// advertised them).
+    pub fn rdp_security(&mut self) -> Option<&mut RdpSecurity> {
+        self.security.as_mut()
+    }
+
     /// [`Self::send`] without the write: `pdu` goes out with the next send or before the next
     /// read that waits.
     pub fn queue<T: Encode>(&mut self, stage: &'static str, pdu: &T) -> Result<(), TransportError> {
@@ -272,6 +439,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
             buffer: Vec::new(),
             timeout,
             peer,
+            security: None,
         }
     }
 
@@ -296,7 +464,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
                     }
                     Some(info) if self.buffer.len() >= info.length => {
                         let rest = self.buffer.split_off(info.length);
-                        return Ok(std::mem::replace(&mut self.buffer, rest));
+                        let pdu = std::mem::replace(&mut self.buffer, rest);
+                        return match self.security.as_mut() {
+                            None => Ok(pdu),
+                            Some(security) => security.open(pdu, peer).map_err(framing),
+                        };
                     }
                     Some(info) => info.length - self.buffer.len(),
                     None => HEADER_READ,
@@ -391,6 +563,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         }
         let _ = tokio::time::timeout(self.timeout, self.stream.shutdown()).await;
     }
+}
+
+/// The protocols of an X.224 negotiation by their spec names (MS-RDPBCGR 2.2.1.1.1):
+/// `PROTOCOL_RDP` (Standard RDP Security) for none, otherwise the flags joined by `|`.
+pub fn describe_protocols(protocols: SecurityProtocol) -> String {
+    const NAMES: [(SecurityProtocol, &str); 5] = [
+        (SecurityProtocol::SSL, "PROTOCOL_SSL"),
+        (SecurityProtocol::HYBRID, "PROTOCOL_HYBRID"),
+        (SecurityProtocol::RDSTLS, "PROTOCOL_RDSTLS"),
+        (SecurityProtocol::HYBRID_EX, "PROTOCOL_HYBRID_EX"),
+        (SecurityProtocol::RDSAAD, "PROTOCOL_RDSAAD"),
+    ];
+    if protocols.is_empty() {
+        return "PROTOCOL_RDP".to_owned();
+    }
+    let mut names: Vec<String> = NAMES
+        .iter()
+        .filter(|(flag, _)| protocols.contains(*flag))
+        .map(|(_, name)| (*name).to_owned())
+        .collect();
+    let unnamed = protocols.bits() & !NAMES.iter().fold(0, |all, (flag, _)| all | flag.bits());
+    if unnamed != 0 {
+        names.push(format!("{unnamed:#x}"));
+    }
+    names.join("|")
+}
+
+/// An RDP_NEG_FAILURE code by its spec name (MS-RDPBCGR 2.2.1.2.2) and meaning.
+pub fn describe_failure(code: FailureCode) -> String {
+    let name = match code {
+        FailureCode::SSL_REQUIRED_BY_SERVER => "SSL_REQUIRED_BY_SERVER",
+        FailureCode::SSL_NOT_ALLOWED_BY_SERVER => "SSL_NOT_ALLOWED_BY_SERVER",
+        FailureCode::SSL_CERT_NOT_ON_SERVER => "SSL_CERT_NOT_ON_SERVER",
+        FailureCode::INCONSISTENT_FLAGS => "INCONSISTENT_FLAGS",
+        FailureCode::HYBRID_REQUIRED_BY_SERVER => "HYBRID_REQUIRED_BY_SERVER",
+        FailureCode::SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER => {
+            "SSL_WITH_USER_AUTH_REQUIRED_BY_SERVER"
+        }
+        _ => return format!("failure code {} ({code})", u32::from(code)),
+    };
+    format!("{name} ({code})")
 }
 
 /// The instant `duration` from now; a duration too long to represent (a library caller's

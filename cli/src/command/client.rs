@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use super::print_out;
 use crate::inspect::cal_view::CalReceived;
 use rdpele_emulator::client::{
-    connect, ClientOptions, ClientReport, Ending, Layout, LicenseDir, LicenseDirError,
-    LicensingOutcome, StoreLicense,
+    connect, ClientOptions, ClientReport, ClientSecurity, Ending, Layout, LicenseDir,
+    LicenseDirError, LicensingOutcome, StoreLicense,
 };
 use rdpele_license_server::clock::format_instant;
 
@@ -35,7 +35,8 @@ const EXIT_ABORTED: u8 = 4;
 
 /// Connect to an RDP server as an emulated Windows client and report how licensing went.
 ///
-/// One connection through the RDP connection sequence: X.224 (TLS), MCS/GCC, Client Info,
+/// One connection through the RDP connection sequence: X.224 (TLS or Standard RDP Security,
+/// --security), MCS/GCC, the Security Exchange under RDP security, Client Info,
 /// licensing (MS-RDPELE) with the CALs in the license store, and, where the server goes on,
 /// capability exchange up to an active session — then the client disconnects. A CAL the
 /// server issues is stored before the connection goes on, as mstsc does.
@@ -71,6 +72,7 @@ const EXIT_ABORTED: u8 = 4;
     after_help = "Examples:\n  \
     rdpele client --connect 127.0.0.1:3389 --store ./pc-01 --machine pc-01 --user alice\n  \
     rdpele client --connect 127.0.0.1:3389 --store ./pc-01 --machine pc-01 --reset --json\n  \
+    rdpele client --connect 127.0.0.1:3389 --store ./pc-01 --machine pc-01 --security rdp\n  \
     rdpele client store export --store ./pc-01 --reg pc-01.reg\n  \
     rdpele client --connect 127.0.0.1:3389 --store ~/.config/freerdp --layout freerdp --machine pc-02"
 )]
@@ -112,6 +114,13 @@ pub struct ClientArgs {
     /// store, and more.
     #[arg(long)]
     json: bool,
+    /// The security layer to ask for: negotiate (TLS, then Standard RDP Security on a new
+    /// connection if the server answers SSL_NOT_ALLOWED_BY_SERVER, as mstsc does), tls (TLS
+    /// only), or rdp (Standard RDP Security only: RC4 at 40, 56 or 128 bits as the server
+    /// picks, every PDU after the Security Exchange encrypted and MAC'd; licensing PDUs cross
+    /// the wire encrypted too).
+    #[arg(long, value_enum, default_value_t = SecurityArg::Negotiate)]
+    security: SecurityArg,
     /// Seconds the client waits for any one server PDU.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -120,6 +129,23 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
     Store(store::StoreArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SecurityArg {
+    Negotiate,
+    Tls,
+    Rdp,
+}
+
+impl From<SecurityArg> for ClientSecurity {
+    fn from(arg: SecurityArg) -> Self {
+        match arg {
+            SecurityArg::Negotiate => Self::Negotiate,
+            SecurityArg::Tls => Self::Tls,
+            SecurityArg::Rdp => Self::Rdp,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -211,6 +237,7 @@ fn connect_once(args: &ClientArgs, machine: &str, user: &str) -> Result<Connecti
         hwid: store.hwid(),
         timeout: Duration::from_secs(args.timeout),
         disconnect_after_activation: true,
+        security: args.security.into(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

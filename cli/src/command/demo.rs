@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::admin::revoke;
-use rdpele_emulator::client::{self, ClientOptions, LicensingOutcome, MemoryLicenses};
+use rdpele_emulator::client::{
+    self, ClientOptions, ClientSecurity, LicensingOutcome, MemoryLicenses,
+};
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{self, Options, Shared};
 use rdpele_license_server::clock::{format_instant, Clock};
@@ -263,6 +265,7 @@ async fn logon(host: &Host, device: &mut Device, timeline: &Timeline) -> anyhow:
         hwid: device.hwid,
         timeout: Duration::from_secs(10),
         disconnect_after_activation: true,
+        security: ClientSecurity::default(),
     };
     let report = client::connect(host.address, &options, &mut device.licenses)
         .await

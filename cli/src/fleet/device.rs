@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rdpele_proto::cal::{parse_cal, CalError, CalKind};
 use rdpele_proto::wire::ClientHardwareId;
 
-use rdpele_emulator::client::{ClientOptions, MemoryLicenses, PLATFORM_ID};
+use rdpele_emulator::client::{ClientOptions, ClientSecurity, MemoryLicenses, PLATFORM_ID};
 
 /// Mixed into the seed for the hardware ids' stream (the schedule has its own).
 const HWID_STREAM: u64 = 0x4857_4944_0000_0000;
@@ -69,6 +69,7 @@ impl Identities {
                 // Leave once the session is active (the sign-in that validates a temporary
                 // CAL), as a fleet has nothing to do in it.
                 disconnect_after_activation: true,
+                security: ClientSecurity::default(),
             },
             store: MemoryLicenses::default(),
             held: None,

@@ -197,6 +197,109 @@ fn temporary_then_permanent_then_renewed_against_rdpele_serve() {
     }
 }
 
+/// Standard RDP Security against `rdpele serve` at its default settings (security layer
+/// "negotiate", encryption level Client Compatible): a client that asks for PROTOCOL_RDP only
+/// goes temporary, permanent, valid as over TLS, with every PDU after the Security Exchange
+/// encrypted at the strongest method it offers (128-bit RC4).
+#[test]
+fn temporary_then_permanent_over_standard_rdp_security_against_rdpele_serve() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, &[]);
+    let store = root.path().join("pc-rdp");
+    let rdp = ["--security", "rdp"];
+
+    let first = connect(&host.address(), &store, "pc-rdp", &rdp);
+    assert_eq!(first["outcome"], "temporary", "{first}");
+    assert_eq!(first["active"], true, "{first}");
+    let second = connect(&host.address(), &store, "pc-rdp", &rdp);
+    assert_eq!(second["outcome"], "permanent", "{second}");
+    assert_eq!(
+        inspect(&store.join("Store/LICENSE000"))["kind"],
+        "permanent"
+    );
+    let third = connect(&host.address(), &store, "pc-rdp", &rdp);
+    assert_eq!(third["outcome"], "valid", "{third}");
+    assert_eq!(third["active"], true, "{third}");
+
+    let log = host.log();
+    let secured: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("Standard RDP Security"))
+        .collect();
+    assert_eq!(secured.len(), 3, "{log}");
+    for line in secured {
+        assert!(line.contains("method=128-bit RC4"), "{line}");
+        assert!(line.contains("level=ClientCompatible"), "{line}");
+    }
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+/// `[host] security` and `encryption-level` decide what the host takes: "rdp" refuses a
+/// client that asks for TLS only with SSL_NOT_ALLOWED_BY_SERVER and takes one that
+/// negotiates (it asks again without TLS); "tls" refuses PROTOCOL_RDP with
+/// SSL_REQUIRED_BY_SERVER; each encryption level licenses the emulated client.
+#[test]
+fn the_hosts_security_layer_and_encryption_level_are_what_its_config_says() {
+    let root = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, Result<&str, &str>); 6] = [
+        (
+            "security = \"rdp\"",
+            "negotiate",
+            Ok("level=ClientCompatible"),
+        ),
+        (
+            "security = \"rdp\"",
+            "tls",
+            Err("SSL_NOT_ALLOWED_BY_SERVER"),
+        ),
+        ("security = \"tls\"", "rdp", Err("SSL_REQUIRED_BY_SERVER")),
+        ("encryption-level = \"low\"", "rdp", Ok("level=Low")),
+        ("encryption-level = \"high\"", "rdp", Ok("level=High")),
+        ("encryption-level = \"none\"", "rdp", Ok("level=None")),
+    ];
+    for (index, (setting, security, expected)) in cases.into_iter().enumerate() {
+        let data = root.path().join(format!("data-{index}"));
+        provision(&data, "per-device", "2022", "2022", 5);
+        let config = root.path().join(format!("serve-{index}.toml"));
+        std::fs::write(&config, format!("[host]\n{setting}\n")).unwrap();
+        let host = Host::start(&data, &["--config", config.to_str().unwrap()]);
+        let store = root.path().join(format!("pc-{index}"));
+        let run = rdpele_client(&[
+            "--connect",
+            &host.address(),
+            "--store",
+            store.to_str().unwrap(),
+            "--machine",
+            "pc-cfg",
+            "--security",
+            security,
+            "--json",
+        ]);
+        match expected {
+            Ok(logged) => {
+                let report = run.json();
+                assert_eq!(report["outcome"], "temporary", "{setting}: {report}");
+                assert_eq!(report["active"], true, "{setting}: {report}");
+                let log = host.log();
+                let secured = log
+                    .lines()
+                    .find(|line| line.contains("Standard RDP Security"))
+                    .unwrap_or_else(|| panic!("{setting}: {log}"));
+                assert!(secured.contains(logged), "{setting}: {secured}");
+            }
+            Err(failure) => {
+                assert_eq!(run.status.code(), Some(1), "{setting}: {}", run.stdout);
+                let report = run.json();
+                let error = report["error"].as_str().unwrap();
+                assert!(error.contains(failure), "{setting}: {error}");
+                assert!(host.log().contains(failure), "{setting}: {}", host.log());
+            }
+        }
+    }
+}
+
 /// The PKCS#7 CAL inside a stored `Store/LICENSE000` (a NEW_LICENSE_INFO).
 fn stored_cal(path: &Path) -> Vec<u8> {
     use rdpele_proto::wire::{NewLicenseInfo, Wire};
@@ -663,6 +766,69 @@ fn licensing_against_xrdp_ends_valid() {
     );
 }
 
+/// xrdp with `security_layer=rdp` at each of its encryption levels: the client exchanges keys,
+/// sends its Client Info and licensing PDUs encrypted (RC4 at the method xrdp picks: 128-bit at
+/// high, 40-bit at medium and low) and reads xrdp's PDUs, encrypted or, at low, in clear;
+/// the session becomes active. xrdp 0.9.21 (Debian's, with the CVE-2026-32105 fix) checks plain
+/// MACs only, so a client that signs with salted MACs, as xfreerdp 2.11.7 does by default, is
+/// dropped at its Client Info: the emulated client signs plain, which Windows checks too.
+#[test]
+fn licensing_against_xrdp_over_standard_rdp_security_ends_valid() {
+    let root = tempfile::tempdir().unwrap();
+    for crypt_level in ["high", "medium", "low"] {
+        let xrdp = Xrdp::start_with(root.path(), "rdp", crypt_level);
+        let store = root.path().join(format!("pc-{crypt_level}"));
+        let address = format!("127.0.0.1:{}", xrdp.port);
+        let machine = format!("pc-{crypt_level}");
+        let run = rdpele_client(&[
+            "--connect",
+            &address,
+            "--store",
+            store.to_str().unwrap(),
+            "--machine",
+            &machine,
+            "--user",
+            "alice",
+            "--security",
+            "rdp",
+            "--json",
+        ]);
+        let log = xrdp.log();
+        assert!(
+            run.status.success(),
+            "{crypt_level}: {:?}\n{}\n{}\nxrdp log:\n{log}",
+            run.status,
+            run.stdout,
+            run.stderr,
+        );
+        let report = run.json();
+        assert_eq!(report["outcome"], "valid", "{crypt_level}: {report}");
+        assert_eq!(report["active"], true, "{crypt_level}: {report}\n{log}");
+        assert!(
+            log.contains(&format!("Connected client computer name: {machine}")),
+            "{log}"
+        );
+        // Asked for TLS, xrdp set to RDP security only selects PROTOCOL_RDP itself, and the
+        // emulated client under "negotiate" goes on with it, as mstsc does.
+        let negotiated = rdpele_client(&[
+            "--connect",
+            &address,
+            "--store",
+            store.to_str().unwrap(),
+            "--machine",
+            &machine,
+            "--json",
+        ]);
+        assert_eq!(
+            negotiated.json()["active"],
+            true,
+            "{crypt_level}: {}\n{}",
+            negotiated.stdout,
+            xrdp.log()
+        );
+    }
+}
+
 /// The 20 bytes of a HWID file in hex.
 fn hex_file(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap();
@@ -712,12 +878,18 @@ struct Xrdp {
 
 impl Xrdp {
     fn start(root: &Path) -> Xrdp {
+        Self::start_with(root, "tls", "high")
+    }
+
+    /// xrdp with `security_layer` (tls, rdp or negotiate) and `crypt_level` (low, medium,
+    /// high: what Standard RDP Security encrypts).
+    fn start_with(root: &Path, security_layer: &str, crypt_level: &str) -> Xrdp {
         let binary = ["/usr/sbin/xrdp", "/usr/local/sbin/xrdp"]
             .into_iter()
             .map(PathBuf::from)
             .find(|path| path.is_file())
             .expect("xrdp must be installed (./scripts/test installs it)");
-        let dir = root.join("xrdp");
+        let dir = root.join(format!("xrdp-{security_layer}-{crypt_level}"));
         std::fs::create_dir_all(&dir).unwrap();
         let (key, certificate) = (dir.join("key.pem"), dir.join("cert.pem"));
         let openssl = Command::new("openssl")
@@ -737,10 +909,14 @@ impl Xrdp {
         let port = free_port();
         let ini = xrdp_ini(
             &std::fs::read_to_string("/etc/xrdp/xrdp.ini").unwrap(),
-            port,
-            &certificate,
-            &key,
-            &dir.join("xrdp.log"),
+            XrdpSettings {
+                port,
+                security_layer,
+                crypt_level,
+                certificate: &certificate,
+                key: &key,
+                log: &dir.join("xrdp.log"),
+            },
         );
         let config = dir.join("xrdp.ini");
         std::fs::write(&config, ini).unwrap();
@@ -804,12 +980,36 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// What a test's xrdp.ini changes.
+struct XrdpSettings<'a> {
+    port: u16,
+    security_layer: &'a str,
+    crypt_level: &'a str,
+    certificate: &'a Path,
+    key: &'a Path,
+    log: &'a Path,
+}
+
 /// Debian's xrdp.ini with the first uncommented `port=` on loopback (a commented
-/// `;   port=3389` example comes first), TLS with our certificate, and the log in our directory.
-fn xrdp_ini(original: &str, port: u16, certificate: &Path, key: &Path, log: &Path) -> String {
+/// `;   port=3389` example comes first), the security layer and encryption level asked for,
+/// our TLS certificate, and the log in our directory.
+fn xrdp_ini(original: &str, settings: XrdpSettings<'_>) -> String {
+    let XrdpSettings {
+        port,
+        security_layer,
+        crypt_level,
+        certificate,
+        key,
+        log,
+    } = settings;
     let mut replacements = [
         ("port=", format!("port=tcp://127.0.0.1:{port}"), false),
-        ("security_layer=", "security_layer=tls".to_owned(), false),
+        (
+            "security_layer=",
+            format!("security_layer={security_layer}"),
+            false,
+        ),
+        ("crypt_level=", format!("crypt_level={crypt_level}"), false),
         (
             "certificate=",
             format!("certificate={}", certificate.display()),

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdpele_emulator::client::{
-    connect, connect_through_licensing, ClientError, ClientOptions, ClientReport, Ending,
-    LicensingOutcome, StoreLicense,
+    connect, connect_through_licensing, ClientError, ClientOptions, ClientReport, ClientSecurity,
+    Ending, LicensingOutcome, StoreLicense,
 };
 use rdpele_emulator::session_host::config::HostConfig;
 use rdpele_emulator::session_host::{serve, Options, Shared};
@@ -125,6 +125,7 @@ fn options(machine: &str, user: &str, seed: u8) -> ClientOptions {
         },
         timeout: Duration::from_secs(10),
         disconnect_after_activation: false,
+        security: ClientSecurity::default(),
     }
 }
 

@@ -13,6 +13,57 @@ use crate::support::{
     admin, days_between, inspect, provision, set_clock_before, Host, RemoteLicenseServer, Xfreerdp,
 };
 
+/// xfreerdp 2.11.7 with `/sec:rdp` (Standard RDP Security: RC4 128-bit, salted MACs from its
+/// Client Info on, licensing PDUs encrypted both ways) against `rdpele serve` at its default
+/// settings: the same CAL life as over TLS.
+#[test]
+fn over_standard_rdp_security_temporary_then_permanent_then_renewed() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, &[]);
+    let client = Xfreerdp::new(root.path(), "pc-rdp", "alice");
+
+    let first = client.connect_with(&host, "/sec:rdp");
+    let cal = client.cal().unwrap_or_else(|| {
+        panic!(
+            "no CAL stored ({:?})\n{}\n{}",
+            first.status,
+            first.output,
+            host.log()
+        )
+    });
+    assert_eq!(inspect(&cal)["kind"], "temporary");
+    client.connect_with(&host, "/sec:rdp");
+    let permanent = inspect(&cal);
+    assert_eq!(permanent["kind"], "permanent", "{}", host.log());
+    let expires = permanent["client_license"]["not_after"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_clock_before(&data, &expires, 5);
+    client.connect_with(&host, "/sec:rdp");
+    let renewed = inspect(&cal);
+    let new_expiry = renewed["client_license"]["not_after"].as_str().unwrap();
+    assert!(
+        days_between(&expires, new_expiry) > 40,
+        "{expires} -> {new_expiry}"
+    );
+
+    let log = host.log();
+    let secured = log
+        .lines()
+        .filter(|line| line.contains("Standard RDP Security") && line.contains("128-bit RC4"))
+        .count();
+    assert_eq!(secured, 3, "{log}");
+    assert_eq!(
+        log.matches("session active").count(),
+        3,
+        "every session became active: {log}"
+    );
+    assert!(!log.contains("WARN"), "{log}");
+}
+
 #[test]
 fn temporary_then_permanent_then_renewed() {
     let root = tempfile::tempdir().unwrap();

@@ -19,8 +19,13 @@ use ironrdp_pdu::rdp::client_info::{
 use ironrdp_pdu::rdp::headers::{BasicSecurityHeader, BasicSecurityHeaderFlags};
 use ironrdp_pdu::rdp::ClientInfoPdu;
 use ironrdp_pdu::x224::{X224Data, X224};
-use rdpele_proto::envelope::McsSendData;
-use rdpele_proto::envelope::SendDataDirection;
+use rdpele_proto::crypto::{
+    derive_rdp_session_keys, EncryptionMethod, LicensingPublicKey, Side, CLIENT_RANDOM_LEN,
+};
+use rdpele_proto::envelope::{
+    McsSendData, RdpSecurityLayer, SecurityExchangePdu, SecurityFlags, SendDataDirection,
+};
+use rdpele_proto::wire::{CertificateChain, ServerCertificate, Wire};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -29,12 +34,14 @@ use tokio_rustls::client::TlsStream;
 use super::activation::{self, Activation, DESKTOP};
 use super::error::{encode_error, protocol, timeout, ClientError};
 use super::licensing::{self, LicensingRun};
-use super::options::ClientOptions;
+use super::options::{ClientOptions, ClientSecurity};
 use super::report::{ClientReport, Ending, LicensingOutcome, Timings};
 use super::server_pdu::{classify, Phase, ServerPdu};
 use super::store::StoreLicense;
 use super::tls;
-use crate::transport::{send_io, Channels, Framed};
+use crate::transport::{
+    describe_failure, describe_protocols, queue_io_with_header, Channels, Framed, RdpSecurity,
+};
 use crate::transport::{Peer, TransportError, TransportErrorKind};
 
 /// Windows 10's client build, as mstsc announces it in the Client Core Data.
@@ -80,6 +87,71 @@ async fn run(
     activate: bool,
 ) -> Result<ClientReport, ClientError> {
     let started = Instant::now();
+    let tcp = connect_tcp(address, options).await?;
+    match negotiate(tcp, options, options.security).await? {
+        Negotiated::Tls(framed) => {
+            let tls = start_tls(framed, address, options).await?;
+            let framed = Framed::new(tls, options.timeout, Peer::Server);
+            session(
+                framed,
+                address,
+                options,
+                store,
+                activate,
+                started,
+                Layer::Tls,
+            )
+            .await
+        }
+        Negotiated::Rdp(framed) => {
+            session(
+                framed,
+                address,
+                options,
+                store,
+                activate,
+                started,
+                Layer::Rdp,
+            )
+            .await
+        }
+        Negotiated::RdpOnNewConnection => {
+            // The server takes Standard RDP Security only (SSL_NOT_ALLOWED_BY_SERVER): a
+            // new connection asks for it, as mstsc does.
+            let tcp = connect_tcp(address, options).await?;
+            match negotiate(tcp, options, ClientSecurity::Rdp).await? {
+                Negotiated::Rdp(framed) => {
+                    session(
+                        framed,
+                        address,
+                        options,
+                        store,
+                        activate,
+                        started,
+                        Layer::Rdp,
+                    )
+                    .await
+                }
+                Negotiated::Tls(_) | Negotiated::RdpOnNewConnection => Err(protocol(
+                    "X.224 Connection Confirm",
+                    "the server selected TLS, which the client did not ask for",
+                )),
+            }
+        }
+    }
+}
+
+/// The security layer a connection runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    Tls,
+    Rdp,
+}
+
+async fn connect_tcp(
+    address: SocketAddr,
+    options: &ClientOptions,
+) -> Result<TcpStream, ClientError> {
     let tcp = tokio::time::timeout(options.timeout, TcpStream::connect(address))
         .await
         .map_err(|_| timeout("TCP connect", options.timeout))?
@@ -88,10 +160,30 @@ async fn run(
     tcp.set_nodelay(true).map_err(|error| {
         TransportError::new("TCP connect", Peer::Server, TransportErrorKind::Io(error))
     })?;
-    let (tls, selected) = start_tls(tcp, address, options).await?;
-    let mut framed = Framed::new(tls, options.timeout, Peer::Server);
+    Ok(tcp)
+}
 
-    let (channels, gcc_server_certificate) = connect_mcs(&mut framed, options, selected).await?;
+/// The connection after the security layer is chosen: MCS, channels, the Security Exchange
+/// under Standard RDP Security, Client Info, licensing, activation and the end.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut framed: Framed<S>,
+    address: SocketAddr,
+    options: &ClientOptions,
+    store: &mut (impl StoreLicense + Send),
+    activate: bool,
+    started: Instant,
+    layer: Layer,
+) -> Result<ClientReport, ClientError> {
+    let selected = match layer {
+        Layer::Tls => SecurityProtocol::SSL,
+        Layer::Rdp => SecurityProtocol::empty(),
+    };
+    let (channels, server_security) = connect_mcs(&mut framed, options, selected).await?;
+    if layer == Layer::Rdp {
+        exchange_keys(&mut framed, channels, &server_security)?;
+    }
+    let gcc_server_certificate =
+        (!server_security.server_cert.is_empty()).then_some(server_security.server_cert);
     send_client_info(&mut framed, channels, options, address).await?;
     let connected = Instant::now();
 
@@ -188,20 +280,36 @@ async fn run(
     })
 }
 
-/// X.224 Connection Request / Confirm (MS-RDPBCGR 2.2.1.1, 2.2.1.2) asking for TLS only, then
-/// the TLS handshake. Returns the TLS stream and the protocol the server selected.
-async fn start_tls(
+/// What the X.224 negotiation came to.
+enum Negotiated {
+    /// The server selected TLS: the handshake comes next.
+    Tls(Framed<TcpStream>),
+    /// The server selected Standard RDP Security.
+    Rdp(Framed<TcpStream>),
+    /// The server refused TLS with SSL_NOT_ALLOWED_BY_SERVER and the client may try again
+    /// without it.
+    RdpOnNewConnection,
+}
+
+/// X.224 Connection Request / Confirm (MS-RDPBCGR 2.2.1.1, 2.2.1.2): TLS asked for under
+/// `Negotiate` and `Tls`, PROTOCOL_RDP under `Rdp`. `Negotiate` takes Standard RDP Security
+/// when the server selects it or refuses TLS with SSL_NOT_ALLOWED_BY_SERVER.
+async fn negotiate(
     tcp: TcpStream,
-    address: SocketAddr,
     options: &ClientOptions,
-) -> Result<(TlsStream<TcpStream>, SecurityProtocol), ClientError> {
+    security: ClientSecurity,
+) -> Result<Negotiated, ClientError> {
     const CONFIRM: &str = "X.224 Connection Confirm";
     let mut framed = Framed::new(tcp, options.timeout, Peer::Server);
+    let asked = match security {
+        ClientSecurity::Negotiate | ClientSecurity::Tls => SecurityProtocol::SSL,
+        ClientSecurity::Rdp => SecurityProtocol::empty(),
+    };
     let request = nego::ConnectionRequest {
         // mstsc's routing cookie, "Cookie: mstshash=USER".
         nego_data: Some(nego::NegoRequestData::cookie(options.user.clone())),
         flags: nego::RequestFlags::empty(),
-        protocol: SecurityProtocol::SSL,
+        protocol: asked,
         correlation_info: None,
     };
     framed
@@ -213,19 +321,49 @@ async fn start_tls(
         .0;
     let selected = match confirm {
         nego::ConnectionConfirm::Response { protocol, .. } => protocol,
+        nego::ConnectionConfirm::Failure { code }
+            if security == ClientSecurity::Negotiate
+                && code == nego::FailureCode::SSL_NOT_ALLOWED_BY_SERVER =>
+        {
+            return Ok(Negotiated::RdpOnNewConnection)
+        }
         nego::ConnectionConfirm::Failure { code } => {
             return Err(protocol(
                 CONFIRM,
-                format!("the server refused TLS: negotiation failure {code:?}"),
+                format!(
+                    "the server refused {}: {}",
+                    describe_protocols(asked),
+                    describe_failure(code)
+                ),
             ))
         }
     };
-    if selected != SecurityProtocol::SSL {
+    // Under Negotiate the server may also select Standard RDP Security itself (xrdp 0.9.21 set
+    // to security_layer=rdp does), as mstsc lets it.
+    let rdp_selected = security == ClientSecurity::Negotiate && selected.is_empty();
+    if selected != asked && !rdp_selected {
         return Err(protocol(
             CONFIRM,
-            format!("the server selected {selected:?}; the client asked for TLS only"),
+            format!(
+                "the server selected {}; the client asked for {} only",
+                describe_protocols(selected),
+                describe_protocols(asked)
+            ),
         ));
     }
+    Ok(if selected == SecurityProtocol::SSL {
+        Negotiated::Tls(framed)
+    } else {
+        Negotiated::Rdp(framed)
+    })
+}
+
+/// The TLS handshake after the server selected TLS.
+async fn start_tls(
+    framed: Framed<TcpStream>,
+    address: SocketAddr,
+    options: &ClientOptions,
+) -> Result<TlsStream<TcpStream>, ClientError> {
     if framed.has_buffered() {
         return Err(protocol(
             "TLS handshake",
@@ -233,7 +371,7 @@ async fn start_tls(
         ));
     }
     let connector = tls::connector().map_err(ClientError::TlsConfig)?;
-    let tls = tokio::time::timeout(
+    tokio::time::timeout(
         options.timeout,
         connector.connect(
             ServerName::IpAddress(address.ip().into()),
@@ -242,18 +380,85 @@ async fn start_tls(
     )
     .await
     .map_err(|_| timeout("TLS handshake", options.timeout))?
-    .map_err(ClientError::Tls)?;
-    Ok((tls, selected))
+    .map_err(ClientError::Tls)
+}
+
+/// The Security Exchange (MS-RDPBCGR 2.2.1.10): a client random encrypted with the key of the
+/// server's certificate, then Standard RDP Security in force (5.3.5). Nothing to do at
+/// encryption level None. The client's licensing PDUs are encrypted too and it asks for the
+/// server's (SEC_LICENSE_ENCRYPT_SC), as xfreerdp 2.11.7 does; MACs are plain, which every
+/// server checks (xrdp 0.9.21 checks no other).
+fn exchange_keys<S>(
+    framed: &mut Framed<S>,
+    channels: Channels,
+    server: &gcc::ServerSecurityData,
+) -> Result<(), ClientError> {
+    const STAGE: &str = "Security Exchange";
+    if server.encryption_method.is_empty() {
+        return Ok(());
+    }
+    let method = EncryptionMethod::from_wire(server.encryption_method.bits()).ok_or_else(|| {
+        protocol(
+            "MCS Connect Response",
+            format!(
+                "the server chose encryption method {:#x}, not one of RC4's",
+                server.encryption_method.bits()
+            ),
+        )
+    })?;
+    let server_random = server.server_random.ok_or_else(|| {
+        protocol(
+            "MCS Connect Response",
+            "Server Security Data without a server random",
+        )
+    })?;
+    let key = server_public_key(&server.server_cert)
+        .ok_or_else(|| protocol("MCS Connect Response", "no usable server certificate"))?;
+    let mut client_random = [0u8; CLIENT_RANDOM_LEN];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut client_random);
+    let encrypted = key
+        .encrypt_client_random(&client_random)
+        .map_err(|e| encode_error(STAGE, e))?;
+    let exchange = SecurityExchangePdu::new(&encrypted, true)
+        .to_vec()
+        .map_err(|e| encode_error(STAGE, e))?;
+    framed.queue(
+        STAGE,
+        &X224(mcs::SendDataRequest {
+            initiator_id: channels.user_id,
+            channel_id: channels.io_channel,
+            user_data: Cow::Owned(exchange),
+        }),
+    )?;
+    let keys = derive_rdp_session_keys(&client_random, &server_random, method);
+    framed.start_rdp_security(RdpSecurity {
+        layer: RdpSecurityLayer::new(&keys, Side::Client),
+        encrypt_sent: true,
+        encrypt_licensing: true,
+        licensing_flags: SecurityFlags::default(),
+    });
+    Ok(())
+}
+
+/// The public key of the Server Security Data's certificate: a proprietary one (MS-RDPBCGR
+/// 2.2.1.4.3.1.1) or the leaf of an X.509 chain.
+fn server_public_key(certificate: &[u8]) -> Option<LicensingPublicKey> {
+    match ServerCertificate::decode(certificate).ok()?.chain {
+        CertificateChain::Proprietary(cert) => {
+            LicensingPublicKey::from_proprietary(&cert.public_key).ok()
+        }
+        CertificateChain::X509(chain) => LicensingPublicKey::from_x509_der(chain.leaf()?.der).ok(),
+    }
 }
 
 /// MCS Connect Initial / Response with the GCC blocks (2.2.1.3, 2.2.1.4), Erect Domain, Attach
 /// User and the channel joins (2.2.1.5 – 2.2.1.9). Returns the channels and the Server Security
-/// Data's certificate, if it carried one.
+/// Data.
 async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     options: &ClientOptions,
     selected: SecurityProtocol,
-) -> Result<(Channels, Option<Vec<u8>>), ClientError> {
+) -> Result<(Channels, gcc::ServerSecurityData), ClientError> {
     const STAGE: &str = "MCS Connect Initial";
     let initial = mcs::ConnectInitial::with_gcc_blocks(client_gcc_blocks(options, selected))
         .map_err(|e| encode_error(STAGE, e))?;
@@ -279,8 +484,7 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
     // Channels the server assigned beyond the I/O channel: none were asked for, but a server
     // that assigns some expects them joined.
     let static_channels = blocks.network.channel_ids;
-    let server_certificate =
-        (!blocks.security.server_cert.is_empty()).then_some(blocks.security.server_cert);
+    let server_security = blocks.security;
 
     // The Erect Domain Request needs no answer: it leaves with the Attach User Request.
     framed.queue(
@@ -337,12 +541,12 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
             ));
         }
     }
-    Ok((channels, server_certificate))
+    Ok((channels, server_security))
 }
 
 /// The client's GCC blocks: core data (its name, a 1024x768 desktop, the selected protocol),
-/// security data with no RDP encryption (TLS carries everything) and network data with no
-/// static channels.
+/// security data (no RDP encryption over TLS, which carries everything; 40-, 56- and 128-bit
+/// RC4 under Standard RDP Security) and network data with no static channels.
 fn client_gcc_blocks(options: &ClientOptions, selected: SecurityProtocol) -> gcc::ClientGccBlocks {
     use gcc::{
         ClientCoreData, ClientCoreOptionalData, ClientEarlyCapabilityFlags, ClientNetworkData,
@@ -394,7 +598,11 @@ fn client_gcc_blocks(options: &ClientOptions, selected: SecurityProtocol) -> gcc
             },
         },
         security: ClientSecurityData {
-            encryption_methods: EncryptionMethod::empty(),
+            encryption_methods: if selected.is_empty() {
+                EncryptionMethod::BIT_40 | EncryptionMethod::BIT_56 | EncryptionMethod::BIT_128
+            } else {
+                EncryptionMethod::empty()
+            },
             ext_encryption_methods: 0,
         },
         // Present though empty: the specification requires the block; FreeRDP omits it.
@@ -458,7 +666,8 @@ async fn send_client_info<S: AsyncRead + AsyncWrite + Unpin>(
         },
     };
     let direction = SendDataDirection::Request;
-    Ok(send_io(framed, "Client Info", direction, channels, &info).await?)
+    queue_io_with_header(framed, "Client Info", direction, channels, &info)?;
+    Ok(framed.flush("Client Info").await?)
 }
 
 /// What the client does with a share control PDU while it waits for the server to end.

@@ -20,6 +20,6 @@ pub use license_dir::{
     freerdp_hwid, freerdp_license_path, Layout, LicenseDir, LicenseDirError, RegFileError,
     StoredLicense, MAX_LICENSE_LEN,
 };
-pub use options::{ClientOptions, PLATFORM_ID};
+pub use options::{ClientOptions, ClientSecurity, PLATFORM_ID};
 pub use report::{ClientReport, Ending, LicensingOutcome, Timings};
 pub use store::{MemoryLicenses, StoreLicense};

@@ -26,6 +26,22 @@ pub struct ClientOptions {
     /// Close the connection as soon as the session is active, instead of reading on until the
     /// server ends it.
     pub disconnect_after_activation: bool,
+    /// The security layer the client asks for.
+    pub security: ClientSecurity,
+}
+
+/// The security layer the emulated client asks for in its X.224 Connection Request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClientSecurity {
+    /// As mstsc does: TLS, and Standard RDP Security on a new connection when the server
+    /// answers SSL_NOT_ALLOWED_BY_SERVER.
+    #[default]
+    Negotiate,
+    /// TLS only.
+    Tls,
+    /// Standard RDP Security only (PROTOCOL_RDP): RC4 at the strongest of 40, 56 and 128 bits
+    /// the server picks.
+    Rdp,
 }
 
 /// The password stays out of logs and panic messages.
@@ -41,6 +57,7 @@ impl std::fmt::Debug for ClientOptions {
                 "disconnect_after_activation",
                 &self.disconnect_after_activation,
             )
+            .field("security", &self.security)
             .finish()
     }
 }
@@ -87,6 +104,7 @@ mod tests {
             },
             timeout: Duration::from_secs(1),
             disconnect_after_activation: false,
+            security: ClientSecurity::default(),
         }
     }
 

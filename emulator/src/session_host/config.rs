@@ -77,7 +77,52 @@ pub struct HostConfig {
     /// Who does the RSA private-key operations: the host's premaster decryption and, with the
     /// embedded license server, its CAL signatures.
     pub rsa_backend: RsaBackend,
+    /// Which security layer the host accepts clients with.
+    pub security: SecurityLayer,
+    /// What Standard RDP Security encrypts, when a client comes without TLS.
+    pub encryption_level: EncryptionLevel,
     pub faults: Faults,
+}
+
+/// The host's security layer, as Windows' "Require use of specific security layer" setting
+/// names them (MS-RDPBCGR 5.3 Standard RDP Security, 5.4 Enhanced RDP Security with TLS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SecurityLayer {
+    /// Windows' default: TLS when the client offers it, Standard RDP Security when it offers
+    /// nothing else.
+    #[default]
+    Negotiate,
+    /// TLS only: a client that does not offer it gets SSL_REQUIRED_BY_SERVER.
+    Tls,
+    /// Standard RDP Security only: a client that offers TLS gets SSL_NOT_ALLOWED_BY_SERVER
+    /// (MS-RDPBCGR 2.2.1.2.2) and may come back without it.
+    Rdp,
+}
+
+/// The encryption level of Standard RDP Security (MS-RDPBCGR 5.3.1, 2.2.1.4.3), FIPS aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum EncryptionLevel {
+    /// Nothing encrypted: no server random, no Security Exchange.
+    None,
+    /// What the client sends is encrypted, what the host sends is not.
+    Low,
+    /// Windows' default: both directions, at the strongest method the client offers.
+    #[default]
+    ClientCompatible,
+    /// Both directions at 128 bits; a client that cannot is refused.
+    High,
+}
+
+impl EncryptionLevel {
+    /// `encryptionLevel` of the Server Security Data.
+    pub fn wire(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Low => 1,
+            Self::ClientCompatible => 2,
+            Self::High => 3,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -94,6 +139,8 @@ impl Default for HostConfig {
             challenge: ChallengeSource::Windows,
             licensing_key_bits: None,
             rsa_backend: RsaBackend::default(),
+            security: SecurityLayer::default(),
+            encryption_level: EncryptionLevel::default(),
             faults: Faults::default(),
         }
     }
@@ -240,6 +287,8 @@ struct RawHost {
     challenge: Option<String>,
     licensing_key_bits: Option<usize>,
     rsa_backend: Option<String>,
+    security: Option<String>,
+    encryption_level: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +409,31 @@ impl HostConfig {
             rsa_backend: match raw.host.rsa_backend.as_deref() {
                 None => RsaBackend::default(),
                 Some(name) => rsa_backend(name)?,
+            },
+            security: match raw.host.security.as_deref() {
+                None | Some("negotiate") => SecurityLayer::Negotiate,
+                Some("tls") => SecurityLayer::Tls,
+                Some("rdp") => SecurityLayer::Rdp,
+                Some(other) => {
+                    return Err(InvalidConfig::value(
+                        "host.security",
+                        format!("{other:?} is not \"negotiate\", \"tls\" or \"rdp\""),
+                    ))
+                }
+            },
+            encryption_level: match raw.host.encryption_level.as_deref() {
+                None | Some("client-compatible") => EncryptionLevel::ClientCompatible,
+                Some("none") => EncryptionLevel::None,
+                Some("low") => EncryptionLevel::Low,
+                Some("high") => EncryptionLevel::High,
+                Some(other) => {
+                    return Err(InvalidConfig::value(
+                        "host.encryption-level",
+                        format!(
+                            "{other:?} is not \"none\", \"low\", \"client-compatible\" or \"high\" (FIPS is not implemented)"
+                        ),
+                    ))
+                }
             },
             product,
             faults,

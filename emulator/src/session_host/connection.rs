@@ -22,15 +22,23 @@ use ironrdp_pdu::rdp::server_error_info::{
 };
 use ironrdp_pdu::rdp::{client_info::CompressionType, ClientInfoPdu};
 use ironrdp_pdu::x224::{X224Data, X224};
-use rdpele_proto::envelope::SendDataDirection;
+use rand::SeedableRng;
+use rdpele_proto::crypto::{derive_rdp_session_keys, EncryptionMethod, Side, SERVER_RANDOM_LEN};
+use rdpele_proto::envelope::{
+    RdpSecurityLayer, SecurityExchangePdu, SecurityFlags, SendDataDirection,
+};
+use rdpele_proto::wire::Wire;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
+use super::config::{EncryptionLevel, SecurityLayer};
 use super::errinfo::license_error_info;
 use super::licensing::{self, LicensingContext, LicensingEnd};
 use super::Shared;
-use crate::transport::{self, Channels, Framed, Peer, TransportError, TransportErrorKind};
+use crate::transport::{
+    self, Channels, Framed, Peer, RdpSecurity, TransportError, TransportErrorKind,
+};
 
 const USER_CHANNEL_ID: u16 = Channels::HOST.user_id;
 const IO_CHANNEL_ID: u16 = Channels::HOST.io_channel;
@@ -141,6 +149,43 @@ const PDUTYPE_CONFIRM_ACTIVE: u8 = 0x3;
 fn is_confirm_active(bytes: &[u8]) -> bool {
     send_data(bytes, |data| {
         Some(data.get(2)? & 0x0F == PDUTYPE_CONFIRM_ACTIVE)
+    })
+    .unwrap_or(false)
+}
+
+/// Whether a Confirm Active's General Capability Set (MS-RDPBCGR 2.2.7.1.1) has
+/// ENC_SALTED_CHECKSUM in its extraFlags: the client can check salted MACs.
+fn client_salted_checksums(confirm_active: &[u8]) -> bool {
+    /// Share Control Header (6), shareId (4), originatorId (2): where lengthSourceDescriptor is.
+    const SOURCE_DESCRIPTOR_LENGTH_OFFSET: usize = 12;
+    const CAPSTYPE_GENERAL: u16 = 0x0001;
+    /// capabilitySetType, lengthCapability, osMajorType, osMinorType, protocolVersion,
+    /// pad2octetsA, generalCompressionTypes: where extraFlags is in the set.
+    const EXTRA_FLAGS_OFFSET: usize = 14;
+    const ENC_SALTED_CHECKSUM: u16 = 0x0010;
+    let u16_at = |data: &[u8], at: usize| -> Option<u16> {
+        Some(u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]))
+    };
+    send_data(confirm_active, |data| {
+        let source_len = usize::from(u16_at(data, SOURCE_DESCRIPTOR_LENGTH_OFFSET)?);
+        // lengthCombinedCapabilities (2), the source descriptor, numberCapabilities (2) and
+        // pad2Octets (2).
+        let sets_start = SOURCE_DESCRIPTOR_LENGTH_OFFSET + 4 + source_len;
+        let count = u16_at(data, sets_start.checked_sub(4)?)?;
+        let mut at = sets_start;
+        for _ in 0..count {
+            let kind = u16_at(data, at)?;
+            let len = usize::from(u16_at(data, at + 2)?);
+            if kind == CAPSTYPE_GENERAL {
+                let flags = u16_at(data, at + EXTRA_FLAGS_OFFSET)?;
+                return Some(flags & ENC_SALTED_CHECKSUM != 0);
+            }
+            if len < 4 {
+                return None;
+            }
+            at += len;
+        }
+        None
     })
     .unwrap_or(false)
 }
@@ -267,25 +312,37 @@ pub async fn serve_connection(
     let request_bytes = framed.read_pdu("X.224 Connection Request").await?;
     let request: nego::ConnectionRequest = decode_x224("X.224 Connection Request", &request_bytes)?;
     let requested = request.protocol;
-    if !requested.contains(SecurityProtocol::SSL) {
-        let failure = nego::ConnectionConfirm::Failure {
-            code: nego::FailureCode::SSL_REQUIRED_BY_SERVER,
-        };
-        framed
-            .send("X.224 Connection Confirm", &X224(failure))
-            .await?;
-        return Err(protocol(
-            "X.224 negotiation",
-            format!("the client did not offer TLS (requested {requested:?}); answered SSL_REQUIRED_BY_SERVER"),
-        ));
-    }
+    let layer = match choose_layer(shared.config.security, requested) {
+        Ok(layer) => layer,
+        Err(code) => {
+            let failure = nego::ConnectionConfirm::Failure { code };
+            framed
+                .send("X.224 Connection Confirm", &X224(failure))
+                .await?;
+            return Err(protocol(
+                "X.224 negotiation",
+                format!(
+                    "the client offered {}, which the host's security layer {:?} does not take; answered {}",
+                    transport::describe_protocols(requested),
+                    shared.config.security,
+                    transport::describe_failure(code),
+                ),
+            ));
+        }
+    };
     let confirm = nego::ConnectionConfirm::Response {
         flags: nego::ResponseFlags::EXTENDED_CLIENT_DATA_SUPPORTED,
-        protocol: SecurityProtocol::SSL,
+        protocol: match layer {
+            Layer::Tls => SecurityProtocol::SSL,
+            Layer::Rdp => SecurityProtocol::empty(),
+        },
     };
     framed
         .send("X.224 Connection Confirm", &X224(confirm))
         .await?;
+    if layer == Layer::Rdp {
+        return serve_session(framed, shared, peer, index, requested, layer).await;
+    }
     if framed.has_buffered() {
         return Err(protocol(
             "TLS",
@@ -302,8 +359,148 @@ pub async fn serve_connection(
             )
         })?
         .map_err(ConnError::Tls)?;
-    let mut framed = Framed::new(tls, timeout, Peer::Client);
+    let framed = Framed::new(tls, timeout, Peer::Client);
+    serve_session(framed, shared, peer, index, requested, layer).await
+}
 
+/// The security layer a connection runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    /// Enhanced RDP Security with TLS (MS-RDPBCGR 5.4).
+    Tls,
+    /// Standard RDP Security (MS-RDPBCGR 5.3).
+    Rdp,
+}
+
+/// The security layer the host selects for what the client requested (MS-RDPBCGR 3.3.5.3.1),
+/// or the failure code it answers with. Under "negotiate", as Windows' default does: TLS when
+/// offered, Standard RDP Security for a client that requests nothing else (PROTOCOL_RDP).
+fn choose_layer(
+    setting: SecurityLayer,
+    requested: SecurityProtocol,
+) -> Result<Layer, nego::FailureCode> {
+    let offers_tls = requested.contains(SecurityProtocol::SSL);
+    match setting {
+        SecurityLayer::Negotiate | SecurityLayer::Tls if offers_tls => Ok(Layer::Tls),
+        SecurityLayer::Negotiate if requested.is_empty() => Ok(Layer::Rdp),
+        SecurityLayer::Negotiate | SecurityLayer::Tls => {
+            Err(nego::FailureCode::SSL_REQUIRED_BY_SERVER)
+        }
+        SecurityLayer::Rdp if requested.is_empty() => Ok(Layer::Rdp),
+        SecurityLayer::Rdp => Err(nego::FailureCode::SSL_NOT_ALLOWED_BY_SERVER),
+    }
+}
+
+/// What Standard RDP Security the host chose for a connection (MS-RDPBCGR 5.3.2): the level
+/// the host is configured with and the strongest method the client offers, with the server
+/// random the keys come from.
+#[derive(Clone, Copy, Debug)]
+struct Standard {
+    level: EncryptionLevel,
+    /// `None` at encryption level None: nothing to encrypt, no Security Exchange.
+    method: Option<EncryptionMethod>,
+    server_random: [u8; SERVER_RANDOM_LEN],
+}
+
+impl Standard {
+    fn choose(level: EncryptionLevel, client: &gcc::ClientSecurityData) -> Result<Self, ConnError> {
+        const STAGE: &str = "MCS Connect Initial";
+        let mut server_random = [0u8; SERVER_RANDOM_LEN];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut server_random);
+        if level == EncryptionLevel::None {
+            return Ok(Self {
+                level,
+                method: None,
+                server_random,
+            });
+        }
+        // French-locale clients put their methods in extEncryptionMethods and leave
+        // encryptionMethods 0 (MS-RDPBCGR 2.2.1.3.3).
+        let offered = match client.encryption_methods.bits() {
+            0 => client.ext_encryption_methods,
+            methods => methods,
+        };
+        let method = match (level, EncryptionMethod::strongest_of(offered)) {
+            (_, None) => {
+                return Err(protocol(
+                    STAGE,
+                    format!("the client offers no RC4 encryption method (encryptionMethods {offered:#x}), which Standard RDP Security at level {level:?} needs"),
+                ))
+            }
+            (EncryptionLevel::High, Some(method)) if method != EncryptionMethod::Bits128 => {
+                return Err(protocol(
+                    STAGE,
+                    format!("the client offers {method} at best; encryption level High requires 128-bit RC4"),
+                ))
+            }
+            (_, Some(method)) => method,
+        };
+        Ok(Self {
+            level,
+            method: Some(method),
+            server_random,
+        })
+    }
+
+    /// The Server Security Data (MS-RDPBCGR 2.2.1.4.3): the method, the level, the server
+    /// random and the host's proprietary certificate.
+    fn server_data(&self, certificate: &[u8]) -> gcc::ServerSecurityData {
+        let Some(method) = self.method else {
+            return gcc::ServerSecurityData::no_security();
+        };
+        gcc::ServerSecurityData {
+            encryption_method: gcc::EncryptionMethod::from_bits_retain(method.wire()),
+            encryption_level: match self.level {
+                EncryptionLevel::None => gcc::EncryptionLevel::None,
+                EncryptionLevel::Low => gcc::EncryptionLevel::Low,
+                EncryptionLevel::ClientCompatible => gcc::EncryptionLevel::ClientCompatible,
+                EncryptionLevel::High => gcc::EncryptionLevel::High,
+            },
+            server_random: Some(self.server_random),
+            server_cert: certificate.to_vec(),
+        }
+    }
+}
+
+/// Reads the client's Security Exchange PDU (MS-RDPBCGR 2.2.1.10), decrypts its client random
+/// with the host's key and puts Standard RDP Security in force on `framed`.
+fn start_standard_security<S>(
+    framed: &mut Framed<S>,
+    shared: &Shared,
+    standard: &Standard,
+    method: EncryptionMethod,
+    exchange_bytes: &[u8],
+) -> Result<(), ConnError> {
+    const STAGE: &str = "Security Exchange";
+    let request: mcs::SendDataRequest<'_> = decode_x224(STAGE, exchange_bytes)?;
+    let exchange =
+        SecurityExchangePdu::decode(&request.user_data).map_err(|e| protocol(STAGE, e))?;
+    let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
+    let client_random = shared
+        .machine_config
+        .private_key
+        .decrypt_client_random(exchange.encrypted_client_random, &mut rng)
+        .map_err(|e| protocol(STAGE, format!("the encrypted client random: {e}")))?;
+    let keys = derive_rdp_session_keys(&client_random, &standard.server_random, method);
+    framed.start_rdp_security(RdpSecurity {
+        layer: RdpSecurityLayer::new(&keys, Side::Server),
+        encrypt_sent: standard.level >= EncryptionLevel::ClientCompatible,
+        encrypt_licensing: exchange.license_encrypt(),
+        licensing_flags: SecurityFlags::SEC_LICENSE_ENCRYPT_CS,
+    });
+    Ok(())
+}
+
+/// The connection after the security layer is in place: MCS, channels, Client Info,
+/// licensing, capability exchange and finalization.
+async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut framed: Framed<S>,
+    shared: Arc<Shared>,
+    peer: String,
+    index: u64,
+    requested: SecurityProtocol,
+    layer: Layer,
+) -> Result<ConnectionEnd, ConnError> {
     // MCS Connect Initial / Response with the GCC blocks (2.2.1.3, 2.2.1.4).
     let initial_bytes = framed.read_pdu("MCS Connect Initial").await?;
     let initial: mcs::ConnectInitial = {
@@ -311,6 +508,13 @@ pub async fn serve_connection(
         decode(data.data.as_ref()).map_err(|e| protocol("MCS Connect Initial", e))?
     };
     let blocks = initial.conference_create_request.into_gcc_blocks();
+    let standard = match layer {
+        Layer::Tls => None,
+        Layer::Rdp => Some(Standard::choose(
+            shared.config.encryption_level,
+            &blocks.security,
+        )?),
+    };
     let mut identity = ClientIdentity {
         machine: blocks.core.client_name.clone(),
         user: String::new(),
@@ -332,7 +536,10 @@ pub async fn serve_connection(
             channel_ids: channel_ids.clone(),
             io_channel: IO_CHANNEL_ID,
         },
-        security: gcc::ServerSecurityData::no_security(),
+        security: match &standard {
+            Some(standard) => standard.server_data(&shared.rdp_certificate),
+            None => gcc::ServerSecurityData::no_security(),
+        },
         message_channel: None,
         multi_transport_channel: None,
     };
@@ -406,8 +613,24 @@ pub async fn serve_connection(
             .await?;
     }
 
+    // Standard RDP Security: the Security Exchange (2.2.1.10), then everything encrypted.
+    let mut next = client_info_first;
+    if let Some((standard, method)) = standard
+        .as_ref()
+        .and_then(|standard| Some((standard, standard.method?)))
+    {
+        let exchange = match next.take() {
+            Some(bytes) => bytes,
+            None => framed.read_pdu("Security Exchange").await?,
+        };
+        start_standard_security(&mut framed, &shared, standard, method, &exchange)?;
+        info!(peer, %method, level = ?standard.level, "Standard RDP Security");
+    } else if let Some(standard) = &standard {
+        info!(peer, level = ?standard.level, "Standard RDP Security without encryption");
+    }
+
     // Client Info (2.2.1.11).
-    let info_bytes = match client_info_first {
+    let info_bytes = match next {
         Some(bytes) => bytes,
         None => framed.read_pdu("Client Info").await?,
     };
@@ -492,6 +715,13 @@ pub async fn serve_connection(
             return Ok(ConnectionEnd::ClientAborted);
         }
         if is_confirm_active(&bytes) {
+            // Both ends advertise salted MACs (the host in its General Capability Set): the
+            // host's PDUs carry them from here on (MS-RDPBCGR 5.3.6.1.1).
+            if client_salted_checksums(&bytes) {
+                if let Some(security) = framed.rdp_security() {
+                    security.layer.use_salted_checksums(true);
+                }
+            }
             break;
         }
     }
@@ -611,7 +841,12 @@ fn capabilities((width, height): (u16, u16)) -> Vec<CapabilitySet> {
         OrderFlags, OrderSupportExFlags, Pointer, VirtualChannel, VirtualChannelFlags,
     };
     vec![
-        CapabilitySet::General(General::default()),
+        // ENC_SALTED_CHECKSUM, as Windows hosts advertise it: a client that can, checks the
+        // host's salted MACs under Standard RDP Security.
+        CapabilitySet::General(General {
+            extra_flags: capability_sets::GeneralExtraFlags::ENC_SALTED_CHECKSUM,
+            ..General::default()
+        }),
         CapabilitySet::Bitmap(Bitmap {
             pref_bits_per_pix: 32,
             desktop_width: width,

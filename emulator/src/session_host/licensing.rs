@@ -190,7 +190,7 @@ fn queue_licensing<S>(
 ) -> Result<(), ConnError> {
     let frame =
         transport::queue_licensing(framed, SendDataDirection::Indication, Channels::HOST, pdu)?;
-    recorder.record("server", frame);
+    recorder.record("server", &frame);
     Ok(())
 }
 

@@ -91,6 +91,10 @@ pub struct Shared {
     config: HostConfig,
     tls: tokio_rustls::TlsAcceptor,
     machine_config: ServerConfig,
+    /// The host's proprietary certificate for the Server Security Data of Standard RDP
+    /// Security (MS-RDPBCGR 2.2.1.4.3.1.1): the licensing key's, signed with the Terminal
+    /// Services key as Windows signs its own.
+    rdp_certificate: Vec<u8>,
     backend: Arc<Backend>,
 }
 
@@ -170,6 +174,8 @@ impl Shared {
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
                 .map_err(|e| error("licensing certificate", e))?;
+        let rdp_certificate = rdpele_proto::crypto::proprietary_certificate(&key.public_key())
+            .map_err(|e| error("proprietary certificate", e))?;
         let machine_config = ServerConfig {
             preamble_flags: PreambleFlags(PreambleFlags::PREAMBLE_VERSION_3_0),
             product_version: config
@@ -227,6 +233,7 @@ impl Shared {
             tls: tokio_rustls::TlsAcceptor::from(tls),
             config,
             machine_config,
+            rdp_certificate,
             backend,
             options,
         }))

@@ -18,13 +18,15 @@ pub enum CryptoError {
     #[error("certificate subject key algorithm {oid} is not RSA")]
     UnsupportedKeyAlgorithm { oid: String },
     #[error(
-        "encrypted premaster secret is {actual} bytes, more than {} (modulus length + 8)",
+        "encrypted secret (premaster or client random) is {actual} bytes, more than {} (modulus length + 8)",
         modulus_len + 8
     )]
     EncryptedPremasterLength { actual: usize, modulus_len: usize },
-    #[error("encrypted premaster secret is not smaller than the modulus")]
+    #[error("encrypted secret (premaster or client random) is not smaller than the modulus")]
     CiphertextOutOfRange,
-    #[error("decrypted premaster secret has non-zero bytes beyond the first 48")]
+    #[error(
+        "decrypted secret has non-zero bytes beyond its length (48 for a premaster, 32 for a client random)"
+    )]
     PremasterOutOfRange,
     #[error("private-key operation failed")]
     PrivateKeyOperation,

@@ -10,6 +10,8 @@
 //!   RSA-SHA1 CAL signatures.
 //! - [`proprietary_certificate`], [`verify_proprietary_certificate`]: proprietary certificates
 //!   signed with the published Terminal Services key (MS-RDPBCGR 5.3.3.1).
+//! - [`derive_rdp_session_keys`], [`RdpCipher`], [`rdp_mac`]: Standard RDP Security's session
+//!   keys, RC4 keystreams, MACs (plain and salted) and key updates (MS-RDPBCGR 5.3.5 – 5.3.7).
 //! - [`Secret`]: secrets that never print and are wiped on drop.
 //!
 //! [MS-RDPELE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rdpele/3d3f160a-3ab3-4dfb-ba4e-47c27cd79409
@@ -52,6 +54,7 @@ mod keys;
 mod mac;
 mod proprietary;
 mod rc4;
+mod rdp_security;
 mod rsa;
 mod rsa_backend;
 mod secret;
@@ -67,6 +70,10 @@ pub use proprietary::{
     TS_SIGNING_KEY_MODULUS, TS_SIGNING_KEY_PRIVATE_EXPONENT, TS_SIGNING_KEY_PUBLIC_EXPONENT,
 };
 pub use rc4::rc4;
+pub use rdp_security::{
+    derive_rdp_session_keys, rdp_mac, EncryptionMethod, RdpCipher, RdpSessionKeys, Side,
+    KEY_UPDATE_INTERVAL, RDP_MAC_LEN,
+};
 pub use rsa::{
     LicensingPrivateKey, LicensingPublicKey, RsaPublicKeyBlob, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
     WIRE_PADDING_LEN,

@@ -19,8 +19,9 @@ pub fn rc4(key: &[u8; SESSION_KEY_LEN], data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The RC4 state (ARCFOUR): a permutation of the byte values and two indices.
-struct Rc4 {
+/// The RC4 state (ARCFOUR): a permutation of the byte values and two indices. Standard RDP
+/// Security keeps one per direction for the whole connection (MS-RDPBCGR 5.3.6).
+pub(super) struct Rc4 {
     state: [u8; 256],
     i: u8,
     j: u8,
@@ -28,7 +29,7 @@ struct Rc4 {
 
 impl Rc4 {
     /// Key scheduling (KSA). `key` must not be empty.
-    fn new(key: &[u8]) -> Self {
+    pub(super) fn new(key: &[u8]) -> Self {
         let mut state = [0u8; 256];
         for (slot, value) in state.iter_mut().zip(0..=u8::MAX) {
             *slot = value;
@@ -42,7 +43,7 @@ impl Rc4 {
     }
 
     /// XORs the keystream (PRGA) into `data`.
-    fn apply(&mut self, data: &mut [u8]) {
+    pub(super) fn apply(&mut self, data: &mut [u8]) {
         for byte in data {
             self.i = self.i.wrapping_add(1);
             self.j = self.j.wrapping_add(Self::at(&self.state, self.i));

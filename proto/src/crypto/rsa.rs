@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::error::CryptoError;
-use super::keys::PREMASTER_SECRET_LEN;
+use super::keys::{CLIENT_RANDOM_LEN, PREMASTER_SECRET_LEN};
 #[cfg(feature = "openssl")]
 use super::rsa_backend::OpenSslKey;
 use super::rsa_backend::{PrivateKeyOperations, RsaBackend, SignatureHash};
@@ -184,19 +184,36 @@ impl LicensingPublicKey {
         premaster: &[u8; PREMASTER_SECRET_LEN],
         backend: RsaBackend,
     ) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_le_secret(premaster, backend)
+    }
+
+    /// MS-RDPBCGR 5.3.4.1: the client random encrypted for a Security Exchange PDU, laid out
+    /// as [`Self::encrypt_premaster`] lays out a premaster (modulus length + 8 bytes).
+    pub fn encrypt_client_random(
+        &self,
+        client_random: &[u8; CLIENT_RANDOM_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_le_secret(client_random, RsaBackend::default())
+    }
+
+    fn encrypt_le_secret<const N: usize>(
+        &self,
+        secret: &[u8; N],
+        backend: RsaBackend,
+    ) -> Result<Vec<u8>, CryptoError> {
         let k = self.modulus_len();
         #[cfg(feature = "openssl")]
         if backend == RsaBackend::OpenSsl {
-            // Big-endian for OpenSSL: the premaster's bytes reversed at the block's end.
+            // Big-endian for OpenSSL: the secret's bytes reversed at the block's end.
             let mut block = vec![0u8; k];
             let tail = block
                 .len()
-                .checked_sub(PREMASTER_SECRET_LEN)
+                .checked_sub(N)
                 .and_then(|start| block.get_mut(start..))
                 .ok_or(CryptoError::InvalidPublicKey(
-                    "modulus is smaller than a premaster",
+                    "modulus is smaller than the secret",
                 ))?;
-            tail.copy_from_slice(premaster);
+            tail.copy_from_slice(secret);
             tail.reverse();
             let mut out = super::rsa_backend::public_encrypt_raw(
                 &self.key.n_bytes(),
@@ -210,8 +227,8 @@ impl LicensingPublicKey {
         if !backend.is_available() {
             return Err(CryptoError::RsaBackendUnavailable { backend });
         }
-        let m = BoxedUint::from_le_slice(premaster, self.key.n_bits_precision())
-            .map_err(|_| CryptoError::InvalidPublicKey("modulus is smaller than a premaster"))?;
+        let m = BoxedUint::from_le_slice(secret, self.key.n_bits_precision())
+            .map_err(|_| CryptoError::InvalidPublicKey("modulus is smaller than the secret"))?;
         let c = rsa_encrypt(&self.key, &m)
             .map_err(|_| CryptoError::InvalidPublicKey("rejected by the RSA implementation"))?;
         let mut out = c.to_le_bytes().into_vec();
@@ -435,6 +452,28 @@ impl LicensingPrivateKey {
         encrypted: &[u8],
         rng: &mut R,
     ) -> Result<[u8; PREMASTER_SECRET_LEN], CryptoError> {
+        self.decrypt_le_secret(encrypted, rng)
+    }
+
+    /// MS-RDPBCGR 5.3.4.1 and 2.2.1.10.1: the client random of a Security Exchange PDU
+    /// (Standard RDP Security), read and decrypted exactly as [`Self::decrypt_premaster`] reads
+    /// a premaster — one little-endian integer of up to the modulus length + 8 bytes, blinded —
+    /// and returned as its 32 bytes.
+    pub fn decrypt_client_random<R: CryptoRng + ?Sized>(
+        &self,
+        encrypted: &[u8],
+        rng: &mut R,
+    ) -> Result<[u8; CLIENT_RANDOM_LEN], CryptoError> {
+        self.decrypt_le_secret(encrypted, rng)
+    }
+
+    /// Raw little-endian RSA decryption of a secret of `N` bytes: the premaster (48) or the
+    /// client random (32).
+    fn decrypt_le_secret<const N: usize, R: CryptoRng + ?Sized>(
+        &self,
+        encrypted: &[u8],
+        rng: &mut R,
+    ) -> Result<[u8; N], CryptoError> {
         let k = self.modulus_len();
         if encrypted.len() > k.saturating_add(WIRE_PADDING_LEN) {
             return Err(CryptoError::EncryptedPremasterLength {
@@ -464,17 +503,17 @@ impl LicensingPrivateKey {
             #[cfg(feature = "openssl")]
             Backend::OpenSsl(native) => native.rsadp(&ciphertext_be, rng),
         }?;
-        // Little-endian, the premaster is the last 48 bytes of the big-endian block.
-        let (high, premaster_be) = plaintext_be
-            .split_at_checked(k.saturating_sub(PREMASTER_SECRET_LEN))
+        // Little-endian, the secret is the last N bytes of the big-endian block.
+        let (high, secret_be) = plaintext_be
+            .split_at_checked(k.saturating_sub(N))
             .ok_or(CryptoError::PrivateKeyOperation)?;
         // Fold every high byte in, then decide once: no early exit on the first non-zero byte.
         let high_bits = high.iter().fold(0u8, |acc, byte| acc | byte);
         if !bool::from(high_bits.ct_eq(&0)) {
             return Err(CryptoError::PremasterOutOfRange);
         }
-        let mut out = [0u8; PREMASTER_SECRET_LEN];
-        for (out, byte) in out.iter_mut().zip(premaster_be.iter().rev()) {
+        let mut out = [0u8; N];
+        for (out, byte) in out.iter_mut().zip(secret_be.iter().rev()) {
             *out = *byte;
         }
         Ok(out)

@@ -12,7 +12,9 @@
 mod fast_path;
 mod licensing_frame;
 mod mcs;
+mod rdp_security_layer;
 mod secured_licensing_pdu;
+mod security_exchange;
 mod security_header;
 mod set_error_info;
 mod stream;
@@ -22,7 +24,9 @@ mod x224;
 pub use fast_path::FastPathPdu;
 pub use licensing_frame::{LicensingFrame, LicensingPayload};
 pub use mcs::{ConnectPdu, DomainMcsPdu, McsPduType, McsSendData, SendDataDirection};
+pub use rdp_security_layer::{Opened, RdpSecurityLayer, SecurityLayerError};
 pub use secured_licensing_pdu::SecuredLicensingPdu;
+pub use security_exchange::SecurityExchangePdu;
 pub use security_header::{
     AnySecurityHeader, FipsSecurityHeader, NonFipsSecurityHeader, SecurityFlags, SecurityHeader,
     SecurityHeaderKind,

@@ -265,8 +265,13 @@ impl Xfreerdp {
         }
     }
 
-    /// One connection through licensing to the end the host chooses.
+    /// One connection over TLS through licensing to the end the host chooses.
     pub fn connect(&self, host: &Host) -> Run {
+        self.connect_with(host, "/sec:tls")
+    }
+
+    /// [`Self::connect`] with `security` (`/sec:tls`, `/sec:rdp`) for the security layer.
+    pub fn connect_with(&self, host: &Host, security: &str) -> Run {
         // xfreerdp logs to both streams; one file keeps them in order.
         let log = self.home.join("xfreerdp.log");
         let file = std::fs::File::create(&log).unwrap();
@@ -274,7 +279,7 @@ impl Xfreerdp {
             .args(["-a", "xfreerdp"])
             .arg(format!("/v:{}", host.address()))
             .arg(format!("/u:{}", self.user))
-            .args(["/p:secret", "/cert:ignore", "/sec:tls"])
+            .args(["/p:secret", "/cert:ignore", security])
             .arg(format!("/client-hostname:{}", self.hostname))
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
