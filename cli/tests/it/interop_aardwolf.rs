@@ -1,6 +1,7 @@
 // Test code: unwrap/expect/panic/indexing are fine here.
 //! aardwolf 0.2.16 (PyPI; `interop/aardwolf/connect.py` in the virtualenv `./scripts/test`
-//! makes) against `rdpele serve` at its default settings, over TLS. aardwolf does not join the
+//! makes) against `rdpele serve` at its default settings, over TLS and over Standard RDP
+//! Security (its 128-bit RC4, asked for with PROTOCOL_RDP only). aardwolf does not join the
 //! MCS user channel and overstates its finalization PDUs' totalLength, as Windows lets it; it
 //! keeps no CAL, so its second connection is a New License Request from a device the license
 //! server knows by its HWID, whose validated temporary CAL is then upgraded.
@@ -23,8 +24,8 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/aardwolf")
 }
 
-/// One connection; the JSON line `connect.py` prints.
-fn connect(host: &Host) -> Value {
+/// One connection over `security` (tls or rdp); the JSON line `connect.py` prints.
+fn connect(host: &Host, security: &str) -> Value {
     let python = interop_dir().join("venv/bin/python");
     assert!(
         python.exists(),
@@ -33,7 +34,13 @@ fn connect(host: &Host) -> Value {
     );
     let output = Command::new(python)
         .arg(interop_dir().join("connect.py"))
-        .args([host.address().as_str(), "alice", "secret"])
+        .args([
+            host.address().as_str(),
+            "alice",
+            "secret",
+            "--security",
+            security,
+        ])
         .output()
         .unwrap();
     let line = String::from_utf8_lossy(&output.stdout);
@@ -48,6 +55,15 @@ fn connect(host: &Host) -> Value {
 
 #[test]
 fn a_client_that_skips_the_user_channel_goes_temporary_then_permanent() {
+    temporary_then_permanent("tls");
+}
+
+#[test]
+fn over_standard_rdp_security_it_goes_temporary_then_permanent() {
+    temporary_then_permanent("rdp");
+}
+
+fn temporary_then_permanent(security: &str) {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     provision(&data, "per-device", "2022", "2022", 5);
@@ -57,7 +73,7 @@ fn a_client_that_skips_the_user_channel_goes_temporary_then_permanent() {
     // device, known by its HWID, gets a permanent CAL. Third: that permanent CAL issued again
     // with its expiry (no second license taken).
     for expected in ["temporary", "permanent", "permanent"] {
-        let result = connect(&host);
+        let result = connect(&host, security);
         assert_eq!(result["connected"], true, "{result}\n{}", host.log());
         let decision = host.decisions().last().cloned().unwrap_or_default();
         assert!(
@@ -67,6 +83,13 @@ fn a_client_that_skips_the_user_channel_goes_temporary_then_permanent() {
         );
     }
     assert_eq!(host.log().matches("session active").count(), 3);
+    let secured = host.log().matches("Standard RDP Security peer=").count();
+    assert_eq!(
+        secured,
+        if security == "rdp" { 3 } else { 0 },
+        "{}",
+        host.log()
+    );
     let report = admin(&data, &["report"]);
     assert_eq!(report["totals"]["per-device"]["issued"], 1, "{report}");
 }
