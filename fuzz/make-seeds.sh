@@ -69,6 +69,9 @@ xrdp_alert=$captures/xrdp-0.9.21_error_alert.bin
 xf_request=$captures/xfreerdp-2.11.7_new_license_request.bin
 xf_response=$captures/xfreerdp-2.11.7_platform_challenge_response.bin
 xf_info=$captures/xfreerdp-2.11.7_license_info.bin
+# Standard RDP Security: xfreerdp 2.11.7 /sec:rdp against xrdp 0.9.21 (proto/tests/vectors).
+rdpsec=$root/proto/tests/vectors/rdp_security/xfreerdp-2.11.7_to_xrdp-0.9.21_128bit_client_to_server.bin
+rdpsec_salted=$root/proto/tests/vectors/rdp_security/xfreerdp-2.11.7_to_xrdp-0.9.21_salted_client_to_server.bin
 
 # Synthetic: no capture holds a Server Platform Challenge. ConnectFlags 0, a 10-byte encrypted
 # challenge (the length Windows sends) in a BB_ENCRYPTED_DATA_BLOB, a 16-byte MAC.
@@ -78,7 +81,8 @@ rm -rf "$out"
 mkdir -p "$out"/{licensing_pdu,licensing_pdu_structured,license_request,new_license_request} \
     "$out"/{license_info,platform_challenge,challenge_response,new_license,upgrade_license} \
     "$out"/{error_message,server_certificate,new_license_info,challenge_response_data,hwid} \
-    "$out"/{frame,cal,server_machine,client_machine,set_error_info}
+    "$out"/{frame,cal,server_machine,client_machine,set_error_info} \
+    "$out"/{security_exchange,rdp_security}
 
 # licensing_pdu: every licensing capture from the preamble on, plus the two message types no
 # capture holds (a platform challenge, and the upgrade license relabelled as a new license:
@@ -143,6 +147,16 @@ frame 68 0001 0 "$xrdp_alert" >"$out/frame/xrdp_error_alert"
 frame 64 0006 1 "$xf_request" >"$out/frame/xfreerdp_new_license_request"
 frame 64 0006 1 "$xf_response" >"$out/frame/xfreerdp_platform_challenge_response"
 frame 64 0006 1 "$xf_info" >"$out/frame/xfreerdp_license_info"
+
+# security_exchange: xfreerdp's Security Exchange PDU userData (the TPKT at stream offset 578,
+# behind TPKT, X.224 and a Send Data Request header of 8 bytes: 272 bytes).
+bytes "$rdpsec" 593 272 >"$out/security_exchange/xfreerdp"
+# rdp_security: xfreerdp's encrypted Client Info userData (stream offset 865; plain MAC, then
+# salted), its encrypted New License Request (offset 1214) and a fast-path input PDU (2155).
+bytes "$rdpsec" 880 334 >"$out/rdp_security/xfreerdp_client_info"
+bytes "$rdpsec_salted" 880 334 >"$out/rdp_security/xfreerdp_client_info_salted"
+bytes "$rdpsec" 1229 156 >"$out/rdp_security/xfreerdp_new_license_request"
+bytes "$rdpsec" 2155 16 >"$out/rdp_security/xfreerdp_fast_path_input"
 
 # cal: the 2008 CAL of the captures and the 2019 one (moving from the CAL tests' testdata to
 # captures/; taken from wherever it is), each bare and in its NEW_LICENSE_INFO.

@@ -720,4 +720,163 @@ mod tests {
             assert_eq!(rest, [3, 0, 0, 4]);
         });
     }
+
+    /// A client and a host on one duplex pipe, Standard RDP Security in force at both ends,
+    /// the host at `level_encrypts` (Client Compatible and up) or not (Low).
+    fn secured_pair(
+        host_encrypts: bool,
+    ) -> (
+        Framed<tokio::io::DuplexStream>,
+        Framed<tokio::io::DuplexStream>,
+    ) {
+        use rdpele_proto::crypto::{derive_rdp_session_keys, EncryptionMethod, Side};
+        let keys = derive_rdp_session_keys(&[3; 32], &[4; 32], EncryptionMethod::Bits128);
+        let (near, far) = tokio::io::duplex(1 << 16);
+        let mut client = Framed::new(near, Duration::from_secs(5), Peer::Server);
+        let mut host = Framed::new(far, Duration::from_secs(5), Peer::Client);
+        client.start_rdp_security(RdpSecurity {
+            layer: RdpSecurityLayer::new(&keys, Side::Client),
+            encrypt_sent: true,
+            encrypt_licensing: true,
+            licensing_flags: SecurityFlags::default(),
+        });
+        host.start_rdp_security(RdpSecurity {
+            layer: RdpSecurityLayer::new(&keys, Side::Server),
+            encrypt_sent: host_encrypts,
+            encrypt_licensing: host_encrypts,
+            licensing_flags: SecurityFlags::SEC_LICENSE_ENCRYPT_CS,
+        });
+        (client, host)
+    }
+
+    /// A PDU of `len` bytes of `fill`, as a share PDU would be encoded.
+    struct Raw(Vec<u8>);
+
+    impl Encode for Raw {
+        fn encode(
+            &self,
+            dst: &mut ironrdp_core::WriteCursor<'_>,
+        ) -> ironrdp_core::EncodeResult<()> {
+            dst.write_slice(&self.0);
+            Ok(())
+        }
+        fn name(&self) -> &'static str {
+            "raw"
+        }
+        fn size(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    fn user_data(frame: &[u8], from: Peer) -> Vec<u8> {
+        match from {
+            Peer::Client => decode::<X224<mcs::SendDataRequest<'_>>>(frame)
+                .unwrap()
+                .0
+                .user_data
+                .into_owned(),
+            Peer::Server => decode::<X224<mcs::SendDataIndication<'_>>>(frame)
+                .unwrap()
+                .0
+                .user_data
+                .into_owned(),
+        }
+    }
+
+    #[test]
+    fn under_rdp_security_each_end_reads_what_the_other_sent_as_over_tls_across_key_updates() {
+        runtime().block_on(async {
+            let (mut client, mut host) = secured_pair(true);
+            let channels = Channels::HOST;
+            // More than one key's worth of packets each way: the 4,097th is under a new key.
+            for round in 0..4200u32 {
+                let pdu = Raw(round.to_le_bytes().repeat(3));
+                queue_io(
+                    &mut client,
+                    "share",
+                    SendDataDirection::Request,
+                    channels,
+                    &pdu,
+                )
+                .unwrap();
+                client.flush("share").await.unwrap();
+                let read = host.read_pdu("share").await.unwrap();
+                assert_eq!(user_data(&read, Peer::Client), pdu.0, "round {round}");
+
+                queue_io(
+                    &mut host,
+                    "share",
+                    SendDataDirection::Indication,
+                    channels,
+                    &pdu,
+                )
+                .unwrap();
+                host.flush("share").await.unwrap();
+                let read = client.read_pdu("share").await.unwrap();
+                assert_eq!(user_data(&read, Peer::Server), pdu.0, "round {round}");
+            }
+            // A licensing PDU keeps its basic header, SEC_ENCRYPT gone, as over TLS.
+            // STATUS_VALID_CLIENT, ST_NO_TRANSITION, an empty BB_ERROR_BLOB.
+            let alert = [0xFF, 0x03, 0x10, 0x00, 7, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0];
+            let sent = queue_licensing(&mut host, SendDataDirection::Indication, channels, &alert)
+                .unwrap()
+                .into_owned();
+            host.flush("licensing").await.unwrap();
+            let read = client.read_pdu("licensing").await.unwrap();
+            let data = user_data(&read, Peer::Server);
+            assert_eq!(
+                &data[..2],
+                &[0x80, 0x02],
+                "SEC_LICENSE_PKT | SEC_LICENSE_ENCRYPT_CS"
+            );
+            assert_eq!(&data[4..], &alert[..]);
+            assert_eq!(user_data(&sent, Peer::Server)[4..], alert[..]);
+        });
+    }
+
+    #[test]
+    fn a_tampered_pdu_is_a_protocol_error_naming_the_mac_and_a_low_level_host_sends_in_clear() {
+        runtime().block_on(async {
+            let (mut client, mut host) = secured_pair(false);
+            let channels = Channels::HOST;
+            queue_io(
+                &mut host,
+                "share",
+                SendDataDirection::Indication,
+                channels,
+                &Raw(vec![7; 9]),
+            )
+            .unwrap();
+            host.flush("share").await.unwrap();
+            // Read raw: a basic header with no flags, then the data in clear (MS-RDPBCGR 5.3.2).
+            let raw = client.read_pdu("share").await.unwrap();
+            assert_eq!(user_data(&raw, Peer::Server), vec![7; 9]);
+
+            let (mut near, far) = tokio::io::duplex(4096);
+            let (_, mut host) = secured_pair(true);
+            host.stream = far;
+            let mut sealed = Vec::new();
+            let keys = rdpele_proto::crypto::derive_rdp_session_keys(
+                &[3; 32],
+                &[4; 32],
+                rdpele_proto::crypto::EncryptionMethod::Bits128,
+            );
+            RdpSecurityLayer::new(&keys, rdpele_proto::crypto::Side::Client).seal_into(
+                SecurityFlags::SEC_INFO_PKT,
+                b"client info",
+                &mut sealed,
+            );
+            sealed[13] ^= 0x01;
+            let frame = encode_vec(&X224(mcs::SendDataRequest {
+                initiator_id: 1002,
+                channel_id: 1003,
+                user_data: Cow::Owned(sealed),
+            }))
+            .unwrap();
+            near.write_all(&frame).await.unwrap();
+            let error = host.read_pdu("Client Info").await.unwrap_err();
+            assert_eq!(error.stage, "Client Info");
+            assert!(error.to_string().contains("MAC does not verify"), "{error}");
+        });
+    }
 }

@@ -25,7 +25,11 @@ pub use machine::{client_machine, server_machine};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::cal::{parse_cal, parse_cal_container, CalContainer, CalError};
-use crate::envelope::{LicensingFrame, SetErrorInfoPdu};
+use crate::crypto::{derive_rdp_session_keys, EncryptionMethod, Side};
+use crate::envelope::{
+    FastPathPdu, LicensingFrame, RdpSecurityLayer, SecurityExchangePdu, SecurityFlags,
+    SetErrorInfoPdu,
+};
 
 use crate::wire::{
     ClientHardwareId, ClientLicenseInfo, ClientNewLicenseRequest, ClientPlatformChallengeResponse,
@@ -58,6 +62,7 @@ macro_rules! targets {
 
 targets!(
     LicensingFrame,
+    SecurityExchangePdu,
     LicensingPdu,
     ServerLicenseRequest,
     ClientNewLicenseRequest,
@@ -175,6 +180,49 @@ pub fn hwid(data: &[u8]) {
 /// TS_SET_ERROR_INFO_PDU: the Send Data userData of a Set Error Info PDU.
 pub fn set_error_info(data: &[u8]) {
     round_trip::<SetErrorInfoPdu>(data);
+}
+
+/// TS_SECURITY_PACKET: the userData of a client's Security Exchange PDU.
+pub fn security_exchange(data: &[u8]) {
+    round_trip::<SecurityExchangePdu<'static>>(data);
+}
+
+/// Standard RDP Security on what a peer sends: `data` opened by a host's layer as a slow-path
+/// userData and as a fast-path PDU must give a value or a typed error, never a panic; and
+/// `data` sealed by a client (with the first two bytes as flags, at each method) must open at
+/// the host to the same flags and bytes, PDU after PDU on one keystream.
+pub fn rdp_security(data: &[u8]) {
+    for method in EncryptionMethod::STRONGEST_FIRST {
+        let keys = derive_rdp_session_keys(&[0x11; 32], &[0x22; 32], method);
+        let mut host = RdpSecurityLayer::new(&keys, Side::Server);
+        let _ = host.open(data);
+        if let Ok(pdu) = FastPathPdu::decode(data) {
+            let _ = host.open_fast_path(&pdu);
+        }
+
+        let mut client = RdpSecurityLayer::new(&keys, Side::Client);
+        let mut host = RdpSecurityLayer::new(&keys, Side::Server);
+        let (flags, rest) = match data.split_first_chunk::<2>() {
+            Some((flags, rest)) => (u16::from_le_bytes(*flags), rest),
+            None => (0, data),
+        };
+        for (index, chunk) in rest.chunks(97).enumerate() {
+            client.use_salted_checksums(index % 2 == 1);
+            let mut sealed = Vec::new();
+            client.seal_into(SecurityFlags(flags), chunk, &mut sealed);
+            let opened = host
+                .open(&sealed)
+                .unwrap_or_else(|e| panic!("{method}: PDU {index} sealed by the client: {e}"));
+            assert_eq!(opened.data.as_ref(), chunk, "{method}: PDU {index}");
+            let expected = flags & !SecurityFlags::SEC_SECURE_CHECKSUM.0;
+            assert!(opened.flags.contains(SecurityFlags(expected)), "{method}");
+            assert_eq!(
+                opened.flags.contains(SecurityFlags::SEC_SECURE_CHECKSUM),
+                index % 2 == 1,
+                "{method}: the checksum flag follows how the PDU was signed"
+            );
+        }
+    }
 }
 
 /// Builds a [`LicensingPdu`] from `data` with `arbitrary`, encodes it, and checks that the

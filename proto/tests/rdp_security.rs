@@ -13,6 +13,7 @@
     clippy::indexing_slicing
 )]
 
+use rand_chacha::rand_core::SeedableRng;
 use rdpele_proto::crypto::{
     derive_rdp_session_keys, EncryptionMethod, LicensingPrivateKey, RdpSessionKeys, Side,
 };
@@ -20,7 +21,6 @@ use rdpele_proto::envelope::{
     walk, RdpSecurityLayer, SecurityExchangePdu, SecurityFlags, StreamPdu,
 };
 use rdpele_proto::wire::{LicensingMessage, LicensingPdu, Wire};
-use rand_chacha::rand_core::SeedableRng;
 
 const KEY: &str = include_str!("vectors/rdp_security/xrdp-0.9.21_rsakeys.pem");
 
@@ -184,9 +184,7 @@ fn xrdps_key_opens_the_client_random_and_128_bit_keys_open_every_pdu_both_ways()
     let sent: Vec<&[u8]> = walk(HIGH_128.client_to_server)
         .map(Result::unwrap)
         .filter_map(|item| match item.pdu {
-            StreamPdu::SendData(data) | StreamPdu::EncryptedLicensing(data) => {
-                Some(data.user_data)
-            }
+            StreamPdu::SendData(data) | StreamPdu::EncryptedLicensing(data) => Some(data.user_data),
             _ => None,
         })
         .skip(1)
@@ -204,8 +202,14 @@ fn xrdps_key_opens_the_client_random_and_128_bit_keys_open_every_pdu_both_ways()
 fn forty_bit_keys_carry_the_salt_and_open_every_pdu_both_ways() {
     let (keys, _, _) = session(&MEDIUM_40, EncryptionMethod::Bits40);
     assert_eq!(hex(&keys.mac_key.expose()[..8]), "d1269e8ae3afa510");
-    assert_eq!(hex(&keys.client_encrypt_key.expose()[..8]), "d1269e3e4108b8cb");
-    assert_eq!(hex(&keys.client_decrypt_key.expose()[..8]), "d1269e8813219175");
+    assert_eq!(
+        hex(&keys.client_encrypt_key.expose()[..8]),
+        "d1269e3e4108b8cb"
+    );
+    assert_eq!(
+        hex(&keys.client_decrypt_key.expose()[..8]),
+        "d1269e8813219175"
+    );
     let mut server = RdpSecurityLayer::new(&keys, Side::Server);
     assert_eq!(open_all(MEDIUM_40.client_to_server, &mut server).len(), 12);
     let mut client = RdpSecurityLayer::new(&keys, Side::Client);
@@ -219,7 +223,10 @@ fn a_salted_mac_verifies_as_salted_and_only_so() {
     let (keys, _, _) = session(&SALTED, EncryptionMethod::Bits128);
     let mut server = RdpSecurityLayer::new(&keys, Side::Server);
     let opened = open_all(SALTED.client_to_server, &mut server);
-    assert_eq!(opened[0].0 .0, 0x0848, "SEC_SECURE_CHECKSUM | SEC_INFO_PKT | SEC_ENCRYPT");
+    assert_eq!(
+        opened[0].0 .0, 0x0848,
+        "SEC_SECURE_CHECKSUM | SEC_INFO_PKT | SEC_ENCRYPT"
+    );
 
     // The same PDU read with its checksum flag cleared: the plain MAC does not match.
     let info = walk(SALTED.client_to_server)

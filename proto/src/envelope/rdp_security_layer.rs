@@ -82,10 +82,12 @@ impl RdpSecurityLayer {
     }
 
     /// Appends to `out` a slow-path userData: a non-FIPS security header with `flags`,
-    /// SEC_ENCRYPT (and SEC_SECURE_CHECKSUM when salted), the MAC of `data`, then `data`
-    /// encrypted.
+    /// SEC_ENCRYPT, and SEC_SECURE_CHECKSUM exactly when this end signs salted (whatever
+    /// `flags` says of it: the flag tells the receiver which MAC to check), the MAC of `data`,
+    /// then `data` encrypted.
     pub fn seal_into(&mut self, flags: SecurityFlags, data: &[u8], out: &mut Vec<u8>) {
-        let mut flags = flags | SecurityFlags::SEC_ENCRYPT;
+        let mut flags = SecurityFlags(flags.0 & !SecurityFlags::SEC_SECURE_CHECKSUM.0)
+            | SecurityFlags::SEC_ENCRYPT;
         if self.salted {
             flags = flags | SecurityFlags::SEC_SECURE_CHECKSUM;
         }
@@ -204,6 +206,25 @@ mod tests {
                 opened.flags.contains(SecurityFlags::SEC_SECURE_CHECKSUM),
                 salted
             );
+        }
+    }
+
+    /// Found by the `rdp_security` fuzz target: flags asking for SEC_SECURE_CHECKSUM on a plain
+    /// MAC made a PDU its receiver checked as salted, and refused.
+    #[test]
+    fn the_checksum_flag_says_how_the_pdu_was_signed_whatever_the_caller_passed() {
+        let (mut client, mut server) = ends();
+        for salted in [false, true] {
+            client.use_salted_checksums(salted);
+            let mut sealed = Vec::new();
+            let flags = SecurityFlags::SEC_INFO_PKT | SecurityFlags::SEC_SECURE_CHECKSUM;
+            client.seal_into(flags, b"info", &mut sealed);
+            let opened = server.open(&sealed).unwrap();
+            assert_eq!(
+                opened.flags.contains(SecurityFlags::SEC_SECURE_CHECKSUM),
+                salted
+            );
+            assert_eq!(opened.data.as_ref(), b"info");
         }
     }
 
