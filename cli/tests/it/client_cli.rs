@@ -232,6 +232,8 @@ fn temporary_then_permanent_over_standard_rdp_security_against_rdpele_serve() {
     for line in secured {
         assert!(line.contains("method=128-bit RC4"), "{line}");
         assert!(line.contains("level=ClientCompatible"), "{line}");
+        // The emulated client announces RNS_UD_CS_STRONG_ASYMMETRIC_KEYS, as mstsc does.
+        assert!(line.contains("key_bits=2048"), "{line}");
     }
     assert!(!log.contains("WARN"), "{log}");
 }

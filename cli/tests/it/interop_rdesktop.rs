@@ -79,3 +79,52 @@ fn temporary_then_permanent_then_valid() {
     );
     assert_eq!(host.log().matches("session active").count(), 3);
 }
+
+/// rdesktop against a host set to Standard RDP Security only (`[host] security = "rdp"`): it
+/// asks for TLS, gets SSL_NOT_ALLOWED_BY_SERVER, reconnects with plain RDP and licenses as
+/// over TLS, its licensing PDUs in clear under the RC4 layer. It does not announce
+/// RNS_UD_CS_STRONG_ASYMMETRIC_KEYS, so the host sends its 512-bit certificate; and it reads
+/// the GCC blocks after a fixed 21-byte T.124 header, which holds only with Windows' one-byte
+/// ConferenceCreateResponse length.
+#[test]
+fn over_standard_rdp_security_temporary_then_permanent() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let config = root.path().join("serve.toml");
+    std::fs::write(&config, "[host]\nsecurity = \"rdp\"\n").unwrap();
+    let host = Host::start(&data, &["--config", config.to_str().unwrap()]);
+    let client = Rdesktop::new(root.path(), "rdpc-02", "alice");
+
+    let first = client.connect(&host);
+    assert_eq!(
+        first.status.code(),
+        Some(LOGGED_OFF),
+        "{}\n{}",
+        first.output,
+        host.log()
+    );
+    assert!(
+        first.output.contains("Retrying with plain RDP"),
+        "{}",
+        first.output
+    );
+    let cal = client
+        .cal()
+        .unwrap_or_else(|| panic!("no CAL stored\n{}\n{}", first.output, host.log()));
+    assert_eq!(inspect(&cal)["kind"], "temporary");
+    let second = client.connect(&host);
+    assert_eq!(second.status.code(), Some(LOGGED_OFF), "{}", second.output);
+    assert_eq!(inspect(&cal)["kind"], "permanent", "{}", host.log());
+
+    let log = host.log();
+    let secured: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("Standard RDP Security"))
+        .collect();
+    assert_eq!(secured.len(), 2, "{log}");
+    for line in secured {
+        assert!(line.contains("key_bits=512"), "{line}");
+    }
+    assert_eq!(log.matches("session active").count(), 2, "{log}");
+}

@@ -153,6 +153,73 @@ fn is_confirm_active(bytes: &[u8]) -> bool {
     .unwrap_or(false)
 }
 
+/// Writes the T.124 ConferenceCreateResponse's PER length as Windows does: one byte, 0x2a,
+/// whatever the length of what follows (xrdp 0.9.21 copies it; its Connect Response in
+/// `proto/tests/vectors/rdp_security` reads `00 05 00 14 7c 00 01 2a 14 76 …`). rdesktop 1.9.0
+/// depends on it: it skips a fixed 21-byte header to reach the GCC blocks, so a correct
+/// two-byte length (the GCC data of Standard RDP Security, with its certificate, is over 127
+/// bytes) puts it one byte off ("Unhandled response tag", then a stream overrun, observed
+/// here). The enclosing BER lengths of `mcs_response` (an encoded MCS Connect-Response) shrink
+/// with it; other clients read the GCC blocks by their own lengths.
+fn windows_t124_length(mcs_response: &mut Vec<u8>) {
+    /// The T.124 object identifier of the user data: the ConferenceCreateResponse follows.
+    const T124_KEY: [u8; 7] = [0x00, 0x05, 0x00, 0x14, 0x7c, 0x00, 0x01];
+    const WINDOWS_LENGTH: u8 = 0x2a;
+    let Some(key_at) = mcs_response
+        .windows(T124_KEY.len())
+        .position(|window| window == T124_KEY)
+    else {
+        return;
+    };
+    let length_at = key_at + T124_KEY.len();
+    let Some(&first) = mcs_response.get(length_at) else {
+        return;
+    };
+    let old_len = if first & 0x80 != 0 { 2 } else { 1 };
+    mcs_response.splice(length_at..length_at + old_len, [WINDOWS_LENGTH]);
+    if old_len == 1 {
+        return;
+    }
+    // The Connect-Response's own length (after its two-byte tag 7f 66) and the user data
+    // OCTET STRING's (tag 04 just before the key) each lose the byte.
+    shrink_ber_length(mcs_response, 2);
+    let header = |back: usize| key_at.checked_sub(back).and_then(|at| mcs_response.get(at));
+    let length_form_at = match (header(4), header(3), header(2)) {
+        (Some(0x04), Some(0x82), _) => key_at.checked_sub(3),
+        (_, Some(0x04), Some(0x81)) => key_at.checked_sub(2),
+        (_, _, Some(0x04)) => key_at.checked_sub(1),
+        _ => None,
+    };
+    if let Some(at) = length_form_at {
+        shrink_ber_length(mcs_response, at);
+    }
+}
+
+/// Decrements by one the BER length at `at` (short form or 0x81 / 0x82 long form).
+fn shrink_ber_length(bytes: &mut [u8], at: usize) {
+    match bytes.get(at).copied() {
+        Some(0x81) => {
+            if let Some(byte) = bytes.get_mut(at + 1) {
+                *byte = byte.saturating_sub(1);
+            }
+        }
+        Some(0x82) => {
+            if let Some(field) = bytes.get_mut(at + 1..at + 3) {
+                if let Ok(pair) = <[u8; 2]>::try_from(&*field) {
+                    let value = u16::from_be_bytes(pair).saturating_sub(1);
+                    field.copy_from_slice(&value.to_be_bytes());
+                }
+            }
+        }
+        Some(short) if short < 0x80 => {
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte = short.saturating_sub(1);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether a Confirm Active's General Capability Set (MS-RDPBCGR 2.2.7.1.1) has
 /// ENC_SALTED_CHECKSUM in its extraFlags: the client can check salted MACs.
 fn client_salted_checksums(confirm_active: &[u8]) -> bool {
@@ -397,19 +464,26 @@ fn choose_layer(
 #[derive(Clone, Copy, Debug)]
 struct Standard {
     level: EncryptionLevel,
+    /// The client takes a server key over 512 bits (RNS_UD_CS_STRONG_ASYMMETRIC_KEYS).
+    strong_keys: bool,
     /// `None` at encryption level None: nothing to encrypt, no Security Exchange.
     method: Option<EncryptionMethod>,
     server_random: [u8; SERVER_RANDOM_LEN],
 }
 
 impl Standard {
-    fn choose(level: EncryptionLevel, client: &gcc::ClientSecurityData) -> Result<Self, ConnError> {
+    fn choose(
+        level: EncryptionLevel,
+        client: &gcc::ClientSecurityData,
+        strong_keys: bool,
+    ) -> Result<Self, ConnError> {
         const STAGE: &str = "MCS Connect Initial";
         let mut server_random = [0u8; SERVER_RANDOM_LEN];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut server_random);
         if level == EncryptionLevel::None {
             return Ok(Self {
                 level,
+                strong_keys,
                 method: None,
                 server_random,
             });
@@ -437,13 +511,14 @@ impl Standard {
         };
         Ok(Self {
             level,
+            strong_keys,
             method: Some(method),
             server_random,
         })
     }
 
     /// The Server Security Data (MS-RDPBCGR 2.2.1.4.3): the method, the level, the server
-    /// random and the host's proprietary certificate.
+    /// random and the host's proprietary certificate for this client.
     fn server_data(&self, certificate: &[u8]) -> gcc::ServerSecurityData {
         let Some(method) = self.method else {
             return gcc::ServerSecurityData::no_security();
@@ -477,8 +552,9 @@ fn start_standard_security<S>(
         SecurityExchangePdu::decode(&request.user_data).map_err(|e| protocol(STAGE, e))?;
     let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
     let client_random = shared
-        .machine_config
-        .private_key
+        .rdp_security
+        .for_client(standard.strong_keys)
+        .key
         .decrypt_client_random(exchange.encrypted_client_random, &mut rng)
         .map_err(|e| protocol(STAGE, format!("the encrypted client random: {e}")))?;
     let keys = derive_rdp_session_keys(&client_random, &standard.server_random, method);
@@ -513,6 +589,13 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
         Layer::Rdp => Some(Standard::choose(
             shared.config.encryption_level,
             &blocks.security,
+            blocks
+                .core
+                .optional_data
+                .early_capability_flags
+                .is_some_and(|flags| {
+                    flags.contains(gcc::ClientEarlyCapabilityFlags::STRONG_ASYMMETRIC_KEYS)
+                }),
         )?),
     };
     let mut identity = ClientIdentity {
@@ -537,7 +620,12 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
             io_channel: IO_CHANNEL_ID,
         },
         security: match &standard {
-            Some(standard) => standard.server_data(&shared.rdp_certificate),
+            Some(standard) => standard.server_data(
+                &shared
+                    .rdp_security
+                    .for_client(standard.strong_keys)
+                    .certificate,
+            ),
             None => gcc::ServerSecurityData::no_security(),
         },
         message_channel: None,
@@ -552,7 +640,9 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
         called_connect_id: 1,
         domain_parameters: mcs::DomainParameters::target(),
     };
-    let response_bytes = encode_vec(&response).map_err(|e| protocol("MCS Connect Response", e))?;
+    let mut response_bytes =
+        encode_vec(&response).map_err(|e| protocol("MCS Connect Response", e))?;
+    windows_t124_length(&mut response_bytes);
     framed
         .send(
             "MCS Connect Response",
@@ -624,7 +714,13 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
             None => framed.read_pdu("Security Exchange").await?,
         };
         start_standard_security(&mut framed, &shared, standard, method, &exchange)?;
-        info!(peer, %method, level = ?standard.level, "Standard RDP Security");
+        let key_bits = shared
+            .rdp_security
+            .for_client(standard.strong_keys)
+            .key
+            .public_key()
+            .modulus_bits();
+        info!(peer, %method, level = ?standard.level, key_bits, "Standard RDP Security");
     } else if let Some(standard) = &standard {
         info!(peer, level = ?standard.level, "Standard RDP Security without encryption");
     }
@@ -887,6 +983,56 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A Connect Response whose GCC data needs a two-byte PER length gets Windows' one-byte
+    /// 0x2a, its BER lengths follow, and ironrdp-pdu (the emulated client's and IronRDP's
+    /// reader) still reads the same blocks; a short one gets 0x2a too.
+    #[test]
+    fn the_t124_length_is_windows_one_byte_and_the_response_still_decodes() {
+        for cert_len in [300, 10] {
+            let blocks = gcc::ServerGccBlocks {
+                core: gcc::ServerCoreData {
+                    version: gcc::RdpVersion::V5_PLUS,
+                    optional_data: gcc::ServerCoreOptionalData::default(),
+                },
+                network: gcc::ServerNetworkData {
+                    channel_ids: vec![1004, 1005],
+                    io_channel: IO_CHANNEL_ID,
+                },
+                security: gcc::ServerSecurityData {
+                    encryption_method: gcc::EncryptionMethod::BIT_128,
+                    encryption_level: gcc::EncryptionLevel::ClientCompatible,
+                    server_random: Some([9; 32]),
+                    server_cert: vec![7; cert_len],
+                },
+                message_channel: None,
+                multi_transport_channel: None,
+            };
+            let response = mcs::ConnectResponse {
+                conference_create_response: gcc::ConferenceCreateResponse::new(
+                    USER_CHANNEL_ID,
+                    blocks.clone(),
+                )
+                .unwrap(),
+                called_connect_id: 1,
+                domain_parameters: mcs::DomainParameters::target(),
+            };
+            let mut bytes = encode_vec(&response).unwrap();
+            let before = bytes.len();
+            windows_t124_length(&mut bytes);
+            let key = [0x00, 0x05, 0x00, 0x14, 0x7c, 0x00, 0x01, 0x2a, 0x14];
+            assert!(bytes.windows(key.len()).any(|w| w == key), "{cert_len}");
+            assert_eq!(before - bytes.len(), usize::from(cert_len > 100));
+            let decoded: mcs::ConnectResponse = decode(&bytes).unwrap();
+            assert_eq!(
+                decoded
+                    .conference_create_response
+                    .into_gcc_blocks()
+                    .security,
+                blocks.security
+            );
+        }
+    }
 
     /// aardwolf 0.2.16's finalization PDUs as the host received them (TLS, recorded here),
     /// each with a totalLength 6 bytes over its length, then the Shutdown Request it sends on

@@ -91,10 +91,8 @@ pub struct Shared {
     config: HostConfig,
     tls: tokio_rustls::TlsAcceptor,
     machine_config: ServerConfig,
-    /// The host's proprietary certificate for the Server Security Data of Standard RDP
-    /// Security (MS-RDPBCGR 2.2.1.4.3.1.1): the licensing key's, signed with the Terminal
-    /// Services key as Windows signs its own.
-    rdp_certificate: Vec<u8>,
+    /// The host's identities for Standard RDP Security (MS-RDPBCGR 5.3.3).
+    rdp_security: RdpSecurityIdentities,
     backend: Arc<Backend>,
 }
 
@@ -174,8 +172,8 @@ impl Shared {
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
                 .map_err(|e| error("licensing certificate", e))?;
-        let rdp_certificate = rdpele_proto::crypto::proprietary_certificate(&key.public_key())
-            .map_err(|e| error("proprietary certificate", e))?;
+        let rdp_security = RdpSecurityIdentities::open(&options.data, &key, config.rsa_backend)
+            .map_err(|e| error("Standard RDP Security certificates", e))?;
         let machine_config = ServerConfig {
             preamble_flags: PreambleFlags(PreambleFlags::PREAMBLE_VERSION_3_0),
             product_version: config
@@ -233,7 +231,7 @@ impl Shared {
             tls: tokio_rustls::TlsAcceptor::from(tls),
             config,
             machine_config,
-            rdp_certificate,
+            rdp_security,
             backend,
             options,
         }))
@@ -259,6 +257,53 @@ impl Shared {
         })?;
         info!(license_server = %url, version = %health.version, "license server answers");
         Ok(())
+    }
+}
+
+/// The key of the host's 512-bit proprietary certificate, made on first use.
+const RDP_SECURITY_WEAK_KEY_FILE: &str = "host_rdp_security_512.pem";
+
+/// A key and the proprietary certificate of its public key (MS-RDPBCGR 2.2.1.4.3.1.1, signed
+/// with the Terminal Services key as Windows signs its own).
+struct RdpSecurityIdentity {
+    key: LicensingPrivateKey,
+    certificate: Vec<u8>,
+}
+
+/// The two certificates a Windows host offers in its Server Security Data (MS-RDPBCGR
+/// 2.2.1.3.2): a 512-bit one for clients that do not announce RNS_UD_CS_STRONG_ASYMMETRIC_KEYS
+/// ("supports asymmetric keys larger than 512 bits"; rdesktop 1.9.0, xfreerdp 2.11.7 and
+/// aardwolf 0.2.16 do not), and the licensing key's for those that do (the emulated client).
+struct RdpSecurityIdentities {
+    weak: RdpSecurityIdentity,
+    strong: RdpSecurityIdentity,
+}
+
+impl RdpSecurityIdentities {
+    fn open(
+        dir: &std::path::Path,
+        licensing: &LicensingPrivateKey,
+        backend: rdpele_proto::crypto::RsaBackend,
+    ) -> Result<Self, BoxError> {
+        let identity = |key: LicensingPrivateKey| -> Result<RdpSecurityIdentity, BoxError> {
+            let certificate = proprietary_certificate(&key.public_key())?;
+            Ok(RdpSecurityIdentity { key, certificate })
+        };
+        let weak = licensing_key(&dir.join(RDP_SECURITY_WEAK_KEY_FILE), Some(512))?
+            .with_backend(backend)?;
+        Ok(Self {
+            weak: identity(weak)?,
+            strong: identity(licensing.clone())?,
+        })
+    }
+
+    /// The identity for a client that does (`strong`) or does not take keys over 512 bits.
+    fn for_client(&self, strong: bool) -> &RdpSecurityIdentity {
+        if strong {
+            &self.strong
+        } else {
+            &self.weak
+        }
     }
 }
 
