@@ -99,6 +99,7 @@ impl Host {
             max_connections_per_source: 1024,
             step_timeout: CLIENT_TIMEOUT,
             record: None,
+            pcap: None,
             host_name: "rdpele-bench".to_owned(),
         })
         .unwrap();

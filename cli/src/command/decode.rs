@@ -21,7 +21,9 @@ const MAX_INPUT_BYTES: u64 = 1 << 30;
 /// The framing is detected: a bare licensing message (starting at LICENSE_PREAMBLE), a security
 /// header followed by the message, one or more TPKT frames (TPKT / X.224 / MCS Send Data /
 /// security header), a pcap or pcapng capture of an RDP connection that used Standard RDP
-/// Security (licensing PDUs travel in plain text there; TCP is reassembled), or a decrypted
+/// Security (TCP is reassembled; with --server-key each connection's client random is
+/// decrypted from its Security Exchange and every RC4-encrypted PDU opened, its MAC checked,
+/// as `rdp_security` in each licensing message shows), or a decrypted
 /// NEW_LICENSE_INFO (the CAL in it is described: machine, user, validity, kind, type, license
 /// server).
 ///
@@ -72,9 +74,13 @@ pub struct DecodeArgs {
     #[arg(long, value_name = "HEX")]
     premaster: Option<String>,
     /// The server's RSA private key (PKCS#8 or PKCS#1 PEM): recovers the premaster secret from
-    /// the client's EncryptedPreMasterSecret.
+    /// the client's EncryptedPreMasterSecret and, in a capture of Standard RDP Security, the
+    /// client random of its Security Exchange, so every encrypted PDU is decrypted and its MAC
+    /// checked. May be given more than once; each key is tried. For `rdpele serve`:
+    /// host_licensing_key.pem, and host_rdp_security_512.pem for clients that take only
+    /// 512-bit keys (xfreerdp, rdesktop).
     #[arg(long, value_name = "PEM")]
-    server_key: Option<PathBuf>,
+    server_key: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -156,7 +162,11 @@ fn key_options(args: &DecodeArgs) -> Result<KeyOptions> {
             .map(|text| parse_hex::<PREMASTER_SECRET_LEN>(text).context("--premaster"))
             .transpose()?
             .map(Secret::new),
-        server_key: args.server_key.as_deref().map(server_key).transpose()?,
+        server_keys: args
+            .server_key
+            .iter()
+            .map(|path| server_key(path))
+            .collect::<Result<_>>()?,
     })
 }
 

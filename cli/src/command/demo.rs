@@ -141,6 +141,7 @@ impl Host {
             max_connections_per_source: 64,
             step_timeout: Duration::from_secs(10),
             record: None,
+            pcap: None,
             host_name: "rdpele-demo".to_owned(),
         };
         let shared = tokio::task::spawn_blocking(move || Shared::open(options)).await??;

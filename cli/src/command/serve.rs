@@ -105,6 +105,13 @@ pub struct ServeArgs {
     /// Record each connection's licensing PDUs (TPKT frames) under DIR/connection-NNNN/.
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// Write every connection's bytes, as they crossed the wire, to FILE as a libpcap capture
+    /// (for tshark, Wireshark and `rdpele decode`). Over TLS that shows the handshake only;
+    /// under Standard RDP Security (`xfreerdp /sec:rdp`, `[host] security = "rdp"`) `rdpele
+    /// decode --server-key DATA/host_licensing_key.pem --server-key
+    /// DATA/host_rdp_security_512.pem FILE` decrypts every licensing message and checks its MACs.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
     /// Host name in the TLS and licensing certificates.
     #[arg(long, default_value = "rdpele-host")]
     host_name: String,
@@ -236,6 +243,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .map_or((args.max_connections.get() / 2).max(1), NonZeroUsize::get),
         step_timeout: Duration::from_secs(args.timeout),
         record: args.record.clone(),
+        pcap: args.pcap.clone(),
         host_name: args.host_name.clone(),
     };
     let shared = Shared::open(options)?;

@@ -38,8 +38,11 @@ pub struct KeyOptions {
     pub client_random: Option<[u8; CLIENT_RANDOM_LEN]>,
     pub server_random: Option<[u8; SERVER_RANDOM_LEN]>,
     pub premaster: Option<Secret<PREMASTER_SECRET_LEN>>,
-    /// Decrypts the premaster secret of the client's key exchange.
-    pub server_key: Option<LicensingPrivateKey>,
+    /// The server's keys: each one is tried on the premaster secret of the client's key
+    /// exchange and, in a capture of Standard RDP Security, on the client random of its
+    /// Security Exchange (a host may use one key for each, as `rdpele serve` does for clients
+    /// that take only 512-bit keys).
+    pub server_keys: Vec<LicensingPrivateKey>,
 }
 
 impl KeyOptions {
@@ -48,7 +51,7 @@ impl KeyOptions {
         self.client_random.is_none()
             && self.server_random.is_none()
             && self.premaster.is_none()
-            && self.server_key.is_none()
+            && self.server_keys.is_empty()
     }
 }
 
@@ -199,10 +202,15 @@ fn learn(
     };
     session.client_random = Some(client_random);
     session.premaster = None;
-    let Some(key) = &options.server_key else {
+    if options.server_keys.is_empty() {
         return;
-    };
-    match key.decrypt_premaster(encrypted_premaster.data, &mut rand::rng()) {
+    }
+    let decrypted = options
+        .server_keys
+        .iter()
+        .map(|key| key.decrypt_premaster(encrypted_premaster.data, &mut rand::rng()))
+        .reduce(|first, next| first.or(next));
+    match decrypted.unwrap_or(Err(rdpele_proto::crypto::CryptoError::PrivateKeyOperation)) {
         Ok(premaster) => {
             additions.push(
                 "encrypted_premaster_secret",

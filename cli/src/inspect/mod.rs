@@ -5,11 +5,15 @@ pub mod cal_view;
 pub mod decrypt;
 pub mod describe;
 pub mod pcap;
+mod rdp_security;
 pub mod render;
 
 pub use decrypt::KeyOptions;
 
-use rdpele_proto::envelope::{self, SecuredLicensingPdu, StreamPdu};
+use rdpele_proto::crypto::Side;
+use rdpele_proto::envelope::{
+    self, RdpSecurityLayer, SecuredLicensingPdu, SecurityExchangePdu, SecurityFlags, StreamPdu,
+};
 use rdpele_proto::wire::{LicensingPdu, MessageType, NewLicenseInfo, Wire, WireError};
 use serde_json::{json, Map, Value};
 
@@ -154,10 +158,11 @@ pub fn decode(data: &[u8], framing: Framing, with_raw: bool, keys: &KeyOptions) 
             NewLicenseInfo::decode(bytes)
                 .map(|info| (describe::new_license_info(&info), info.to_vec().ok(), None))
         }),
-        Framing::Tpkt => stream(&mut decoded, data, &context, None),
+        Framing::Tpkt => stream(&mut decoded, data, &context, None, None),
         Framing::Pcap => match pcap::tcp_streams(data) {
             Ok(streams) => {
                 for (index, tcp) in streams.iter().enumerate() {
+                    let mut layer = tcp_layer(&streams, tcp, keys, &mut decoded.notes);
                     if tcp.bytes_after_gap > 0 {
                         decoded.notes.push(format!(
                             "TCP {} -> {}: a gap that never fills; {} byte(s) after it are not decoded",
@@ -168,7 +173,13 @@ pub fn decode(data: &[u8], framing: Framing, with_raw: bool, keys: &KeyOptions) 
                         stream: Some(index),
                         ..context
                     };
-                    stream(&mut decoded, &tcp.bytes, &context, Some(tcp));
+                    stream(
+                        &mut decoded,
+                        &tcp.bytes,
+                        &context,
+                        Some(tcp),
+                        layer.as_mut(),
+                    );
                     if matches!(decoded.outcome, Outcome::Malformed(_)) {
                         break;
                     }
@@ -247,8 +258,95 @@ fn insert(document: &mut Value, key: &str, value: Value) {
     }
 }
 
-/// Walks a one-direction RDP byte stream and decodes its licensing frames.
-fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&pcap::TcpStream>) {
+/// The Standard RDP Security layer that opens what `tcp` carries, when its connection used it
+/// and a server key decrypts its client random (noted otherwise, once, on the client's
+/// direction).
+fn tcp_layer(
+    streams: &[pcap::TcpStream],
+    tcp: &pcap::TcpStream,
+    keys: &KeyOptions,
+    notes: &mut Vec<String>,
+) -> Option<RdpSecurityLayer> {
+    let reverse = streams
+        .iter()
+        .find(|other| other.src == tcp.dst && other.dst == tcp.src)?;
+    let (client_to_server, server_to_client, side) = if tcp.opened_connection {
+        (tcp, reverse, Side::Server)
+    } else {
+        (reverse, tcp, Side::Client)
+    };
+    match rdp_security::session_keys(
+        &server_to_client.bytes,
+        &client_to_server.bytes,
+        &keys.server_keys,
+    )? {
+        Ok(session) => Some(RdpSecurityLayer::new(&session, side)),
+        Err(note) => {
+            if tcp.opened_connection {
+                notes.push(format!("TCP {} -> {}: {note}", tcp.src, tcp.dst));
+            }
+            None
+        }
+    }
+}
+
+/// A Send Data's userData opened by Standard RDP Security: a licensing PDU (decrypted when it
+/// was encrypted) as its document and bytes; other PDUs move the keystream on and give
+/// `None`. A MAC that does not verify is a note.
+fn open_send_data(
+    layer: &mut RdpSecurityLayer,
+    user_data: &[u8],
+    offset: usize,
+    notes: &mut Vec<String>,
+) -> Option<(Value, Vec<u8>)> {
+    let opened = match layer.open(user_data) {
+        Ok(opened) => opened,
+        Err(error) => {
+            notes.push(format!("offset {offset}: {error}"));
+            return None;
+        }
+    };
+    if !opened.flags.contains(SecurityFlags::SEC_LICENSE_PKT) || !opened.was_encrypted() {
+        return None;
+    }
+    let pdu = match LicensingPdu::decode(&opened.data) {
+        Ok(pdu) => pdu,
+        Err(error) => {
+            notes.push(format!(
+                "offset {offset}: a decrypted licensing PDU: {error}"
+            ));
+            return None;
+        }
+    };
+    let mut document = describe::licensing_pdu(&pdu, pdu.encoded_len());
+    insert(
+        &mut document,
+        "security_header",
+        json!({
+            "flags": {
+                "value": opened.flags.0,
+                "name": opened.flags.names().collect::<Vec<_>>().join(" | "),
+            },
+            "flags_hi": opened.flags_hi,
+        }),
+    );
+    insert(
+        &mut document,
+        "rdp_security",
+        json!({ "decrypted": true, "mac_valid": true }),
+    );
+    Some((document, opened.data.into_owned()))
+}
+
+/// Walks a one-direction RDP byte stream and decodes its licensing frames; with `layer`, the
+/// encrypted ones too (every encrypted PDU is opened in order, to keep the keystream in step).
+fn stream(
+    decoded: &mut Decoded,
+    bytes: &[u8],
+    context: &Context,
+    tcp: Option<&pcap::TcpStream>,
+    mut layer: Option<&mut RdpSecurityLayer>,
+) {
     for item in envelope::walk(bytes) {
         let item = match item {
             Ok(item) => item,
@@ -273,10 +371,30 @@ fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&p
                 insert(&mut document, "frame", describe::frame_layers(frame));
                 Some((document, frame.to_vec().ok(), secured.pdu.to_vec().ok()))
             }
-            StreamPdu::EncryptedLicensing(_) => {
-                decoded.notes.push(format!(
-                    "offset {offset}: an encrypted licensing PDU (SEC_ENCRYPT); its session keys are not known"
-                ));
+            StreamPdu::EncryptedLicensing(data) => match layer.as_deref_mut() {
+                Some(layer) => open_send_data(layer, data.user_data, offset, &mut decoded.notes)
+                    .map(|(document, plain)| (document, Some(plain.clone()), Some(plain))),
+                None => {
+                    decoded.notes.push(format!(
+                        "offset {offset}: an encrypted licensing PDU (SEC_ENCRYPT); its session keys are not known"
+                    ));
+                    None
+                }
+            },
+            StreamPdu::SendData(data) => {
+                if let Some(layer) = layer.as_deref_mut() {
+                    if SecurityExchangePdu::decode(data.user_data).is_err() {
+                        open_send_data(layer, data.user_data, offset, &mut decoded.notes);
+                    }
+                }
+                None
+            }
+            StreamPdu::FastPath(pdu) => {
+                if let Some(layer) = layer.as_deref_mut() {
+                    if let Err(error) = layer.open_fast_path(pdu) {
+                        decoded.notes.push(format!("offset {offset}: {error}"));
+                    }
+                }
                 None
             }
             StreamPdu::Tls => {
@@ -285,10 +403,7 @@ fn stream(decoded: &mut Decoded, bytes: &[u8], context: &Context, tcp: Option<&p
                 ));
                 None
             }
-            StreamPdu::SendData(_)
-            | StreamPdu::Mcs(_)
-            | StreamPdu::X224(_)
-            | StreamPdu::FastPath(_) => None,
+            StreamPdu::Mcs(_) | StreamPdu::X224(_) => None,
         };
         if let Some((mut document, reencoded, licensing_pdu)) = document {
             if let Some(tcp) = tcp {

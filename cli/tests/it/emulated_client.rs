@@ -58,6 +58,7 @@ impl Host {
             max_connections_per_source: 16,
             step_timeout: Duration::from_secs(10),
             record: None,
+            pcap: None,
             host_name: "rdpele-test-host".to_owned(),
         };
         let shared = tokio::task::spawn_blocking(move || Shared::open(options))

@@ -375,6 +375,7 @@ fn open_host(data: &Path, config: &str) -> Result<(), String> {
         max_connections_per_source: 1,
         step_timeout: Duration::from_secs(1),
         record: None,
+        pcap: None,
         host_name: "rdpele-test-host".to_owned(),
     })
     .map(drop)

@@ -15,6 +15,7 @@ mod support;
 
 mod admin;
 mod cal;
+mod capture_rdp_security;
 mod captures;
 mod client_cli;
 mod decode;

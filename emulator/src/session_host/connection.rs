@@ -35,6 +35,7 @@ use tracing::{debug, info, warn};
 use super::config::{EncryptionLevel, SecurityLayer};
 use super::errinfo::license_error_info;
 use super::licensing::{self, LicensingContext, LicensingEnd};
+use super::pcap::Tap;
 use super::Shared;
 use crate::transport::{
     self, Channels, Framed, Peer, RdpSecurity, TransportError, TransportErrorKind,
@@ -44,6 +45,12 @@ const USER_CHANNEL_ID: u16 = Channels::HOST.user_id;
 const IO_CHANNEL_ID: u16 = Channels::HOST.io_channel;
 /// Windows' share id (MS-RDPBCGR 2.2.1.13.1.1: the server picks it; clients echo it).
 const SHARE_ID: u32 = 0x0001_03EA;
+/// Stands for an address the operating system could not tell (the connection is then not
+/// captured).
+const SOME_ADDRESS: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
 /// How long a disconnected client gets to close the connection itself.
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -373,6 +380,10 @@ pub async fn serve_connection(
     index: u64,
 ) -> Result<ConnectionEnd, ConnError> {
     let timeout = shared.options.step_timeout;
+    let tcp = match (tcp.peer_addr(), tcp.local_addr()) {
+        (Ok(client), Ok(host)) => Tap::new(tcp, shared.pcap.as_ref(), client, host),
+        _ => Tap::new(tcp, None, SOME_ADDRESS, SOME_ADDRESS),
+    };
     let mut framed = Framed::new(tcp, timeout, Peer::Client);
 
     // X.224 Connection Request / Confirm (MS-RDPBCGR 2.2.1.1, 2.2.1.2).

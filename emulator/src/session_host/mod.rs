@@ -7,6 +7,7 @@ mod connection;
 mod errinfo;
 mod issuer;
 mod licensing;
+mod pcap;
 mod source_limit;
 pub mod tls;
 
@@ -70,6 +71,8 @@ pub struct Options {
     pub step_timeout: Duration,
     /// Record each connection's licensing PDUs under this directory.
     pub record: Option<PathBuf>,
+    /// Write every connection's bytes to this libpcap file.
+    pub pcap: Option<PathBuf>,
     /// The host name in its TLS certificate and licensing certificate.
     pub host_name: String,
 }
@@ -93,6 +96,8 @@ pub struct Shared {
     machine_config: ServerConfig,
     /// The host's identities for Standard RDP Security (MS-RDPBCGR 5.3.3).
     rdp_security: RdpSecurityIdentities,
+    /// `--pcap`: where every connection's bytes go.
+    pcap: Option<Arc<pcap::PcapFile>>,
     backend: Arc<Backend>,
 }
 
@@ -172,6 +177,12 @@ impl Shared {
         let certificate =
             licensing_certificate(&options.data, &key, config.certificate, &options.host_name)
                 .map_err(|e| error("licensing certificate", e))?;
+        let pcap = options
+            .pcap
+            .as_deref()
+            .map(pcap::PcapFile::create)
+            .transpose()
+            .map_err(|e| error("the pcap capture", e))?;
         let rdp_security = RdpSecurityIdentities::open(&options.data, &key, config.rsa_backend)
             .map_err(|e| error("Standard RDP Security certificates", e))?;
         let machine_config = ServerConfig {
@@ -232,6 +243,7 @@ impl Shared {
             config,
             machine_config,
             rdp_security,
+            pcap,
             backend,
             options,
         }))
