@@ -21,6 +21,9 @@
 //! - `serve_handshake/valid/<concurrency>`: each connection presents a permanent CAL the device
 //!   got before timing (256 devices, licensed twice each: New, then Upgrade), answered
 //!   STATUS_VALID_CLIENT: the premaster decryption and reading the store, no signature.
+//! - `serve_handshake/new_device_rdp_security/16`, `valid_rdp_security/16`: the same two over
+//!   Standard RDP Security (PROTOCOL_RDP, the Security Exchange with the 2048-bit key, 128-bit
+//!   RC4 and MACs on every PDU) instead of TLS, in the same run.
 //! - `serve_idle`: not timed by criterion. 256 clients connect at once and stay in the active
 //!   session (`session_seconds` set, the client reading on); `VmRSS` of this process is sampled
 //!   every 10 ms, and the median over the interval when all 256 sessions were active, less the
@@ -63,6 +66,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 const CONCURRENCY: [usize; 3] = [1, 16, 256];
+/// Clients at once in the Standard RDP Security benchmarks: the concurrency of the targets.
+const RDP_SECURITY_CONCURRENCY: usize = 16;
 /// Devices holding a permanent CAL for the `valid` benchmarks: one per concurrent client.
 const LICENSED_DEVICES: usize = 256;
 /// Idle sessions held for the memory figure.
@@ -153,8 +158,13 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-/// Device `n`: its own hardware id and machine name.
+/// Device `n`: its own hardware id and machine name, over TLS.
 fn device(n: u64, disconnect_after_activation: bool) -> ClientOptions {
+    device_over(n, disconnect_after_activation, ClientSecurity::Tls)
+}
+
+/// Device `n` asking for `security`.
+fn device_over(n: u64, disconnect_after_activation: bool, security: ClientSecurity) -> ClientOptions {
     let mut data = [0u8; 16];
     data[..8].copy_from_slice(&n.to_le_bytes());
     data[8..].copy_from_slice(&(n ^ 0x5EED_0000_0000_0000).to_le_bytes());
@@ -168,7 +178,7 @@ fn device(n: u64, disconnect_after_activation: bool) -> ClientOptions {
         },
         timeout: CLIENT_TIMEOUT,
         disconnect_after_activation,
-        security: ClientSecurity::default(),
+        security,
     }
 }
 
@@ -351,6 +361,54 @@ fn handshakes(c: &mut Criterion) {
             },
         );
         latencies.print(&format!("serve_handshake/valid/{concurrency}"));
+    }
+
+    // The same two handshakes under Standard RDP Security (PROTOCOL_RDP, 128-bit RC4), beside
+    // TLS in the same run: the client announces RNS_UD_CS_STRONG_ASYMMETRIC_KEYS, so the host
+    // decrypts its client random with the 2048-bit key, an RSA operation TLS does not have.
+    for (name, outcome) in [
+        ("new_device_rdp_security", LicensingOutcome::New),
+        ("valid_rdp_security", LicensingOutcome::Valid),
+    ] {
+        let concurrency = RDP_SECURITY_CONCURRENCY;
+        group.throughput(Throughput::Elements(u64::try_from(concurrency).unwrap()));
+        let mut latencies = Latencies::default();
+        group.bench_with_input(
+            BenchmarkId::new(name, concurrency),
+            &concurrency,
+            |b, &concurrency| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(async {
+                        let mut elapsed = Duration::ZERO;
+                        for _ in 0..iters {
+                            let jobs = (0..concurrency)
+                                .map(|n| {
+                                    if outcome == LicensingOutcome::New {
+                                        next_device += 1;
+                                        let device =
+                                            device_over(next_device, false, ClientSecurity::Rdp);
+                                        (device, MemoryLicenses::default())
+                                    } else {
+                                        let n64 = u64::try_from(n).unwrap();
+                                        let device = device_over(n64, false, ClientSecurity::Rdp);
+                                        (device, licensed[n].clone())
+                                    }
+                                })
+                                .collect();
+                            let started = Instant::now();
+                            let done =
+                                in_batches(address, jobs, outcome.clone(), concurrency).await;
+                            elapsed += started.elapsed();
+                            for (report, _) in &done {
+                                latencies.record(report);
+                            }
+                        }
+                        elapsed
+                    })
+                });
+            },
+        );
+        latencies.print(&format!("serve_handshake/{name}/{concurrency}"));
     }
     group.finish();
 }
