@@ -164,7 +164,11 @@ fn device(n: u64, disconnect_after_activation: bool) -> ClientOptions {
 }
 
 /// Device `n` asking for `security`.
-fn device_over(n: u64, disconnect_after_activation: bool, security: ClientSecurity) -> ClientOptions {
+fn device_over(
+    n: u64,
+    disconnect_after_activation: bool,
+    security: ClientSecurity,
+) -> ClientOptions {
     let mut data = [0u8; 16];
     data[..8].copy_from_slice(&n.to_le_bytes());
     data[8..].copy_from_slice(&(n ^ 0x5EED_0000_0000_0000).to_le_bytes());
