@@ -157,6 +157,9 @@ bytes "$rdpsec" 880 334 >"$out/rdp_security/xfreerdp_client_info"
 bytes "$rdpsec_salted" 880 334 >"$out/rdp_security/xfreerdp_client_info_salted"
 bytes "$rdpsec" 1229 156 >"$out/rdp_security/xfreerdp_new_license_request"
 bytes "$rdpsec" 2155 16 >"$out/rdp_security/xfreerdp_fast_path_input"
+# ... and whole PDUs as the host's transport opens them: the Client Info and Confirm Active.
+bytes "$rdpsec" 865 349 >"$out/rdp_security/xfreerdp_client_info_pdu"
+bytes "$rdpsec" 1385 562 >"$out/rdp_security/xfreerdp_confirm_active_pdu"
 
 # cal: the 2008 CAL of the captures and the 2019 one (moving from the CAL tests' testdata to
 # captures/; taken from wherever it is), each bare and in its NEW_LICENSE_INFO.

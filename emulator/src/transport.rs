@@ -7,13 +7,12 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use ironrdp_core::{decode, encode_vec, Encode};
+use ironrdp_core::{encode_vec, Encode};
 use ironrdp_pdu::mcs;
 use ironrdp_pdu::nego::{FailureCode, SecurityProtocol};
 use ironrdp_pdu::x224::X224;
 use rdpele_proto::envelope::{
-    FastPathPdu, LicensingFrame, McsSendData, RdpSecurityLayer, SecurityFlags, SecurityHeader,
-    SendDataDirection,
+    LicensingFrame, McsSendData, RdpSecurityLayer, SecurityFlags, SecurityHeader, SendDataDirection,
 };
 use rdpele_proto::wire::{LicensingPdu, Wire};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -285,69 +284,19 @@ impl RdpSecurity {
         out
     }
 
-    /// A received PDU as it would be over TLS: a Send Data's userData opened (decrypted and
-    /// its MAC checked when SEC_ENCRYPT is set), keeping a basic header for the PDUs whose
-    /// readers expect one (Client Info, licensing, redirection) and dropping it from the rest;
-    /// an encrypted fast-path PDU decrypted. Anything else is handed out as it came.
+    /// A received PDU as it would be over TLS ([`RdpSecurityLayer::open_pdu`]: a Send Data's
+    /// userData decrypted and its MAC checked, a basic header kept only where readers expect
+    /// one; an encrypted fast-path PDU decrypted).
     fn open(&mut self, pdu: Vec<u8>, from: Peer) -> Result<Vec<u8>, String> {
-        if let Some(&first) = pdu.first() {
-            if FastPathPdu::starts_with(first) {
-                let framed = FastPathPdu::decode(&pdu).map_err(|e| e.to_string())?;
-                let (header, body) = self
-                    .layer
-                    .open_fast_path(&framed)
-                    .map_err(|e| e.to_string())?;
-                let opened = FastPathPdu {
-                    header,
-                    long_length: false,
-                    body: &body,
-                };
-                return opened.to_vec().map_err(|e| e.to_string());
-            }
+        let direction = match from {
+            Peer::Client => SendDataDirection::Request,
+            Peer::Server => SendDataDirection::Indication,
+        };
+        match self.layer.open_pdu(&pdu, direction) {
+            Ok(Cow::Borrowed(_)) => Ok(pdu),
+            Ok(Cow::Owned(opened)) => Ok(opened),
+            Err(error) => Err(error.to_string()),
         }
-        match from {
-            Peer::Client => match decode::<X224<mcs::SendDataRequest<'_>>>(&pdu) {
-                Ok(X224(request)) => {
-                    let user_data = self.open_user_data(&request.user_data)?;
-                    encode_vec(&X224(mcs::SendDataRequest {
-                        user_data: Cow::Owned(user_data),
-                        ..request
-                    }))
-                    .map_err(|e| e.to_string())
-                }
-                Err(_) => Ok(pdu),
-            },
-            Peer::Server => match decode::<X224<mcs::SendDataIndication<'_>>>(&pdu) {
-                Ok(X224(indication)) => {
-                    let user_data = self.open_user_data(&indication.user_data)?;
-                    encode_vec(&X224(mcs::SendDataIndication {
-                        user_data: Cow::Owned(user_data),
-                        ..indication
-                    }))
-                    .map_err(|e| e.to_string())
-                }
-                Err(_) => Ok(pdu),
-            },
-        }
-    }
-
-    fn open_user_data(&mut self, user_data: &[u8]) -> Result<Vec<u8>, String> {
-        const KEEP_HEADER: SecurityFlags = SecurityFlags(
-            SecurityFlags::SEC_INFO_PKT.0
-                | SecurityFlags::SEC_LICENSE_PKT.0
-                | SecurityFlags::SEC_REDIRECTION_PKT.0,
-        );
-        let opened = self.layer.open(user_data).map_err(|e| e.to_string())?;
-        if opened.flags.0 & KEEP_HEADER.0 == 0 {
-            return Ok(opened.data.into_owned());
-        }
-        let flags =
-            opened.flags.0 & !(SecurityFlags::SEC_ENCRYPT.0 | SecurityFlags::SEC_SECURE_CHECKSUM.0);
-        let mut out = Vec::with_capacity(SecurityHeader::LEN + opened.data.len());
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&opened.flags_hi.to_le_bytes());
-        out.extend_from_slice(&opened.data);
-        Ok(out)
     }
 }
 
@@ -617,6 +566,8 @@ pub fn deadline_after(duration: Duration) -> tokio::time::Instant {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use ironrdp_core::decode;
 
     use super::*;
 

@@ -28,7 +28,7 @@ use crate::cal::{parse_cal, parse_cal_container, CalContainer, CalError};
 use crate::crypto::{derive_rdp_session_keys, EncryptionMethod, Side};
 use crate::envelope::{
     FastPathPdu, LicensingFrame, RdpSecurityLayer, SecurityExchangePdu, SecurityFlags,
-    SetErrorInfoPdu,
+    SendDataDirection, SetErrorInfoPdu, Tpkt,
 };
 
 use crate::wire::{
@@ -187,14 +187,26 @@ pub fn security_exchange(data: &[u8]) {
     round_trip::<SecurityExchangePdu<'static>>(data);
 }
 
-/// Standard RDP Security on what a peer sends: `data` opened by a host's layer as a slow-path
-/// userData and as a fast-path PDU must give a value or a typed error, never a panic; and
-/// `data` sealed by a client (with the first two bytes as flags, at each method) must open at
-/// the host to the same flags and bytes, PDU after PDU on one keystream.
+/// Standard RDP Security on what a peer sends, as the host reads its connection sequence
+/// after the Security Exchange: `data` opened by a host's layer as a whole PDU (TPKT / X.224 /
+/// MCS Send Data or fast-path, [`RdpSecurityLayer::open_pdu`], what the session host's
+/// transport calls for every PDU), as a slow-path userData and as a fast-path PDU must give a
+/// value or a typed error, never a panic, and a whole PDU opened must still be a whole PDU;
+/// and `data` sealed by a client (with the first two bytes as flags, at each method) must open
+/// at the host to the same flags and bytes, PDU after PDU on one keystream.
 pub fn rdp_security(data: &[u8]) {
     for method in EncryptionMethod::STRONGEST_FIRST {
         let keys = derive_rdp_session_keys(&[0x11; 32], &[0x22; 32], method);
         let mut host = RdpSecurityLayer::new(&keys, Side::Server);
+        if let Ok(opened) = host.open_pdu(data, SendDataDirection::Request) {
+            let whole = match opened.first() {
+                Some(first) if FastPathPdu::starts_with(*first) => {
+                    FastPathPdu::decode(&opened).is_ok()
+                }
+                _ => Tpkt::decode(&opened).is_ok(),
+            };
+            assert!(whole, "{method}: an opened PDU is no longer one");
+        }
         let _ = host.open(data);
         if let Ok(pdu) = FastPathPdu::decode(data) {
             let _ = host.open_fast_path(&pdu);

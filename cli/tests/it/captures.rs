@@ -96,7 +96,12 @@ fn every_message_capture_decodes_as_listed_and_round_trips() {
             .collect();
         assert_eq!(found, expected, "{}", entry.file);
         for document in &documents {
-            assert_eq!(document["framing"], entry.framing.as_str(), "{}", entry.file);
+            assert_eq!(
+                document["framing"],
+                entry.framing.as_str(),
+                "{}",
+                entry.file
+            );
             assert_eq!(document["roundtrip_identical"], true, "{}", entry.file);
         }
     }

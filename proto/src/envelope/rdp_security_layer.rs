@@ -6,10 +6,13 @@
 use std::borrow::Cow;
 
 use super::fast_path::FastPathPdu;
+use super::mcs::{McsSendData, SendDataDirection};
 use super::security_header::{NonFipsSecurityHeader, SecurityFlags, SecurityHeader};
+use super::tpkt::Tpkt;
+use super::x224::X224Data;
 use crate::crypto::{RdpCipher, RdpSessionKeys, Side, RDP_MAC_LEN};
 use crate::wire::codec::Wire;
-use crate::wire::error::{WireError, WireErrorKind};
+use crate::wire::error::{EncodeError, WireError, WireErrorKind};
 
 /// Why a PDU could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +20,9 @@ use crate::wire::error::{WireError, WireErrorKind};
 pub enum SecurityLayerError {
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A PDU opened would not re-encode (a length its field cannot hold).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
     /// The data did not decrypt to what its MAC signs: a wrong key, a tampered PDU, or a
     /// keystream out of step (a PDU lost or read out of order).
     #[error(
@@ -45,6 +51,12 @@ impl Opened<'_> {
         self.flags.contains(SecurityFlags::SEC_ENCRYPT)
     }
 }
+
+/// The flags of the PDUs whose readers expect the basic security header they came with (the
+/// Client Info, licensing, redirection): [`RdpSecurityLayer::open_pdu`] keeps it for them.
+const KEEP_HEADER: u16 = SecurityFlags::SEC_INFO_PKT.0
+    | SecurityFlags::SEC_LICENSE_PKT.0
+    | SecurityFlags::SEC_REDIRECTION_PKT.0;
 
 /// The fast-path header bits of MS-RDPBCGR 2.2.8.1.2 / 2.2.9.1.2 (`flags`, the top two bits).
 const FASTPATH_SECURE_CHECKSUM: u8 = 0x40;
@@ -138,6 +150,70 @@ impl RdpSecurityLayer {
             flags_hi: basic.flags_hi,
             data: Cow::Owned(data),
         })
+    }
+
+    /// A whole PDU as the peer sent it (a TPKT or fast-path PDU, as a transport reads them),
+    /// given back as it would be over TLS: the userData of a Send Data from `from` opened
+    /// ([`Self::open`]), with a basic header kept for the PDUs whose readers expect one (Client
+    /// Info, licensing, redirection: flags as sent but SEC_ENCRYPT and SEC_SECURE_CHECKSUM) and
+    /// none for the rest; an encrypted fast-path PDU decrypted. Other PDUs (MCS Disconnect
+    /// Provider Ultimatum, X.224 Disconnect, Send Data the other way) come back as they are.
+    pub fn open_pdu<'a>(
+        &mut self,
+        pdu: &'a [u8],
+        from: SendDataDirection,
+    ) -> Result<Cow<'a, [u8]>, SecurityLayerError> {
+        if pdu
+            .first()
+            .is_some_and(|first| FastPathPdu::starts_with(*first))
+        {
+            let fast_path = FastPathPdu::decode(pdu)?;
+            return Ok(match self.open_fast_path(&fast_path)? {
+                (_, Cow::Borrowed(_)) => Cow::Borrowed(pdu),
+                (header, Cow::Owned(body)) => Cow::Owned(
+                    FastPathPdu {
+                        header,
+                        long_length: false,
+                        body: &body,
+                    }
+                    .to_vec()?,
+                ),
+            });
+        }
+        let tpkt = Tpkt::decode(pdu)?;
+        let Ok(x224) = X224Data::decode(tpkt.payload) else {
+            return Ok(Cow::Borrowed(pdu));
+        };
+        let send_data = match McsSendData::decode(x224.payload) {
+            Ok(send_data) if send_data.direction == from => send_data,
+            _ => return Ok(Cow::Borrowed(pdu)),
+        };
+        let opened = self.open(send_data.user_data)?;
+        let mut user_data = Vec::with_capacity(SecurityHeader::LEN + opened.data.len());
+        if opened.flags.0 & KEEP_HEADER != 0 {
+            let flags = opened.flags.0
+                & !(SecurityFlags::SEC_ENCRYPT.0 | SecurityFlags::SEC_SECURE_CHECKSUM.0);
+            user_data.extend_from_slice(&flags.to_le_bytes());
+            user_data.extend_from_slice(&opened.flags_hi.to_le_bytes());
+        }
+        user_data.extend_from_slice(&opened.data);
+        let mcs = McsSendData {
+            user_data: &user_data,
+            ..send_data
+        }
+        .to_vec()?;
+        let x224 = X224Data {
+            eot: x224.eot,
+            payload: &mcs,
+        }
+        .to_vec()?;
+        Ok(Cow::Owned(
+            Tpkt {
+                reserved: tpkt.reserved,
+                payload: &x224,
+            }
+            .to_vec()?,
+        ))
     }
 
     /// Reads a fast-path PDU: when its header says it is encrypted, verifies and decrypts what
@@ -250,6 +326,47 @@ mod tests {
 
         let error = server.open(&[0x08, 0x00, 0x00]).unwrap_err();
         assert!(matches!(error, SecurityLayerError::Wire(_)), "{error}");
+    }
+
+    /// Whole PDUs as a host reads them: a Client Info keeps its basic header (SEC_ENCRYPT
+    /// gone), a share PDU loses its header, a Disconnect Provider Ultimatum passes as it is.
+    #[test]
+    fn whole_pdus_come_back_as_over_tls() {
+        let (mut client, mut server) = ends();
+        let frame = |user_data: &[u8]| {
+            let mcs = McsSendData {
+                direction: SendDataDirection::Request,
+                initiator: 1,
+                channel_id: 1003,
+                flags: McsSendData::HIGH_PRIORITY_BEGIN_END,
+                long_length: true,
+                user_data,
+            }
+            .to_vec()
+            .unwrap();
+            let x224 = X224Data::new(&mcs).to_vec().unwrap();
+            Tpkt::new(&x224).to_vec().unwrap()
+        };
+        let mut sealed = Vec::new();
+        client.seal_into(SecurityFlags::SEC_INFO_PKT, b"client info", &mut sealed);
+        let wire = frame(&sealed);
+        let opened = server.open_pdu(&wire, SendDataDirection::Request).unwrap();
+        assert_eq!(opened.as_ref(), frame(b"\x40\x00\x00\x00client info"));
+
+        let mut sealed = Vec::new();
+        client.seal_into(SecurityFlags::default(), b"confirm active", &mut sealed);
+        let wire = frame(&sealed);
+        let opened = server.open_pdu(&wire, SendDataDirection::Request).unwrap();
+        assert_eq!(opened.as_ref(), frame(b"confirm active"));
+
+        let ultimatum = [0x03, 0x00, 0x00, 0x09, 0x02, 0xf0, 0x80, 0x21, 0x80];
+        let same = server
+            .open_pdu(&ultimatum, SendDataDirection::Request)
+            .unwrap();
+        assert!(matches!(same, Cow::Borrowed(_)));
+        assert!(server
+            .open_pdu(&[0x03, 0x00, 0x00, 0x40, 1], SendDataDirection::Request)
+            .is_err());
     }
 
     #[test]
