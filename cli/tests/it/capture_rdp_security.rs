@@ -97,6 +97,13 @@ fn an_xfreerdp_session_captured_by_tshark_decodes_with_valid_macs() {
     let run = client.connect_with(&host, "/sec:rdp");
     assert!(client.cal().is_some(), "{}\n{}", run.output, host.log());
 
+    // dumpcap hands packets over in blocks and does not drain the kernel's last one when told
+    // to stop (CI lost everything after the License Request that way), but it flushes the file
+    // as it goes: wait until the whole exchange is on disk, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while message_types(&decode(&capture, &data, true).0).len() < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // SIGINT: tshark writes out what it has and ends.
     Command::new("kill")
         .args(["-INT", &tshark.id().to_string()])
