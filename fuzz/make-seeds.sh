@@ -5,7 +5,8 @@
 #
 #   fuzz/make-seeds.sh [OUT_DIR]     (default: fuzz/seeds)
 #
-# The cal target reads CAL files: both Windows CALs, as PKCS#7 DER and inside their decrypted
+# The host_connection target's seeds are made by a test from the Standard RDP Security vectors
+# (see the end of this script). The cal target reads CAL files: both Windows CALs, as PKCS#7 DER and inside their decrypted
 # NEW_LICENSE_INFO. The machine targets' seeds are not captures but a few fixed byte strings in
 # their input layout (proto/src/fuzzing/machine.rs), each replaying one recorded licensing flow.
 #
@@ -82,7 +83,7 @@ mkdir -p "$out"/{licensing_pdu,licensing_pdu_structured,license_request,new_lice
     "$out"/{license_info,platform_challenge,challenge_response,new_license,upgrade_license} \
     "$out"/{error_message,server_certificate,new_license_info,challenge_response_data,hwid} \
     "$out"/{frame,cal,server_machine,client_machine,set_error_info} \
-    "$out"/{security_exchange,rdp_security}
+    "$out"/{security_exchange,rdp_security,host_connection}
 
 # licensing_pdu: every licensing capture from the preamble on, plus the two message types no
 # capture holds (a platform challenge, and the upgrade license relabelled as a new license:
@@ -189,3 +190,9 @@ hex 00""0000""0001""0002 >"$out/client_machine/first_contact"
 hex 01""0003""0004""0005 >"$out/client_machine/upgrade"
 hex 02""0006""0007 >"$out/client_machine/valid"
 hex 03""2a00000000000000""00""0000""0001 >"$out/client_machine/other_seed" # the MAC fails
+
+# host_connection: xfreerdp's /sec:rdp sessions with xrdp ($rdpsec, $rdpsec_salted) in the
+# harness's layout (emulator/src/session_host/fuzzing.rs), for both of its hosts. Opening them
+# takes xrdp's RSA key and RC4, so emulator/tests/fuzz_host_connection.rs makes them and checks
+# the copies in fuzz/harness-seeds/ (RDPELE_WRITE_SEEDS=1 rewrites them).
+cp "$root"/fuzz/harness-seeds/host_connection/* "$out/host_connection/"

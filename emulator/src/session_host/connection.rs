@@ -4,6 +4,7 @@
 //! end the host chooses. The non-licensing PDUs are ironrdp-pdu's.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use ironrdp_pdu::rdp::server_error_info::{
 };
 use ironrdp_pdu::rdp::{client_info::CompressionType, ClientInfoPdu};
 use ironrdp_pdu::x224::{X224Data, X224};
+use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rdpele_proto::crypto::{derive_rdp_session_keys, EncryptionMethod, Side, SERVER_RANDOM_LEN};
 use rdpele_proto::envelope::{
@@ -29,7 +31,6 @@ use rdpele_proto::envelope::{
 };
 use rdpele_proto::wire::Wire;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::config::{EncryptionLevel, SecurityLayer};
@@ -47,7 +48,7 @@ const IO_CHANNEL_ID: u16 = Channels::HOST.io_channel;
 const SHARE_ID: u32 = 0x0001_03EA;
 /// Stands for an address the operating system could not tell (the connection is then not
 /// captured).
-const SOME_ADDRESS: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+const SOME_ADDRESS: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::UNSPECIFIED,
     0,
 ));
@@ -372,19 +373,21 @@ pub enum ConnectionEnd {
     ClientLeftAfterLicensing,
 }
 
-/// Runs one connection to its end.
-pub async fn serve_connection(
-    tcp: TcpStream,
+/// Runs one connection to its end on `stream`, whose (client, host) addresses, when known,
+/// name it in a `--pcap` capture (a connection without them is not captured).
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    addresses: Option<(SocketAddr, SocketAddr)>,
     shared: Arc<Shared>,
     peer: String,
     index: u64,
 ) -> Result<ConnectionEnd, ConnError> {
     let timeout = shared.options.step_timeout;
-    let tcp = match (tcp.peer_addr(), tcp.local_addr()) {
-        (Ok(client), Ok(host)) => Tap::new(tcp, shared.pcap.as_ref(), client, host),
-        _ => Tap::new(tcp, None, SOME_ADDRESS, SOME_ADDRESS),
+    let stream = match addresses {
+        Some((client, host)) => Tap::new(stream, shared.pcap.as_ref(), client, host),
+        None => Tap::new(stream, None, SOME_ADDRESS, SOME_ADDRESS),
     };
-    let mut framed = Framed::new(tcp, timeout, Peer::Client);
+    let mut framed = Framed::new(stream, timeout, Peer::Client);
 
     // X.224 Connection Request / Confirm (MS-RDPBCGR 2.2.1.1, 2.2.1.2).
     let request_bytes = framed.read_pdu("X.224 Connection Request").await?;
@@ -487,10 +490,12 @@ impl Standard {
         level: EncryptionLevel,
         client: &gcc::ClientSecurityData,
         strong_keys: bool,
+        rng: &mut StdRng,
     ) -> Result<Self, ConnError> {
         const STAGE: &str = "MCS Connect Initial";
+        // The connection's first draw: the fuzz harness's client derives its keys from it.
         let mut server_random = [0u8; SERVER_RANDOM_LEN];
-        rand::Rng::fill_bytes(&mut rand::rng(), &mut server_random);
+        rand::Rng::fill_bytes(rng, &mut server_random);
         if level == EncryptionLevel::None {
             return Ok(Self {
                 level,
@@ -556,17 +561,17 @@ fn start_standard_security<S>(
     standard: &Standard,
     method: EncryptionMethod,
     exchange_bytes: &[u8],
+    rng: &mut StdRng,
 ) -> Result<(), ConnError> {
     const STAGE: &str = "Security Exchange";
     let request: mcs::SendDataRequest<'_> = decode_x224(STAGE, exchange_bytes)?;
     let exchange =
         SecurityExchangePdu::decode(&request.user_data).map_err(|e| protocol(STAGE, e))?;
-    let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
     let client_random = shared
         .rdp_security
         .for_client(standard.strong_keys)
         .key
-        .decrypt_client_random(exchange.encrypted_client_random, &mut rng)
+        .decrypt_client_random(exchange.encrypted_client_random, rng)
         .map_err(|e| protocol(STAGE, format!("the encrypted client random: {e}")))?;
     let keys = derive_rdp_session_keys(&client_random, &standard.server_random, method);
     framed.start_rdp_security(RdpSecurity {
@@ -588,6 +593,7 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
     requested: SecurityProtocol,
     layer: Layer,
 ) -> Result<ConnectionEnd, ConnError> {
+    let mut rng = shared.connection_rng();
     // MCS Connect Initial / Response with the GCC blocks (2.2.1.3, 2.2.1.4).
     let initial_bytes = framed.read_pdu("MCS Connect Initial").await?;
     let initial: mcs::ConnectInitial = {
@@ -607,6 +613,7 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
                 .is_some_and(|flags| {
                     flags.contains(gcc::ClientEarlyCapabilityFlags::STRONG_ASYMMETRIC_KEYS)
                 }),
+            &mut rng,
         )?),
     };
     let mut identity = ClientIdentity {
@@ -724,7 +731,7 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
             Some(bytes) => bytes,
             None => framed.read_pdu("Security Exchange").await?,
         };
-        start_standard_security(&mut framed, &shared, standard, method, &exchange)?;
+        start_standard_security(&mut framed, &shared, standard, method, &exchange, &mut rng)?;
         let key_bits = shared
             .rdp_security
             .for_client(standard.strong_keys)
@@ -754,6 +761,7 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
         product_version: shared.config.product.version,
         faults: shared.config.faults.clone(),
         peer: format!("{peer} ({})", identity.machine),
+        rng: StdRng::from_rng(&mut rng),
         record: shared
             .options
             .record

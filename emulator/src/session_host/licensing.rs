@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
 use rdpele_license_server::server::product_version;
 use rdpele_proto::envelope::{LicensingFrame, SendDataDirection};
 use rdpele_proto::machine::{Refusal, RefusalReason, ServerConfig, ServerEvent, ServerMachine};
@@ -48,6 +47,8 @@ pub struct LicensingContext {
     pub product_version: Option<u32>,
     pub faults: Faults,
     pub peer: String,
+    /// The randomness of the License Request and of the premaster's RSA blinding.
+    pub rng: StdRng,
     /// Directory to record this connection's licensing PDUs into, one file each.
     pub record: Option<PathBuf>,
 }
@@ -58,7 +59,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     context: LicensingContext,
 ) -> Result<LicensingEnd, ConnError> {
     let host = context.backend.host().await?;
-    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut rng = context.rng;
     // An `admin server set --host-version` while serving changes what the next License Request
     // announces, as a Windows host's product version follows its installed release.
     let mut machine_config = context.machine_config.clone();

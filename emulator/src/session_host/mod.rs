@@ -5,6 +5,8 @@
 pub mod config;
 mod connection;
 mod errinfo;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod issuer;
 mod licensing;
 mod pcap;
@@ -17,6 +19,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rdpele_proto::cal::LicenseServerIdentity;
 use rdpele_proto::crypto::{proprietary_certificate, LicensingPrivateKey};
 use rdpele_proto::machine::ServerConfig;
@@ -99,6 +103,9 @@ pub struct Shared {
     /// `--pcap`: where every connection's bytes go.
     pcap: Option<Arc<pcap::PcapFile>>,
     backend: Arc<Backend>,
+    /// Seeds every connection's randomness alike (server randoms, the License Request's random,
+    /// RSA blinding), so that a fuzz input replays; `None`: the system's randomness.
+    seed: Option<u64>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -135,6 +142,18 @@ impl Shared {
     /// Prepares the host: applies the config to the data directory's settings, loads or makes
     /// the TLS and licensing identities, and opens the license server.
     pub fn open(options: Options) -> Result<Arc<Self>, StartError> {
+        Self::open_with_seed(options, None)
+    }
+
+    /// A host whose every connection draws the same randomness from `seed`: the same client
+    /// bytes get the same answers, as a fuzz target needs to replay an input (never for
+    /// serving: every client would see the same server random).
+    #[cfg(feature = "fuzzing")]
+    pub fn open_seeded(options: Options, seed: u64) -> Result<Arc<Self>, StartError> {
+        Self::open_with_seed(options, Some(seed))
+    }
+
+    fn open_with_seed(options: Options, seed: Option<u64>) -> Result<Arc<Self>, StartError> {
         fn error<E: Into<BoxError>>(step: &str, cause: E) -> StartError {
             StartError {
                 step: step.to_owned(),
@@ -246,7 +265,16 @@ impl Shared {
             pcap,
             backend,
             options,
+            seed,
         }))
+    }
+
+    /// One connection's randomness.
+    fn connection_rng(&self) -> StdRng {
+        match self.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_rng(&mut rand::rng()),
+        }
     }
 }
 
@@ -436,7 +464,8 @@ pub async fn serve(
                 .saturating_add(Duration::from_secs(
                     shared.options.session_seconds.unwrap_or(0),
                 ));
-            let served = connection::serve_connection(tcp, shared, peer.clone(), index);
+            let addresses = tcp.peer_addr().ok().zip(tcp.local_addr().ok());
+            let served = connection::serve_connection(tcp, addresses, shared, peer.clone(), index);
             match tokio::time::timeout(deadline, served).await {
                 Ok(Ok(ending)) => tracing::debug!(peer, ?ending, "connection ended"),
                 Ok(Err(error)) => warn!(peer, %error, "connection closed"),
