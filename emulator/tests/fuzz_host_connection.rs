@@ -1,8 +1,13 @@
-//! The `host_connection` fuzz target's harness (`session_host::fuzzing`) on its seeds: xfreerdp
-//! 2.11.7's `/sec:rdp` sessions with xrdp 0.9.21 (proto/tests/vectors/rdp_security), replayed in
-//! the harness's layout to the host's own connection sequence. The seeds are committed under
-//! fuzz/harness-seeds/ (fuzz/make-seeds.sh copies them into the corpus); this test makes them
-//! again from the vectors and fails if they differ (`RDPELE_WRITE_SEEDS=1` writes them).
+//! The `host_connection` fuzz target's harness (`session_host::fuzzing`) on its seeds, replayed
+//! in the harness's layout to the host's own connection sequence:
+//! - xfreerdp 2.11.7's `/sec:rdp` sessions with xrdp 0.9.21 (proto/tests/vectors/rdp_security),
+//!   which this test makes again from the vectors and fails if they differ;
+//! - the emulated client's first logon, recorded against the harness's licensing host (its
+//!   licensing messages are genuine, so a replay gets a CAL issued): a recording, checked by
+//!   replaying it.
+//!
+//! The seeds are committed under fuzz/harness-seeds/ (fuzz/make-seeds.sh copies them into the
+//! corpus); `RDPELE_WRITE_SEEDS=1` writes them (and records the first logon again).
 
 #![cfg(feature = "fuzzing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -11,9 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use ironrdp_pdu::rdp::server_error_info::ErrorInfo;
+use rdpele_emulator::client::{
+    self, ClientOptions, ClientSecurity, LicensingOutcome, MemoryLicenses, PLATFORM_ID,
+};
 use rdpele_emulator::session_host::fuzzing::{self, seed_from_capture};
-use rdpele_emulator::session_host::ConnectionEnd;
+use rdpele_emulator::session_host::{self as host, ConnectionEnd};
 use rdpele_proto::crypto::EncryptionMethod;
+use rdpele_proto::wire::ClientHardwareId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const XRDP_KEY: &str =
     include_str!("../../proto/tests/vectors/rdp_security/xrdp-0.9.21_rsakeys.pem");
@@ -79,11 +90,18 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn seeds_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/harness-seeds/host_connection")
+}
+
+fn write_seeds() -> bool {
+    std::env::var_os("RDPELE_WRITE_SEEDS").is_some()
+}
+
 #[test]
 fn the_committed_seeds_are_the_xfreerdp_sessions_in_the_harness_layout() {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/harness-seeds/host_connection");
-    let write = std::env::var_os("RDPELE_WRITE_SEEDS").is_some();
+    let dir = seeds_dir();
+    let write = write_seeds();
     if write {
         std::fs::create_dir_all(&dir).unwrap();
     }
@@ -137,9 +155,9 @@ fn a_salted_client_info_opens_and_the_connection_ends_in_licensing() {
 #[test]
 fn keys_derived_for_another_method_than_the_hosts_fail_at_the_client_info_mac() {
     let mut input = seed(ADMITTING, HIGH_128);
-    // The first operation-1 record: its options byte asks for 56-bit keys (method index 1).
+    // The Security Exchange record's options byte asks for 56-bit keys.
     let exchange = find_exchange(&input);
-    input[exchange] |= 0b010;
+    input[exchange] |= 0b01;
     let error = run(&input).unwrap_err().to_string();
     assert!(
         error.contains("Client Info") && error.contains("MAC"),
@@ -149,12 +167,137 @@ fn keys_derived_for_another_method_than_the_hosts_fail_at_the_client_info_mac() 
 
 /// The offset of the options byte of the input's Security Exchange record.
 fn find_exchange(input: &[u8]) -> usize {
-    let mut at = 1;
-    loop {
-        let len = usize::from(u16::from_le_bytes([input[at + 1], input[at + 2]]));
-        if input[at] % 3 == 1 {
-            return at + 3;
-        }
-        at += 3 + len;
+    records(input)
+        .find(|&(op, _)| op % 3 == 1)
+        .expect("a Security Exchange record")
+        .1
+        .start
+}
+
+const FIRST_LOGON: &str = "licensing_rdpele_client_first_logon";
+
+#[test]
+fn the_emulated_clients_first_logon_replays_to_an_issued_cal_and_an_active_session() {
+    let path = seeds_dir().join(FIRST_LOGON);
+    if write_seeds() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        std::fs::write(&path, runtime.block_on(record_first_logon())).unwrap();
     }
+    let input = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (RDPELE_WRITE_SEEDS=1 records it)", path.display()));
+    // New License Request, a Platform Challenge Response whose MAC verifies, a temporary CAL
+    // issued and recorded, then capability exchange and finalization. Again: the license
+    // server knows the device by then, and the replay still gets a CAL.
+    for replay in 0..2 {
+        let ended = run(&input).unwrap();
+        assert!(
+            matches!(ended, ConnectionEnd::Active),
+            "replay {replay}: {ended:?}"
+        );
+    }
+    // What got it there is the genuine licensing: the Platform Challenge Response (the
+    // client's second licensing PDU) with a byte of its MAC changed is refused.
+    let (_, response) = records(&input)
+        .filter(|(op, record)| op % 3 == 2 && flags(&input[record.clone()]) & SEC_LICENSE_PKT != 0)
+        .nth(1)
+        .expect("two licensing PDUs in the first logon");
+    let mut tampered = input.clone();
+    tampered[response.end - 1] ^= 0x01;
+    let ended = run(&tampered).unwrap();
+    assert!(
+        matches!(
+            ended,
+            ConnectionEnd::Refused(ErrorInfo::ProtocolIndependentLicensingCode(_))
+        ),
+        "{ended:?}"
+    );
+}
+
+const SEC_LICENSE_PKT: u16 = 0x0080;
+
+/// The records of an input: each one's operation byte and where its bytes are.
+fn records(input: &[u8]) -> impl Iterator<Item = (u8, std::ops::Range<usize>)> + '_ {
+    let mut at = 1;
+    std::iter::from_fn(move || {
+        let op = *input.get(at)?;
+        let len = usize::from(u16::from_le_bytes([input[at + 1], input[at + 2]]));
+        let record = at + 3..at + 3 + len;
+        at = record.end;
+        Some((op, record))
+    })
+}
+
+/// An operation-2 record's security flags.
+fn flags(record: &[u8]) -> u16 {
+    u16::from_le_bytes([record[0], record[1]])
+}
+
+/// The emulated client (`--security rdp`) licensed by the harness's licensing host on a fresh
+/// data directory, through a proxy that keeps what the client sent; that stream in the
+/// harness's layout.
+async fn record_first_logon() -> Vec<u8> {
+    let data = tempfile::tempdir().unwrap();
+    let shared = fuzzing::open_host(data.path(), false);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(host::serve(listener, shared, async {
+        let _ = stopped.await;
+    }));
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_address = proxy.local_addr().unwrap();
+    let recording = tokio::spawn(async move {
+        let (client, _) = proxy.accept().await.unwrap();
+        let server = TcpStream::connect(host_address).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let to_client = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        });
+        let mut sent = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let read = client_read.read(&mut buffer).await.unwrap_or(0);
+            if read == 0 {
+                break;
+            }
+            sent.extend_from_slice(&buffer[..read]);
+            if server_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+        let _ = to_client.await;
+        sent
+    });
+    let options = ClientOptions {
+        machine: "FUZZ-SEED".to_owned(),
+        user: "seed".to_owned(),
+        password: "secret".to_owned(),
+        hwid: ClientHardwareId {
+            platform_id: PLATFORM_ID,
+            data: [0x5E; 16],
+        },
+        timeout: std::time::Duration::from_secs(10),
+        disconnect_after_activation: true,
+        security: ClientSecurity::Rdp,
+    };
+    let report = client::connect(proxy_address, &options, &mut MemoryLicenses::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.licensing, LicensingOutcome::New) && report.active,
+        "{report:?}"
+    );
+    let sent = recording.await.unwrap();
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+    seed_from_capture(
+        0,
+        &sent,
+        fuzzing::HOST_KEY,
+        &fuzzing::server_random(),
+        EncryptionMethod::Bits128,
+    )
+    .unwrap()
 }

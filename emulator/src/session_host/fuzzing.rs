@@ -15,24 +15,24 @@
 //! - A host byte, `% 2`: 0 licenses through its embedded license server as `rdpele serve` does
 //!   by default; 1 answers the client's first licensing message with STATUS_VALID_CLIENT (a
 //!   `[[fault]]`), so that inputs reach capability exchange and connection finalization without
-//!   passing licensing's MACs (the `server_machine` target drives licensing itself). Both
-//!   hosts have 512-bit licensing keys, so a premaster costs little to decrypt.
+//!   passing licensing's MACs. Both hosts hold one fixed 512-bit key ([`HOST_KEY`]) for their
+//!   licensing and Standard RDP Security certificates, so a recorded connection replays on any
+//!   machine, and a premaster costs little to decrypt.
 //! - Then records until the input ends, each an operation byte `% 3`, a length (2 bytes,
 //!   little-endian) and that many bytes (fewer if the input ends first):
 //!   0. raw: the bytes sent as they are (X.224, MCS, fast-path, anything);
-//!   1. Security Exchange: in the first byte, bit 0 picks the host's licensing key (the one it
-//!      offers a client announcing RNS_UD_CS_STRONG_ASYMMETRIC_KEYS) over its 512-bit Standard
-//!      RDP Security key, bits 1-2 the method the keys are derived for (1: 56-bit RC4,
-//!      2: 40-bit, else 128-bit; the host must have chosen the same), bit 3
+//!   1. Security Exchange: in the first byte, bits 0-1 the method the keys are derived for
+//!      (1: 56-bit RC4, 2: 40-bit, else 128-bit; the host must have chosen the same), bit 2
 //!      SEC_LICENSE_ENCRYPT_SC; the next 32 bytes are the client random (zeros past the end).
-//!      The harness encrypts the random to that key, sends the Security Exchange PDU and
+//!      The harness encrypts the random to the host's key, sends the Security Exchange PDU and
 //!      encrypts what follows;
 //!   2. sealed: flags (2 bytes, little-endian), a channel id (2 bytes, little-endian), then the
 //!      data: an MCS Send Data Request from the host's user id on that channel, whose userData
 //!      is the data behind a security header with the flags; encrypted and signed (salted when
 //!      the flags have SEC_SECURE_CHECKSUM) once a Security Exchange went, in clear before.
 //!
-//! [`seed_from_capture`] writes a recorded client's stream in this layout.
+//! [`seed_from_capture`] writes a recorded client's stream in this layout; [`open_host`] opens
+//! the harness's hosts on a data directory of one's choosing, to record a client against.
 //!
 //! # Oracle
 //! Beyond no panic and no hang (the host reads with a one-second step timeout; libFuzzer's
@@ -43,12 +43,13 @@
 // The fuzz oracle: a failed assertion is how these functions report a bug.
 #![allow(clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rdpele_license_server::private_files::{create_private_dir, create_private_file};
 use rdpele_proto::crypto::{
     derive_rdp_session_keys, EncryptionMethod, LicensingPrivateKey, LicensingPublicKey, Side,
     CLIENT_RANDOM_LEN, SERVER_RANDOM_LEN,
@@ -94,19 +95,17 @@ error-code = "STATUS_VALID_CLIENT"
 state-transition = "ST_NO_TRANSITION"
 "#;
 
+/// The key of both hosts' licensing certificate and Standard RDP Security certificates (made
+/// for this harness, 512 bits, public): fixed, so that a client recorded against
+/// [`open_host`] replays wherever the harness runs.
+pub const HOST_KEY: &str = include_str!("fuzzing_key.pem");
+
 /// The two hosts and the runtime they serve on, made once per process.
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    licensing: Host,
-    admitting: Host,
-}
-
-struct Host {
-    shared: Arc<Shared>,
-    /// The keys of the two certificates the host offers (MS-RDPBCGR 2.2.1.3.2): for clients
-    /// without and with RNS_UD_CS_STRONG_ASYMMETRIC_KEYS.
-    weak_key: LicensingPublicKey,
-    strong_key: LicensingPublicKey,
+    key: LicensingPublicKey,
+    licensing: Arc<Shared>,
+    admitting: Arc<Shared>,
 }
 
 fn harness() -> &'static Harness {
@@ -116,39 +115,60 @@ fn harness() -> &'static Harness {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let host = |name: &str, config: &str| {
-            let options = Options {
-                data: data_directory().join(name),
-                config: HostConfig::parse(config).expect("the harness's host config"),
-                license_server: None,
-                session_seconds: None,
-                max_connections: 1,
-                max_connections_per_source: 1,
-                step_timeout: Duration::from_secs(1),
-                record: None,
-                pcap: None,
-                host_name: "rdpele-fuzz".to_owned(),
-            };
-            let shared = Shared::open_seeded(options, SEED)
-                .unwrap_or_else(|e| panic!("the {name} host: {e}"));
-            let key = |strong| shared.rdp_security.for_client(strong).key.public_key();
-            Host {
-                weak_key: key(false),
-                strong_key: key(true),
-                shared,
-            }
-        };
+        let key = LicensingPrivateKey::from_pem(HOST_KEY)
+            .expect("the harness's host key")
+            .public_key();
         Harness {
             runtime,
-            licensing: host("licensing", LICENSING_HOST),
-            admitting: host("admitting", ADMITTING_HOST),
+            key,
+            licensing: open_host(&data_directory().join("licensing"), false),
+            admitting: open_host(&data_directory().join("admitting"), true),
         }
     })
 }
 
+/// One of the harness's hosts on `data`, with [`HOST_KEY`] written there: the licensing one,
+/// or the one `admitting` at the first licensing message. Its connections all draw the same
+/// randomness.
+pub fn open_host(data: &Path, admitting: bool) -> Arc<Shared> {
+    let (name, config) = if admitting {
+        ("admitting", ADMITTING_HOST)
+    } else {
+        ("licensing", LICENSING_HOST)
+    };
+    let install = |file: &str| -> std::io::Result<()> {
+        let path = data.join(file);
+        if std::fs::read(&path).is_ok_and(|held| held == HOST_KEY.as_bytes()) {
+            return Ok(());
+        }
+        match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        create_private_file(&path, HOST_KEY.as_bytes()).map(|_| ())
+    };
+    create_private_dir(data)
+        .and_then(|()| install(super::LICENSING_KEY_FILE))
+        .and_then(|()| install(super::RDP_SECURITY_WEAK_KEY_FILE))
+        .unwrap_or_else(|e| panic!("the {name} host's key in {}: {e}", data.display()));
+    let options = Options {
+        data: data.to_owned(),
+        config: HostConfig::parse(config).expect("the harness's host config"),
+        license_server: None,
+        session_seconds: None,
+        max_connections: 16,
+        max_connections_per_source: 16,
+        step_timeout: Duration::from_secs(1),
+        record: None,
+        pcap: None,
+        host_name: "rdpele-fuzz".to_owned(),
+    };
+    Shared::open_seeded(options, SEED).unwrap_or_else(|e| panic!("the {name} host: {e}"))
+}
+
 /// Where the hosts keep their data: `RDPELE_FUZZ_DATA`, else `rdpele-fuzz-host` in the system's
-/// temporary directory. Kept between runs (the keys are made once); fuzzing processes share it
-/// as two hosts share a data directory.
+/// temporary directory. Kept between runs (the license server's key and the TLS certificate are
+/// made once); fuzzing processes share it as two hosts share a data directory.
 fn data_directory() -> PathBuf {
     std::env::var_os("RDPELE_FUZZ_DATA").map_or_else(
         || std::env::temp_dir().join("rdpele-fuzz-host"),
@@ -175,17 +195,11 @@ pub fn run(data: &[u8]) -> Result<ConnectionEnd, ConnError> {
     } else {
         &harness.admitting
     };
-    let mut client = Client::new(host);
+    let mut client = Client::new(&harness.key);
     let sent = client.encode(records);
     let (host_end, client_end) = tokio::io::duplex(STREAM_BUFFER);
     let (ended, received) = harness.runtime.block_on(async {
-        let served = serve_connection(
-            host_end,
-            None,
-            Arc::clone(&host.shared),
-            "fuzz".to_owned(),
-            0,
-        );
+        let served = serve_connection(host_end, None, Arc::clone(host), "fuzz".to_owned(), 0);
         let talk = async move {
             let (mut reader, mut writer) = tokio::io::split(client_end);
             let write = async move {
@@ -205,16 +219,19 @@ pub fn run(data: &[u8]) -> Result<ConnectionEnd, ConnError> {
     ended
 }
 
-/// The harness's client: the host it talks to, and its end of Standard RDP Security once it
-/// sent a Security Exchange.
+/// The harness's client: the host's key, and its end of Standard RDP Security once it sent a
+/// Security Exchange.
 struct Client<'h> {
-    host: &'h Host,
+    host_key: &'h LicensingPublicKey,
     layer: Option<RdpSecurityLayer>,
 }
 
 impl<'h> Client<'h> {
-    fn new(host: &'h Host) -> Self {
-        Self { host, layer: None }
+    fn new(host_key: &'h LicensingPublicKey) -> Self {
+        Self {
+            host_key,
+            layer: None,
+        }
     }
 
     /// The bytes the records of the input make, in order.
@@ -239,12 +256,7 @@ impl<'h> Client<'h> {
     /// Operation 1: the Security Exchange, and the keys from then on.
     fn exchange(&mut self, record: &[u8], sent: &mut Vec<u8>) {
         let options = record.first().copied().unwrap_or(0);
-        let key = if options & 1 != 0 {
-            &self.host.strong_key
-        } else {
-            &self.host.weak_key
-        };
-        let method = match (options >> 1) & 0b11 {
+        let method = match options & 0b11 {
             1 => EncryptionMethod::Bits56,
             2 => EncryptionMethod::Bits40,
             _ => EncryptionMethod::Bits128,
@@ -253,10 +265,11 @@ impl<'h> Client<'h> {
         for (to, from) in client_random.iter_mut().zip(record.iter().skip(1)) {
             *to = *from;
         }
-        let encrypted = key
+        let encrypted = self
+            .host_key
             .encrypt_client_random(&client_random)
             .expect("a client random encrypts to the host's key");
-        let exchange = SecurityExchangePdu::new(&encrypted, options & 0b1000 != 0)
+        let exchange = SecurityExchangePdu::new(&encrypted, options & 0b100 != 0)
             .to_vec()
             .expect("a Security Exchange PDU encodes");
         send_data(
@@ -333,9 +346,9 @@ fn check_host_stream(mut layer: Option<&mut RdpSecurityLayer>, received: &[u8]) 
     }
 }
 
-/// The server random the host's Server Security Data carries: the first draw of every
-/// connection's randomness (see `Standard::choose`).
-fn server_random() -> [u8; SERVER_RANDOM_LEN] {
+/// The server random the harness's hosts send in the Server Security Data of every connection:
+/// the first draw of the connection's randomness (see `Standard::choose`).
+pub fn server_random() -> [u8; SERVER_RANDOM_LEN] {
     let mut random = [0u8; SERVER_RANDOM_LEN];
     StdRng::seed_from_u64(SEED).fill_bytes(&mut random);
     random
@@ -434,8 +447,8 @@ pub fn seed_from_capture(
                     record(0, item.bytes)?;
                     continue;
                 };
-                // Bits 1-2 zero: 128-bit RC4.
-                let options = u8::from(exchange.license_encrypt()) << 3;
+                // Bits 0-1 zero: 128-bit RC4.
+                let options = u8::from(exchange.license_encrypt()) << 2;
                 let mut rng = StdRng::seed_from_u64(SEED);
                 let client_random = key
                     .decrypt_client_random(exchange.encrypted_client_random, &mut rng)
