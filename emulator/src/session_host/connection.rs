@@ -24,7 +24,6 @@ use ironrdp_pdu::rdp::server_error_info::{
 use ironrdp_pdu::rdp::{client_info::CompressionType, ClientInfoPdu};
 use ironrdp_pdu::x224::{X224Data, X224};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
 use rdpele_proto::crypto::{derive_rdp_session_keys, EncryptionMethod, Side, SERVER_RANDOM_LEN};
 use rdpele_proto::envelope::{
     RdpSecurityLayer, SecurityExchangePdu, SecurityFlags, SendDataDirection,
@@ -37,7 +36,7 @@ use super::config::{EncryptionLevel, SecurityLayer};
 use super::errinfo::license_error_info;
 use super::licensing::{self, LicensingContext, LicensingEnd};
 use super::pcap::Tap;
-use super::Shared;
+use super::{Randomness, Shared};
 use crate::transport::{
     self, Channels, Framed, Peer, RdpSecurity, TransportError, TransportErrorKind,
 };
@@ -493,7 +492,7 @@ impl Standard {
         rng: &mut StdRng,
     ) -> Result<Self, ConnError> {
         const STAGE: &str = "MCS Connect Initial";
-        // The connection's first draw: the fuzz harness's client derives its keys from it.
+        // The first draw of its randomness: the fuzz harness's client derives its keys from it.
         let mut server_random = [0u8; SERVER_RANDOM_LEN];
         rand::Rng::fill_bytes(rng, &mut server_random);
         if level == EncryptionLevel::None {
@@ -593,7 +592,7 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
     requested: SecurityProtocol,
     layer: Layer,
 ) -> Result<ConnectionEnd, ConnError> {
-    let mut rng = shared.connection_rng();
+    let mut rng = shared.connection_rng(Randomness::StandardSecurity);
     // MCS Connect Initial / Response with the GCC blocks (2.2.1.3, 2.2.1.4).
     let initial_bytes = framed.read_pdu("MCS Connect Initial").await?;
     let initial: mcs::ConnectInitial = {
@@ -761,7 +760,7 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
         product_version: shared.config.product.version,
         faults: shared.config.faults.clone(),
         peer: format!("{peer} ({})", identity.machine),
-        rng: StdRng::from_rng(&mut rng),
+        rng: shared.connection_rng(Randomness::Licensing),
         record: shared
             .options
             .record

@@ -63,7 +63,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::HostConfig;
 use super::connection::{serve_connection, ConnError, ConnectionEnd};
-use super::{Options, Shared};
+use super::{Options, Randomness, Shared};
 use crate::transport::Channels;
 
 /// Every connection's randomness, on both hosts.
@@ -347,10 +347,12 @@ fn check_host_stream(mut layer: Option<&mut RdpSecurityLayer>, received: &[u8]) 
 }
 
 /// The server random the harness's hosts send in the Server Security Data of every connection:
-/// the first draw of the connection's randomness (see `Standard::choose`).
+/// the first draw of the connection's Standard RDP Security randomness (see `Standard::choose`).
 pub fn server_random() -> [u8; SERVER_RANDOM_LEN] {
     let mut random = [0u8; SERVER_RANDOM_LEN];
-    StdRng::seed_from_u64(SEED).fill_bytes(&mut random);
+    Randomness::StandardSecurity
+        .seeded(SEED)
+        .fill_bytes(&mut random);
     random
 }
 

@@ -269,10 +269,12 @@ impl Shared {
         }))
     }
 
-    /// One connection's randomness.
-    fn connection_rng(&self) -> StdRng {
+    /// One connection's randomness for `purpose`. A seeded host gives each purpose a stream
+    /// of its own, so that what one consumes does not shift the other's: RSA blinding draws
+    /// differently on each RSA backend, and a recorded input must replay on both.
+    fn connection_rng(&self, purpose: Randomness) -> StdRng {
         match self.seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
+            Some(seed) => purpose.seeded(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         }
     }
@@ -297,6 +299,26 @@ impl Shared {
         })?;
         info!(license_server = %url, version = %health.version, "license server answers");
         Ok(())
+    }
+}
+
+/// What a connection draws randomness for.
+#[derive(Clone, Copy, Debug)]
+enum Randomness {
+    /// The server random of Standard RDP Security (first), then the client random's blinding.
+    StandardSecurity,
+    /// Licensing: the License Request's server random (first), then the premaster's blinding.
+    Licensing,
+}
+
+impl Randomness {
+    /// This purpose's stream on a host seeded with `seed`.
+    fn seeded(self, seed: u64) -> StdRng {
+        let stream = match self {
+            Self::StandardSecurity => 0,
+            Self::Licensing => 1,
+        };
+        StdRng::seed_from_u64(seed ^ stream)
     }
 }
 
