@@ -319,7 +319,7 @@ fn check_host_stream(mut layer: Option<&mut RdpSecurityLayer>, received: &[u8]) 
                 hex(received)
             )
         });
-        let Some(layer) = layer.as_deref_mut() else {
+        let Some(keys) = layer.as_deref_mut() else {
             continue;
         };
         let encrypted = match item.pdu {
@@ -333,15 +333,16 @@ fn check_host_stream(mut layer: Option<&mut RdpSecurityLayer>, received: &[u8]) 
         if !encrypted {
             continue;
         }
-        match layer.open_pdu(item.bytes, SendDataDirection::Indication) {
+        match keys.open_pdu(item.bytes, SendDataDirection::Indication) {
             Ok(_) => in_step = true,
             Err(error) if in_step => panic!(
                 "the host's PDU at {} no longer opens with the keys its earlier PDUs \
                  opened with: {error}",
                 item.offset
             ),
-            // The input derived other keys than the host's (another method or key).
-            Err(_) => return,
+            // The input derived other keys than the host's (another method): the rest is only
+            // checked for whole PDUs.
+            Err(_) => layer = None,
         }
     }
 }
@@ -367,7 +368,7 @@ fn send_data(direction: SendDataDirection, user_data: &[u8], channel: u16, out: 
         long_length: true,
         user_data,
     };
-    // A record longer than one Send Data can carry goes as raw bytes would: cut.
+    // A record longer than one Send Data's 14-bit length can carry is not sent.
     let Ok(mcs) = mcs.to_vec() else { return };
     let Ok(x224) = (X224Data {
         eot: X224Data::EOT,
@@ -541,6 +542,18 @@ mod tests {
             derive_rdp_session_keys(&[0x22; 32], &server_random(), EncryptionMethod::Bits128);
         let mut other = RdpSecurityLayer::new(&keys, Side::Client);
         check_host_stream(Some(&mut other), &pdus.concat());
+    }
+
+    #[test]
+    #[should_panic(expected = "the host sent bytes that are not a PDU")]
+    fn after_keys_other_than_the_hosts_the_oracle_still_checks_for_whole_pdus() {
+        let (_, pdus) = host_pdus();
+        let keys =
+            derive_rdp_session_keys(&[0x22; 32], &server_random(), EncryptionMethod::Bits128);
+        let mut other = RdpSecurityLayer::new(&keys, Side::Client);
+        let mut stream = pdus.concat();
+        stream.extend_from_slice(&[0x03, 0x00, 0x00, 0x40, 0x02]);
+        check_host_stream(Some(&mut other), &stream);
     }
 
     #[test]
