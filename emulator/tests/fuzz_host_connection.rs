@@ -21,9 +21,9 @@ use rdpele_emulator::client::{
 };
 use rdpele_emulator::session_host::fuzzing::{self, seed_from_capture};
 use rdpele_emulator::session_host::{self as host, ConnectionEnd};
-use rdpele_proto::crypto::EncryptionMethod;
 use rdpele_proto::wire::ClientHardwareId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 const XRDP_KEY: &str =
@@ -59,26 +59,8 @@ fn run(input: &[u8]) -> Result<ConnectionEnd, impl std::fmt::Display + std::fmt:
 const LICENSING: u8 = 0;
 const ADMITTING: u8 = 1;
 
-/// The server random of the Server Security Data (MS-RDPBCGR 2.2.1.4.3) in xrdp's MCS Connect
-/// Response: header type SC_SECURITY (0x0C02), then encryptionMethod, encryptionLevel,
-/// serverRandomLen (32), serverCertLen and the random.
-fn server_random(server_to_client: &[u8]) -> [u8; 32] {
-    let u32_at = |at: usize| u32::from_le_bytes(server_to_client[at..at + 4].try_into().unwrap());
-    let start = (0..server_to_client.len() - 48)
-        .find(|&at| server_to_client[at..at + 2] == [0x02, 0x0C] && u32_at(at + 12) == 32)
-        .expect("no Server Security Data");
-    server_to_client[start + 20..start + 52].try_into().unwrap()
-}
-
 fn seed(host: u8, (client, server): (&[u8], &[u8])) -> Vec<u8> {
-    seed_from_capture(
-        host,
-        client,
-        XRDP_KEY,
-        &server_random(server),
-        EncryptionMethod::Bits128,
-    )
-    .unwrap()
+    seed_from_capture(host, client, server, XRDP_KEY).unwrap()
 }
 
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -167,7 +149,7 @@ fn keys_derived_for_another_method_than_the_hosts_fail_at_the_client_info_mac() 
 
 /// The offset of the options byte of the input's Security Exchange record.
 fn find_exchange(input: &[u8]) -> usize {
-    records(input)
+    fuzzing::records(input)
         .find(|&(op, _)| op % 3 == 1)
         .expect("a Security Exchange record")
         .1
@@ -197,7 +179,7 @@ fn the_emulated_clients_first_logon_replays_to_an_issued_cal_and_an_active_sessi
     }
     // What got it there is the genuine licensing: the Platform Challenge Response (the
     // client's second licensing PDU) with a byte of its MAC changed is refused.
-    let (_, response) = records(&input)
+    let (_, response) = fuzzing::records(&input)
         .filter(|(op, record)| op % 3 == 2 && flags(&input[record.clone()]) & SEC_LICENSE_PKT != 0)
         .nth(1)
         .expect("two licensing PDUs in the first logon");
@@ -215,26 +197,14 @@ fn the_emulated_clients_first_logon_replays_to_an_issued_cal_and_an_active_sessi
 
 const SEC_LICENSE_PKT: u16 = 0x0080;
 
-/// The records of an input: each one's operation byte and where its bytes are.
-fn records(input: &[u8]) -> impl Iterator<Item = (u8, std::ops::Range<usize>)> + '_ {
-    let mut at = 1;
-    std::iter::from_fn(move || {
-        let op = *input.get(at)?;
-        let len = usize::from(u16::from_le_bytes([input[at + 1], input[at + 2]]));
-        let record = at + 3..at + 3 + len;
-        at = record.end;
-        Some((op, record))
-    })
-}
-
 /// An operation-2 record's security flags.
 fn flags(record: &[u8]) -> u16 {
     u16::from_le_bytes([record[0], record[1]])
 }
 
 /// The emulated client (`--security rdp`) licensed by the harness's licensing host on a fresh
-/// data directory, through a proxy that keeps what the client sent; that stream in the
-/// harness's layout.
+/// data directory, through a proxy that keeps both directions; the client's in the harness's
+/// layout.
 async fn record_first_logon() -> Vec<u8> {
     let data = tempfile::tempdir().unwrap();
     let shared = fuzzing::open_host(data.path(), false);
@@ -249,26 +219,12 @@ async fn record_first_logon() -> Vec<u8> {
     let recording = tokio::spawn(async move {
         let (client, _) = proxy.accept().await.unwrap();
         let server = TcpStream::connect(host_address).await.unwrap();
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut server_read, mut server_write) = server.into_split();
-        let to_client = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-        });
-        let mut sent = Vec::new();
-        let mut buffer = [0u8; 4096];
-        loop {
-            let read = client_read.read(&mut buffer).await.unwrap_or(0);
-            if read == 0 {
-                break;
-            }
-            sent.extend_from_slice(&buffer[..read]);
-            if server_write.write_all(&buffer[..read]).await.is_err() {
-                break;
-            }
-        }
-        let _ = server_write.shutdown().await;
-        let _ = to_client.await;
-        sent
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        tokio::join!(
+            relay(client_read, server_write),
+            relay(server_read, client_write)
+        )
     });
     let options = ClientOptions {
         machine: "FUZZ-SEED".to_owned(),
@@ -289,15 +245,23 @@ async fn record_first_logon() -> Vec<u8> {
         matches!(report.licensing, LicensingOutcome::New) && report.active,
         "{report:?}"
     );
-    let sent = recording.await.unwrap();
+    let (sent, received) = recording.await.unwrap();
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
-    seed_from_capture(
-        0,
-        &sent,
-        fuzzing::HOST_KEY,
-        &fuzzing::server_random(),
-        EncryptionMethod::Bits128,
-    )
-    .unwrap()
+    seed_from_capture(0, &sent, &received, fuzzing::HOST_KEY).unwrap()
+}
+
+/// Copies `from` to `to` until `from` ends, then shuts `to` down; what it copied.
+async fn relay(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> Vec<u8> {
+    let mut copied = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = from.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 || to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+        copied.extend_from_slice(&buffer[..read]);
+    }
+    let _ = to.shutdown().await;
+    copied
 }

@@ -18,7 +18,7 @@ use rdpele_proto::crypto::{
     derive_rdp_session_keys, EncryptionMethod, LicensingPrivateKey, RdpSessionKeys, Side,
 };
 use rdpele_proto::envelope::{
-    walk, RdpSecurityLayer, SecurityExchangePdu, SecurityFlags, StreamPdu,
+    walk, RdpSecurityLayer, SecurityExchangePdu, SecurityFlags, ServerSecurityData, StreamPdu,
 };
 use rdpele_proto::wire::{LicensingMessage, LicensingPdu, Wire};
 
@@ -132,6 +132,27 @@ fn utf16(text: &str) -> Vec<u8> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_server_security_data_is_found_in_xrdps_connect_response() {
+    for (capture, method) in [
+        (&HIGH_128, EncryptionMethod::Bits128),
+        (&MEDIUM_40, EncryptionMethod::Bits40),
+        (&SALTED, EncryptionMethod::Bits128),
+    ] {
+        let (wire_method, _, server_random) = server_security(capture.server_to_client);
+        assert_eq!(EncryptionMethod::from_wire(wire_method), Some(method));
+        assert_eq!(
+            ServerSecurityData::find(capture.server_to_client),
+            Some(ServerSecurityData {
+                method,
+                server_random
+            })
+        );
+        // The client's stream has no Connect Response.
+        assert_eq!(ServerSecurityData::find(capture.client_to_server), None);
+    }
 }
 
 #[test]

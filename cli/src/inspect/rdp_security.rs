@@ -3,47 +3,9 @@
 //! a server key decrypts) and the encryption method, so `rdpele decode` can open every
 //! encrypted PDU of both directions in order and check its MAC.
 
-use rdpele_proto::crypto::{
-    derive_rdp_session_keys, EncryptionMethod, LicensingPrivateKey, RdpSessionKeys,
-    SERVER_RANDOM_LEN,
-};
-use rdpele_proto::envelope::{self, ConnectPdu, McsPduType, SecurityExchangePdu, StreamPdu};
+use rdpele_proto::crypto::{derive_rdp_session_keys, LicensingPrivateKey, RdpSessionKeys};
+use rdpele_proto::envelope::{self, SecurityExchangePdu, ServerSecurityData, StreamPdu};
 use rdpele_proto::wire::Wire;
-
-/// SC_SECURITY, the Server Security Data's header type (MS-RDPBCGR 2.2.1.4.3).
-const SC_SECURITY: [u8; 2] = [0x02, 0x0C];
-
-/// What the Server Security Data of a Connect Response says.
-struct ServerSecurity {
-    method: EncryptionMethod,
-    server_random: [u8; SERVER_RANDOM_LEN],
-}
-
-/// The Server Security Data in the MCS Connect Response of `server_to_client`: the block whose
-/// header is SC_SECURITY and whose serverRandomLen is 32, with an RC4 method. `None` when the
-/// connection did not use Standard RDP Security with encryption.
-fn server_security(server_to_client: &[u8]) -> Option<ServerSecurity> {
-    let response = envelope::walk(server_to_client)
-        .map_while(Result::ok)
-        .find(|item| item.pdu == StreamPdu::Mcs(McsPduType::Connect(ConnectPdu::CONNECT_RESPONSE)))?
-        .bytes;
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(
-            response.get(at..at + 4)?.try_into().ok()?,
-        ))
-    };
-    (0..response.len()).find_map(|at| {
-        if response.get(at..at + 2)? != SC_SECURITY || u32_at(at + 12)? != 32 {
-            return None;
-        }
-        let method = EncryptionMethod::from_wire(u32_at(at + 4)?)?;
-        let server_random = response.get(at + 20..at + 52)?.try_into().ok()?;
-        Some(ServerSecurity {
-            method,
-            server_random,
-        })
-    })
-}
 
 /// The session keys of the connection whose directions are `server_to_client` and
 /// `client_to_server`, when it used Standard RDP Security and one of `keys` decrypts its
@@ -53,7 +15,7 @@ pub fn session_keys(
     client_to_server: &[u8],
     keys: &[LicensingPrivateKey],
 ) -> Option<Result<RdpSessionKeys, String>> {
-    let server = server_security(server_to_client)?;
+    let server = ServerSecurityData::find(server_to_client)?;
     let exchange = envelope::walk(client_to_server)
         .map_while(Result::ok)
         .find_map(|item| match item.pdu {

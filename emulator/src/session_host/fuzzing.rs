@@ -43,6 +43,7 @@
 // The fuzz oracle: a failed assertion is how these functions report a bug.
 #![allow(clippy::expect_used, clippy::panic)]
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -56,7 +57,7 @@ use rdpele_proto::crypto::{
 };
 use rdpele_proto::envelope::{
     walk, DomainMcsPdu, McsPduType, McsSendData, RdpSecurityLayer, SecurityExchangePdu,
-    SecurityFlags, SendDataDirection, StreamPdu, Tpkt, X224Data,
+    SecurityFlags, SendDataDirection, ServerSecurityData, StreamPdu, Tpkt, X224Data,
 };
 use rdpele_proto::wire::Wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -189,14 +190,14 @@ pub fn host_connection(data: &[u8]) {
 /// Serves the client of `data` and checks the oracle; how the host ended the connection.
 pub fn run(data: &[u8]) -> Result<ConnectionEnd, ConnError> {
     let harness = harness();
-    let (choice, records) = data.split_first().unwrap_or((&0, &[]));
+    let choice = data.first().copied().unwrap_or(0);
     let host = if choice % 2 == 0 {
         &harness.licensing
     } else {
         &harness.admitting
     };
     let mut client = Client::new(&harness.key);
-    let sent = client.encode(records);
+    let sent = client.encode(data);
     let (host_end, client_end) = tokio::io::duplex(STREAM_BUFFER);
     let (ended, received) = harness.runtime.block_on(async {
         let served = serve_connection(host_end, None, Arc::clone(host), "fuzz".to_owned(), 0);
@@ -219,6 +220,23 @@ pub fn run(data: &[u8]) -> Result<ConnectionEnd, ConnError> {
     ended
 }
 
+/// The records of `input` (after its host byte): each one's operation byte and where its bytes
+/// are in `input`, cut at the input's end.
+pub fn records(input: &[u8]) -> impl Iterator<Item = (u8, Range<usize>)> + '_ {
+    let mut at = 1;
+    std::iter::from_fn(move || {
+        let op = *input.get(at)?;
+        let len = input
+            .get(at + 1..at + 3)
+            .and_then(|len| <[u8; 2]>::try_from(len).ok())
+            .map_or(0, |len| usize::from(u16::from_le_bytes(len)));
+        let start = (at + 3).min(input.len());
+        let end = (start + len).min(input.len());
+        at = end;
+        Some((op, start..end))
+    })
+}
+
 /// The harness's client: the host's key, and its end of Standard RDP Security once it sent a
 /// Security Exchange.
 struct Client<'h> {
@@ -234,16 +252,11 @@ impl<'h> Client<'h> {
         }
     }
 
-    /// The bytes the records of the input make, in order.
-    fn encode(&mut self, mut records: &[u8]) -> Vec<u8> {
+    /// The bytes the records of `input` make, in order.
+    fn encode(&mut self, input: &[u8]) -> Vec<u8> {
         let mut sent = Vec::new();
-        while let Some((&op, rest)) = records.split_first() {
-            let len = rest
-                .first_chunk::<2>()
-                .map_or(0, |len| usize::from(u16::from_le_bytes(*len)));
-            let rest = rest.get(2..).unwrap_or_default();
-            let (record, after) = rest.split_at(len.min(rest.len()));
-            records = after;
+        for (op, at) in records(input) {
+            let record = input.get(at).unwrap_or_default();
             match op % 3 {
                 0 => sent.extend_from_slice(record),
                 1 => self.exchange(record, &mut sent),
@@ -316,7 +329,7 @@ fn check_host_stream(mut layer: Option<&mut RdpSecurityLayer>, received: &[u8]) 
         let item = item.unwrap_or_else(|e| {
             panic!(
                 "the host sent bytes that are not a PDU: {e}\n{}",
-                hex(received)
+                hex::encode(received)
             )
         });
         let Some(keys) = layer.as_deref_mut() else {
@@ -349,7 +362,7 @@ fn check_host_stream(mut layer: Option<&mut RdpSecurityLayer>, received: &[u8]) 
 
 /// The server random the harness's hosts send in the Server Security Data of every connection:
 /// the first draw of the connection's Standard RDP Security randomness (see `Standard::choose`).
-pub fn server_random() -> [u8; SERVER_RANDOM_LEN] {
+fn server_random() -> [u8; SERVER_RANDOM_LEN] {
     let mut random = [0u8; SERVER_RANDOM_LEN];
     Randomness::StandardSecurity
         .seeded(SEED)
@@ -411,13 +424,10 @@ fn host_user_join(pdu: &[u8], recorded_user: &mut Option<[u8; 2]>) -> Vec<u8> {
     join
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A recorded client's stream (`client_to_server`, TPKT and fast-path PDUs as it sent them) as
-/// an input for host `host` (0 or 1, the input's first byte), given what opens it: the recorded
-/// server's key (`server_key`, PKCS#8 PEM), server random and method. The PDUs before the
+/// A recorded connection's client stream (`client_to_server`, TPKT and fast-path PDUs as the
+/// client sent them) as an input for host `host` (0 or 1, the input's first byte), opened with
+/// the recorded server's key (`server_key`, PKCS#8 PEM) and the method and server random of
+/// the Server Security Data in its `server_to_client` stream. The PDUs before the
 /// Security Exchange go raw, but for the Channel Join Requests, which name the host's user id
 /// (1002) instead of the recorded server's; the exchange as operation 1 with the recorded client
 /// random, for 128-bit RC4 (what the harness's hosts choose for a client that offers it); the
@@ -427,11 +437,12 @@ fn hex(bytes: &[u8]) -> String {
 pub fn seed_from_capture(
     host: u8,
     client_to_server: &[u8],
+    server_to_client: &[u8],
     server_key: &str,
-    server_random: &[u8; SERVER_RANDOM_LEN],
-    method: EncryptionMethod,
 ) -> Result<Vec<u8>, String> {
     let key = LicensingPrivateKey::from_pem(server_key).map_err(|e| e.to_string())?;
+    let server = ServerSecurityData::find(server_to_client)
+        .ok_or("no Server Security Data with encryption in the server's stream")?;
     let mut recorded_user = None;
     let mut seed = vec![host];
     let mut record = |op: u8, bytes: &[u8]| -> Result<(), String> {
@@ -459,7 +470,8 @@ pub fn seed_from_capture(
                 let mut bytes = vec![options];
                 bytes.extend_from_slice(&client_random);
                 record(1, &bytes)?;
-                let keys = derive_rdp_session_keys(&client_random, server_random, method);
+                let keys =
+                    derive_rdp_session_keys(&client_random, &server.server_random, server.method);
                 layer = Some(RdpSecurityLayer::new(&keys, Side::Server));
                 continue;
             }

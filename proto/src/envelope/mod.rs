@@ -16,6 +16,7 @@ mod rdp_security_layer;
 mod secured_licensing_pdu;
 mod security_exchange;
 mod security_header;
+mod server_security_data;
 mod set_error_info;
 mod stream;
 mod tpkt;
@@ -31,6 +32,7 @@ pub use security_header::{
     AnySecurityHeader, FipsSecurityHeader, NonFipsSecurityHeader, SecurityFlags, SecurityHeader,
     SecurityHeaderKind,
 };
+pub use server_security_data::ServerSecurityData;
 pub use set_error_info::{ErrorInfo, SetErrorInfoPdu};
 pub use stream::{walk, StreamItem, StreamPdu, Walk};
 pub use tpkt::Tpkt;
