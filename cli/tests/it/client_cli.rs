@@ -296,7 +296,7 @@ fn the_hosts_security_layer_and_encryption_level_are_what_its_config_says() {
                 let report = run.json();
                 let error = report["error"].as_str().unwrap();
                 assert!(error.contains(failure), "{setting}: {error}");
-                assert!(host.log().contains(failure), "{setting}: {}", host.log());
+                host.log_once_it_holds(failure);
             }
         }
     }

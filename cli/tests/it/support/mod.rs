@@ -68,6 +68,24 @@ impl Host {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The host's log once it holds `needle`, or panics with the log after 10 s. For lines
+    /// the host writes after its last PDU (a refusal's connection end, an ERRINFO): the
+    /// client may have read the PDU and exited before the host logged.
+    pub fn log_once_it_holds(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host did not log {needle:?} within 10 s:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The host's "licensing decision" log lines.
     pub fn decisions(&self) -> Vec<String> {
         self.log()
