@@ -58,6 +58,19 @@ fn mac_checks(document: &Value, out: &mut Vec<bool>) {
     }
 }
 
+/// tshark's one-line summary of each packet in `capture`, the host's `port` dissected as RDP
+/// (TPKT, X.224, T.125: "channelJoinRequest 1002", ...).
+fn t125_summary(capture: &Path, port: u16) -> String {
+    let tshark = Command::new("tshark")
+        .arg("-r")
+        .arg(capture)
+        .args(["-d", &format!("tcp.port=={port},tpkt")])
+        .output()
+        .expect("tshark must be installed (./scripts/test installs it)");
+    assert!(tshark.status.success(), "{tshark:?}");
+    String::from_utf8(tshark.stdout).unwrap()
+}
+
 fn message_types(documents: &[Value]) -> Vec<&str> {
     documents
         .iter()
@@ -115,6 +128,11 @@ fn an_xfreerdp_session_captured_by_tshark_decodes_with_valid_macs() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // xfreerdp 2.11.7 does not announce skip-channel-join: it joins the user and I/O
+    // channels, and the host answers each join.
+    let t125 = t125_summary(&capture, host.port);
+    assert!(t125.matches("channelJoinConfirm").count() >= 2, "{t125}");
+
     let (documents, notes, status) = decode(&capture, &data, true);
     assert_eq!(status, Some(0), "{notes}");
     assert_eq!(
@@ -161,6 +179,7 @@ fn serve_pcap_writes_a_capture_tshark_reads_and_rdpele_decode_opens() {
     provision(&data, "per-device", "2022", "2022", 5);
     let capture = root.path().join("serve.pcap");
     let host = Host::start(&data, &["--pcap", capture.to_str().unwrap()]);
+    let port = host.port;
     let store = root.path().join("pc-pcap");
     for _ in 0..2 {
         let output = Command::new(RDPELE)
@@ -186,6 +205,12 @@ fn serve_pcap_writes_a_capture_tshark_reads_and_rdpele_decode_opens() {
         .map(str::to_owned)
         .collect();
     assert_eq!(streams.len(), 2, "two connections: {streams:?}");
+
+    // The emulated client announces skip-channel-join and the host offers it back (MS-RDPBCGR
+    // 3.2.5.3.8), so each connection goes from Attach User Confirm to its Security Exchange.
+    let t125 = t125_summary(&capture, port);
+    assert_eq!(t125.matches("attachUserConfirm").count(), 2, "{t125}");
+    assert_eq!(t125.matches("channelJoinRequest").count(), 0, "{t125}");
 
     let (documents, notes, status) = decode(&capture, &data, true);
     assert_eq!(status, Some(0), "{notes}");

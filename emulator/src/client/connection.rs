@@ -485,6 +485,15 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
     // that assigns some expects them joined.
     let static_channels = blocks.network.channel_ids;
     let server_security = blocks.security;
+    // Both sides announced it (MS-RDPBCGR 3.2.5.3.8): no channel joins, as mstsc does with a
+    // host that offers it.
+    let skip_channel_join = blocks
+        .core
+        .optional_data
+        .early_capability_flags
+        .is_some_and(|flags| {
+            flags.contains(gcc::ServerEarlyCapabilityFlags::SKIP_CHANNELJOIN_SUPPORTED)
+        });
 
     // The Erect Domain Request needs no answer: it leaves with the Attach User Request.
     framed.queue(
@@ -515,7 +524,10 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
         io_channel,
     };
 
-    // One join at a time, as mstsc does (SUPPORT_SKIP_CHANNELJOIN is not announced).
+    if skip_channel_join {
+        return Ok((channels, server_security));
+    }
+    // One join at a time, as mstsc does with a host that cannot skip them.
     const JOIN: &str = "MCS Channel Join Confirm";
     for channel_id in [user_id, io_channel].into_iter().chain(static_channels) {
         framed
@@ -589,7 +601,8 @@ fn client_gcc_blocks(options: &ClientOptions, selected: SecurityProtocol) -> gcc
                     ClientEarlyCapabilityFlags::SUPPORT_ERR_INFO_PDU
                         | ClientEarlyCapabilityFlags::WANT_32_BPP_SESSION
                         | ClientEarlyCapabilityFlags::STRONG_ASYMMETRIC_KEYS
-                        | ClientEarlyCapabilityFlags::VALID_CONNECTION_TYPE,
+                        | ClientEarlyCapabilityFlags::VALID_CONNECTION_TYPE
+                        | ClientEarlyCapabilityFlags::SUPPORT_SKIP_CHANNELJOIN,
                 ),
                 dig_product_id: Some(String::new()),
                 connection_type: Some(ConnectionType::Lan),

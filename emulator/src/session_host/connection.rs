@@ -620,6 +620,17 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
         user: String::new(),
     };
     let desktop = (blocks.core.desktop_width, blocks.core.desktop_height);
+    // MS-RDPBCGR 2.2.1.3.2 / 2.2.1.4.2: a client that can skip the channel joins is told the
+    // host can too (as IronRDP's acceptor does, only to a client that asks: rdesktop and
+    // aardwolf never see a Server Core Data longer than before), and may then go from Attach
+    // User Confirm straight to its Security Exchange or Client Info (3.2.5.3.8).
+    let skip_channel_join = blocks
+        .core
+        .optional_data
+        .early_capability_flags
+        .is_some_and(|flags| {
+            flags.contains(gcc::ClientEarlyCapabilityFlags::SUPPORT_SKIP_CHANNELJOIN)
+        });
     let channel_count = blocks.network.as_ref().map_or(0, |n| n.channels.len());
     let channel_ids: Vec<u16> = (1..=channel_count)
         .map(|i| IO_CHANNEL_ID.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)))
@@ -629,7 +640,8 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
             version: gcc::RdpVersion::V5_PLUS,
             optional_data: gcc::ServerCoreOptionalData {
                 client_requested_protocols: Some(requested),
-                early_capability_flags: None,
+                early_capability_flags: skip_channel_join
+                    .then_some(gcc::ServerEarlyCapabilityFlags::SKIP_CHANNELJOIN_SUPPORTED),
             },
         },
         network: gcc::ServerNetworkData {
@@ -686,7 +698,8 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
     // Every channel must be joined but the user channel: Windows admits a client that sends
     // its Client Info without joining it (aardwolf 0.2.16 joins the I/O and static channels
     // only; issue #11), so the host takes the Send Data Request that comes instead as the
-    // Client Info.
+    // Client Info. After skip-channel-join was agreed none need be, but a client that joins
+    // anyway is answered.
     let mut to_join: Vec<u16> = [USER_CHANNEL_ID, IO_CHANNEL_ID]
         .into_iter()
         .chain(channel_ids)
@@ -694,8 +707,9 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut client_info_first = None;
     while !to_join.is_empty() {
         let join_bytes = framed.read_pdu("MCS Channel Join Request").await?;
-        if to_join == [USER_CHANNEL_ID] && is_send_data_request(&join_bytes) {
-            debug!(peer, "the client did not join the user channel");
+        if (skip_channel_join || to_join == [USER_CHANNEL_ID]) && is_send_data_request(&join_bytes)
+        {
+            debug!(peer, unjoined = ?to_join, skip_channel_join, "the client did not join every channel");
             client_info_first = Some(join_bytes);
             break;
         }
