@@ -485,8 +485,7 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
     // that assigns some expects them joined.
     let static_channels = blocks.network.channel_ids;
     let server_security = blocks.security;
-    // Both sides announced it (MS-RDPBCGR 3.2.5.3.8): no channel joins, as mstsc does with a
-    // host that offers it.
+    // Both sides announced skip-channel-join (MS-RDPBCGR 3.2.5.3.8): no channel joins.
     let skip_channel_join = blocks
         .core
         .optional_data
@@ -527,7 +526,7 @@ async fn connect_mcs<S: AsyncRead + AsyncWrite + Unpin>(
     if skip_channel_join {
         return Ok((channels, server_security));
     }
-    // One join at a time, as mstsc does with a host that cannot skip them.
+    // One join at a time, as mstsc does.
     const JOIN: &str = "MCS Channel Join Confirm";
     for channel_id in [user_id, io_channel].into_iter().chain(static_channels) {
         framed
