@@ -40,11 +40,8 @@ pub enum Source {
 /// every other connection.
 pub struct Backend {
     pub source: Source,
-    /// The host's own data directory, for each connection's read of the host's settings. A
-    /// handle of its own, so the read never queues behind the grace period's write on
-    /// [`Backend::grace_period`]: in WAL mode SQLite lets it read while another connection or
-    /// process holds the write lock.
-    pub settings: Mutex<Store>,
+    /// The host's settings, read at each connection.
+    pub settings: HostSettings,
     /// The same directory for the rules without a license server: the virtual clock and the
     /// grace period's first use, whose recording waits for the write lock while another
     /// holds it.
@@ -67,20 +64,52 @@ pub enum HostSettingsError {
     Task(#[from] tokio::task::JoinError),
 }
 
-impl Backend {
-    /// The host's settings as they are now (an `admin server set` while serving applies to the
-    /// next connection).
-    pub async fn host(self: &Arc<Self>) -> Result<HostInfo, HostSettingsError> {
-        let backend = Arc::clone(self);
+/// Each connection's read of the host's settings, on handles of their own so it never queues
+/// behind the grace period's write on [`Backend::grace_period`] (in WAL mode SQLite reads
+/// while another connection or process holds the write lock).
+pub struct HostSettings {
+    /// Read on the connection's own task: it never waits for a lock (SQLITE_BUSY at once), and
+    /// the settings' pages are in memory. Handing every read to the blocking pool cost ~6 % of
+    /// the CPU of `serve_handshake/valid/16` in spawns and wake-ups (BENCHMARKS.md).
+    now: Mutex<Store>,
+    /// For when that handle is in use by another connection or SQLite says busy: read on the
+    /// blocking pool, where it may wait up to the busy timeout.
+    waiting: Arc<Mutex<Store>>,
+}
+
+impl HostSettings {
+    /// Two handles on the host's data directory.
+    pub fn open(data: &std::path::Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            now: Mutex::new(Store::open(data)?.without_waiting()?),
+            waiting: Arc::new(Mutex::new(Store::open(data)?)),
+        })
+    }
+
+    /// The host's settings as they are now.
+    pub async fn read(&self) -> Result<HostInfo, HostSettingsError> {
+        if let Ok(store) = self.now.try_lock() {
+            match store.session_host() {
+                Ok(host) => return Ok(host.info()),
+                Err(error) if error.is_busy() => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let waiting = Arc::clone(&self.waiting);
         let host = tokio::task::spawn_blocking(move || {
-            let store = backend
-                .settings
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let store = waiting.lock().unwrap_or_else(PoisonError::into_inner);
             store.session_host().map(|host| host.info())
         })
         .await??;
         Ok(host)
+    }
+}
+
+impl Backend {
+    /// The host's settings as they are now (an `admin server set` while serving applies to the
+    /// next connection).
+    pub async fn host(&self) -> Result<HostInfo, HostSettingsError> {
+        self.settings.read().await
     }
 
     /// Records the host's first use at the virtual now unless it is recorded already: the
@@ -460,5 +489,56 @@ fn as_answer(query: &LicenseQuery, decision: Decision) -> LicenseAnswer {
             Decision::Valid | Decision::Issue(_) => Assessment::Valid,
         }),
         _ => LicenseAnswer::Decision(decision),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rdpele_license_server::model::{LicensingMode, WindowsVersion};
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap()
+    }
+
+    /// Read on the task or, while another connection holds the task's handle, on the blocking
+    /// pool: either way what `admin server set` wrote last.
+    #[test]
+    fn the_settings_read_sees_each_change_on_either_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = Store::open(dir.path()).unwrap();
+        admin
+            .set_session_host(LicensingMode::PerDevice, WindowsVersion::V2019)
+            .unwrap();
+        let settings = HostSettings::open(dir.path()).unwrap();
+        let runtime = runtime();
+        let read = || runtime.block_on(settings.read()).unwrap();
+        assert_eq!(read().version, WindowsVersion::V2019);
+
+        admin
+            .set_session_host(LicensingMode::PerUser, WindowsVersion::V2022)
+            .unwrap();
+        let inline = read();
+        assert_eq!(
+            (inline.mode, inline.version),
+            (LicensingMode::PerUser, WindowsVersion::V2022)
+        );
+
+        let held = settings.now.lock().unwrap();
+        admin
+            .set_session_host(LicensingMode::PerDevice, WindowsVersion::V2025)
+            .unwrap();
+        let pooled = read();
+        assert_eq!(
+            (pooled.mode, pooled.version),
+            (LicensingMode::PerDevice, WindowsVersion::V2025)
+        );
+        drop(held);
     }
 }

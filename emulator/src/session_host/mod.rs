@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use config::{CertificateKind, HostConfig};
 pub use connection::ConnectionEnd;
-use issuer::{Backend, Source};
+use issuer::{Backend, HostSettings, Source};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::decider::Decider;
 use rdpele_license_server::remote::RemoteIssuer;
@@ -248,10 +248,8 @@ impl Shared {
         };
         let backend = Arc::new(Backend {
             source,
-            settings: Mutex::new(
-                Store::open(&options.data)
-                    .map_err(|e| error("opening the data directory for reading", e))?,
-            ),
+            settings: HostSettings::open(&options.data)
+                .map_err(|e| error("opening the data directory for reading", e))?,
             grace_period: Mutex::new(local),
             clock: Clock::system(),
             first_use_recorded: AtomicBool::new(first_use_recorded),

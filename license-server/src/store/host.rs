@@ -255,9 +255,8 @@ mod tests {
     #[test]
     fn a_recorded_first_use_is_read_while_another_connection_holds_the_write_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
         // Waiting for the lock would fail at once instead of after the busy timeout.
-        store.conn.busy_timeout(Duration::ZERO).unwrap();
+        let store = Store::open(dir.path()).unwrap().without_waiting().unwrap();
         let other = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
 
         // Not recorded yet: recording it needs the write lock the other connection holds.

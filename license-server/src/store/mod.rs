@@ -240,6 +240,14 @@ impl Store {
         Ok(Store { conn, path })
     }
 
+    /// This handle, answering SQLITE_BUSY at once where it would wait up to the busy timeout
+    /// for another connection's lock: for a caller that must not block and has somewhere else
+    /// to go when the store is busy.
+    pub fn without_waiting(self) -> Result<Store, StoreError> {
+        self.conn.busy_timeout(std::time::Duration::ZERO)?;
+        Ok(self)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
