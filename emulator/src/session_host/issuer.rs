@@ -34,10 +34,11 @@ pub enum Source {
     Remote(Box<RemoteIssuer>),
 }
 
-/// What every connection's licensing shares. The host's own store is read and written only on
-/// the blocking pool: a query can wait up to the store's busy timeout for another process's
-/// write lock, and a runtime thread waiting for it (or for a mutex held across it) stalls
-/// every other connection.
+/// What every connection's licensing shares. The host's own store is read and written on the
+/// blocking pool, except the settings read on a handle that never waits ([`HostSettings`]): a
+/// query can wait up to the store's busy timeout for another process's write lock, and a
+/// runtime thread waiting for it (or for a mutex held across it) stalls every other
+/// connection.
 pub struct Backend {
     pub source: Source,
     /// The host's settings, read at each connection.
