@@ -600,18 +600,17 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
         decode(data.data.as_ref()).map_err(|e| protocol("MCS Connect Initial", e))?
     };
     let blocks = initial.conference_create_request.into_gcc_blocks();
+    let client_flags = blocks
+        .core
+        .optional_data
+        .early_capability_flags
+        .unwrap_or_else(gcc::ClientEarlyCapabilityFlags::empty);
     let standard = match layer {
         Layer::Tls => None,
         Layer::Rdp => Some(Standard::choose(
             shared.config.encryption_level,
             &blocks.security,
-            blocks
-                .core
-                .optional_data
-                .early_capability_flags
-                .is_some_and(|flags| {
-                    flags.contains(gcc::ClientEarlyCapabilityFlags::STRONG_ASYMMETRIC_KEYS)
-                }),
+            client_flags.contains(gcc::ClientEarlyCapabilityFlags::STRONG_ASYMMETRIC_KEYS),
             &mut rng,
         )?),
     };
@@ -624,13 +623,8 @@ async fn serve_session<S: AsyncRead + AsyncWrite + Unpin>(
     // host can too (as IronRDP's acceptor does, only to a client that asks: rdesktop and
     // aardwolf never see a Server Core Data longer than before), and may then go from Attach
     // User Confirm straight to its Security Exchange or Client Info (3.2.5.3.8).
-    let skip_channel_join = blocks
-        .core
-        .optional_data
-        .early_capability_flags
-        .is_some_and(|flags| {
-            flags.contains(gcc::ClientEarlyCapabilityFlags::SUPPORT_SKIP_CHANNELJOIN)
-        });
+    let skip_channel_join =
+        client_flags.contains(gcc::ClientEarlyCapabilityFlags::SUPPORT_SKIP_CHANNELJOIN);
     let channel_count = blocks.network.as_ref().map_or(0, |n| n.channels.len());
     let channel_ids: Vec<u16> = (1..=channel_count)
         .map(|i| IO_CHANNEL_ID.saturating_add(u16::try_from(i).unwrap_or(u16::MAX)))
