@@ -364,6 +364,82 @@ fn windows_x509_chain_keys_load() {
     assert!(hex::encode(issuer_modulus_be).starts_with("88ad7c8f8b82765abd8f6f6218e1d9aa"));
 }
 
+/// The cache gives the key building gives: equal keys, byte-identical premaster ciphertexts
+/// on every backend (the OpenSSL form is built at the first encryption and reused after); a
+/// certificate seen again adds no key; a refused key gives building's error and is not kept;
+/// and it never holds more than its capacity.
+#[test]
+fn public_key_cache_gives_the_key_building_gives() {
+    let chain = windows_chain();
+    let xrdp = xrdp_certificate();
+    let xrdp_key = proprietary(&xrdp).public_key;
+    let cache = PublicKeyCache::default();
+    assert!(cache.is_empty());
+
+    let cached = [
+        cache.from_x509_der(&chain[1]).unwrap(),
+        cache.from_x509_der(&chain[0]).unwrap(),
+        cache.from_proprietary(&xrdp_key).unwrap(),
+    ];
+    let built = [
+        LicensingPublicKey::from_x509_der(&chain[1]).unwrap(),
+        LicensingPublicKey::from_x509_der(&chain[0]).unwrap(),
+        LicensingPublicKey::from_proprietary(&xrdp_key).unwrap(),
+    ];
+    assert_eq!(cache.len(), 3);
+    assert_eq!(cached, built);
+    let premaster = [0x5a; 48];
+    for backend in RsaBackend::ALL.into_iter().filter(|b| b.is_available()) {
+        for (cached, built) in cached.iter().zip(&built) {
+            let expected = built.encrypt_premaster_with(&premaster, backend).unwrap();
+            for _ in 0..2 {
+                assert_eq!(
+                    cached.encrypt_premaster_with(&premaster, backend).unwrap(),
+                    expected,
+                    "{backend}"
+                );
+            }
+        }
+    }
+
+    assert_eq!(cache.from_x509_der(&chain[1]).unwrap(), built[0]);
+    assert_eq!(cache.from_proprietary(&xrdp_key).unwrap(), built[2]);
+    assert_eq!(cache.len(), 3);
+
+    let leaf = &chain[1];
+    assert_eq!(
+        cache.from_x509_der(&leaf[..100]),
+        LicensingPublicKey::from_x509_der(&leaf[..100])
+    );
+    let mut even = xrdp_key.modulus.to_vec();
+    even[0] &= 0xfe;
+    let even_key = RsaPublicKey {
+        modulus: &even,
+        ..xrdp_key
+    };
+    assert_eq!(
+        cache.from_proprietary(&even_key),
+        Err(CryptoError::InvalidPublicKey(
+            "modulus is even or not above the exponent"
+        ))
+    );
+    assert_eq!(cache.len(), 3);
+
+    let mut modulus = xrdp_key.modulus.to_vec();
+    for step in 1..=PublicKeyCache::CAPACITY {
+        modulus[1] = u8::try_from(step).unwrap();
+        let key = RsaPublicKey {
+            modulus: &modulus,
+            ..xrdp_key
+        };
+        assert_eq!(
+            cache.from_proprietary(&key).unwrap(),
+            LicensingPublicKey::from_proprietary(&key).unwrap()
+        );
+    }
+    assert_eq!(cache.len(), PublicKeyCache::CAPACITY);
+}
+
 #[test]
 fn x509_rejects_garbage_and_non_rsa_keys() {
     let chain = windows_chain();

@@ -34,7 +34,7 @@ use tokio_rustls::client::TlsStream;
 use super::activation::{self, Activation, DESKTOP};
 use super::error::{encode_error, protocol, timeout, ClientError};
 use super::licensing::{self, LicensingRun};
-use super::options::{ClientOptions, ClientSecurity};
+use super::options::{server_keys, ClientOptions, ClientSecurity};
 use super::report::{ClientReport, Ending, LicensingOutcome, Timings};
 use super::server_pdu::{classify, Phase, ServerPdu};
 use super::store::StoreLicense;
@@ -445,9 +445,9 @@ fn exchange_keys<S>(
 fn server_public_key(certificate: &[u8]) -> Option<LicensingPublicKey> {
     match ServerCertificate::decode(certificate).ok()?.chain {
         CertificateChain::Proprietary(cert) => {
-            LicensingPublicKey::from_proprietary(&cert.public_key).ok()
+            server_keys().from_proprietary(&cert.public_key).ok()
         }
-        CertificateChain::X509(chain) => LicensingPublicKey::from_x509_der(chain.leaf()?.der).ok(),
+        CertificateChain::X509(chain) => server_keys().from_x509_der(chain.leaf()?.der).ok(),
     }
 }
 

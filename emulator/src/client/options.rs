@@ -1,8 +1,10 @@
 //! Who the emulated client is, and the licensing identity it derives from that: the
 //! [`ClientConfig`] a Windows client would answer the License Request with.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use rdpele_proto::crypto::PublicKeyCache;
 use rdpele_proto::machine::ClientConfig;
 use rdpele_proto::wire::{ClientHardwareId, ClientType, LicenseDetailLevel, PreambleFlags};
 
@@ -62,6 +64,13 @@ impl std::fmt::Debug for ClientOptions {
     }
 }
 
+/// The public keys of the hosts this process's clients have met: a fleet or a benchmark
+/// connects to the same host thousands of times, and its key is built once.
+pub(super) fn server_keys() -> &'static Arc<PublicKeyCache> {
+    static KEYS: LazyLock<Arc<PublicKeyCache>> = LazyLock::new(Arc::default);
+    &KEYS
+}
+
 impl ClientOptions {
     /// The licensing identity of a Windows client with these names: preamble version 3 with
     /// EXTENDED_ERROR_MSG_SUPPORTED (0x83), PlatformId 0x04010000, and the platform challenge
@@ -85,6 +94,7 @@ impl ClientOptions {
             // told ERR_INVALID_SERVER_CERTIFICATE, which is a finding, not a nuisance.
             verify_server_certificate: true,
             gcc_server_certificate,
+            public_keys: Arc::clone(server_keys()),
         }
     }
 }

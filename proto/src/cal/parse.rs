@@ -213,37 +213,54 @@ pub(crate) fn directory_string(value: &Any<'_>) -> Result<String, MalformedKind>
 /// A name as one line: RDNs in encoded order joined by ", ", the attributes of a multi-valued
 /// RDN joined by "+", values decoded (undecodable ones as `#hex`).
 pub(crate) fn render_name(name: &X509Name<'_>) -> String {
-    name.iter_rdn()
-        .map(|rdn| {
-            rdn.iter()
-                .map(|attribute| {
-                    let oid = attribute.attr_type().to_id_string();
-                    let label = match oid.as_str() {
-                        "2.5.4.3" => "CN",
-                        "2.5.4.5" => "serialNumber",
-                        "2.5.4.6" => "C",
-                        "2.5.4.7" => "L",
-                        "2.5.4.8" => "ST",
-                        "2.5.4.10" => "O",
-                        "2.5.4.11" => "OU",
-                        other => other,
-                    };
-                    let value = directory_string(attribute.attr_value()).unwrap_or_else(|_| {
-                        let hex: String = attribute
-                            .attr_value()
-                            .data
-                            .iter()
-                            .map(|byte| format!("{byte:02x}"))
-                            .collect();
-                        format!("#{hex}")
-                    });
-                    format!("{label}={value}")
-                })
-                .collect::<Vec<_>>()
-                .join("+")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    // Written into one string: the session host reads a CAL (and renders its nine names) on
+    // every connection that presents one.
+    let mut text = String::new();
+    for (index, rdn) in name.iter_rdn().enumerate() {
+        if index > 0 {
+            text.push_str(", ");
+        }
+        for (position, attribute) in rdn.iter().enumerate() {
+            if position > 0 {
+                text.push('+');
+            }
+            let oid = attribute.attr_type();
+            match attribute_label(oid.as_bytes()) {
+                Some(label) => text.push_str(label),
+                None => text.push_str(&oid.to_id_string()),
+            }
+            text.push('=');
+            match directory_string(attribute.attr_value()) {
+                Ok(value) => text.push_str(&value),
+                Err(_) => {
+                    text.push('#');
+                    for byte in attribute.attr_value().data {
+                        text.push(hex_digit(byte >> 4));
+                        text.push(hex_digit(byte & 0x0f));
+                    }
+                }
+            }
+        }
+    }
+    text
+}
+
+/// The short name of an X.520 attribute type (2.5.4.x, DER content bytes 55 04 x).
+fn attribute_label(oid: &[u8]) -> Option<&'static str> {
+    match oid {
+        [0x55, 0x04, 3] => Some("CN"),
+        [0x55, 0x04, 5] => Some("serialNumber"),
+        [0x55, 0x04, 6] => Some("C"),
+        [0x55, 0x04, 7] => Some("L"),
+        [0x55, 0x04, 8] => Some("ST"),
+        [0x55, 0x04, 10] => Some("O"),
+        [0x55, 0x04, 11] => Some("OU"),
+        _ => None,
+    }
+}
+
+fn hex_digit(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble), 16).unwrap_or('?')
 }
 
 /// `seconds` since the Unix epoch (negative: before it) as a `SystemTime`.
@@ -264,4 +281,31 @@ pub(crate) fn offset_in(whole: &[u8], part: &[u8]) -> usize {
         .checked_sub(whole.as_ptr().addr())
         .filter(|offset| *offset <= whole.len())
         .unwrap_or(whole.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use x509_parser::prelude::FromDer;
+
+    use super::*;
+
+    /// RDNs joined by ", ", a multi-valued RDN's attributes by "+", known types by their short
+    /// names, others by dotted OID, and a value that is no directory string as "#" and hex.
+    #[test]
+    fn a_name_renders_with_labels_oids_and_hex() {
+        let name = [
+            0x30, 0x2c, // Name
+            0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03, // { CN
+            0x1e, 0x02, 0x00, b'A', // BMPString "A" }
+            0x31, 0x1d, // {
+            0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x01, b'B', // O UTF8String "B",
+            0x30, 0x08, 0x06, 0x02, 0x2a, 0x03, 0x02, 0x02, 0x1f, 0xa0, // 1.2.3 INTEGER,
+            0x30, 0x07, 0x06, 0x03, 0x55, 0x04, 0x63, 0x13, 0x00, // 2.5.4.99 "" }
+        ];
+        let (rest, name) = X509Name::from_der(&name).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(render_name(&name), "CN=A, O=B+1.2.3=#1fa0+2.5.4.99=");
+    }
 }

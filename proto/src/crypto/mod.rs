@@ -75,8 +75,8 @@ pub use rdp_security::{
     KEY_UPDATE_INTERVAL, RDP_MAC_LEN,
 };
 pub use rsa::{
-    LicensingPrivateKey, LicensingPublicKey, RsaPublicKeyBlob, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
-    WIRE_PADDING_LEN,
+    LicensingPrivateKey, LicensingPublicKey, PublicKeyCache, RsaPublicKeyBlob, MAX_MODULUS_BITS,
+    MIN_MODULUS_BITS, WIRE_PADDING_LEN,
 };
 pub use rsa_backend::RsaBackend;
 pub use secret::Secret;

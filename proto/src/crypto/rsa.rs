@@ -7,6 +7,11 @@
 //! xfreerdp and older Windows use — so keys are built with explicit size limits
 //! ([`MIN_MODULUS_BITS`]..=[`MAX_MODULUS_BITS`]) instead of the `rsa` crate's 1024-bit floor.
 
+use std::collections::VecDeque;
+#[cfg(feature = "openssl")]
+use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
 use ::rsa::hazmat::rsa_encrypt;
 use ::rsa::pkcs1::der::{self, Decode, Reader, SliceReader};
 use ::rsa::pkcs1::{DecodeRsaPrivateKey, RsaPublicKeyRef};
@@ -22,7 +27,7 @@ use zeroize::Zeroizing;
 use super::error::CryptoError;
 use super::keys::{CLIENT_RANDOM_LEN, PREMASTER_SECRET_LEN};
 #[cfg(feature = "openssl")]
-use super::rsa_backend::OpenSslKey;
+use super::rsa_backend::{OpenSslKey, OpenSslPublicKey};
 use super::rsa_backend::{PrivateKeyOperations, RsaBackend, SignatureHash};
 use crate::wire::RsaPublicKey;
 
@@ -48,11 +53,27 @@ const OIW_SHA_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.
 const OIW_SHA1_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.29");
 
 /// An RSA public key as licensing uses it: the server's key exchange key, or a license server's
-/// signing key.
-#[derive(Clone, PartialEq, Eq)]
+/// signing key. Clones share the key (and OpenSSL's form of it, once built).
+#[derive(Clone)]
 pub struct LicensingPublicKey {
-    key: PublicKey,
+    inner: Arc<PublicKeyInner>,
 }
+
+struct PublicKeyInner {
+    key: PublicKey,
+    /// Built at the first encryption on the OpenSSL backend and kept, so OpenSSL's Montgomery
+    /// setup for the modulus is paid once per key, not once per connection.
+    #[cfg(feature = "openssl")]
+    openssl: OnceLock<OpenSslPublicKey>,
+}
+
+impl PartialEq for LicensingPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.key == other.inner.key
+    }
+}
+
+impl Eq for LicensingPublicKey {}
 
 /// The fields of an RSA_PUBLIC_KEY (MS-RDPBCGR 2.2.1.4.3.1.1.1), owned, for building a
 /// [`wire::RsaPublicKey`](crate::wire::RsaPublicKey) with [`RsaPublicKeyBlob::as_wire`].
@@ -83,14 +104,8 @@ impl LicensingPublicKey {
     /// padding (8 bytes on every key seen); zero high-order bytes are ignored rather than
     /// checked against `bitlen`/`keylen`, which the codec already keeps as sent.
     pub fn from_proprietary(key: &RsaPublicKey<'_>) -> Result<Self, CryptoError> {
-        let significant = key
-            .modulus
-            .iter()
-            .rposition(|byte| *byte != 0)
-            .map_or(0, |last| last.saturating_add(1));
-        let modulus_le = key.modulus.get(..significant).unwrap_or_default();
-        let modulus_be: Vec<u8> = modulus_le.iter().rev().copied().collect();
-        Self::from_be_components(&modulus_be, &key.public_exponent.to_be_bytes())
+        let (modulus, exponent) = proprietary_components(key);
+        Self::from_be_components(&modulus, &exponent)
     }
 
     /// The subject public key of a DER X.509 certificate (give it the leaf of a server's chain:
@@ -101,30 +116,24 @@ impl LicensingPublicKey {
     /// RSA identifiers (1.3.14.3.2.15, 1.3.14.3.2.29) that Windows' license server uses and that
     /// OpenSSL refuses; the key itself is a PKCS#1 RSAPublicKey either way.
     pub fn from_x509_der(certificate_der: &[u8]) -> Result<Self, CryptoError> {
-        let certificate = |error: der::Error| CryptoError::Certificate {
-            reason: error.to_string(),
-        };
-        let spki = subject_public_key_info(certificate_der).map_err(certificate)?;
-        let oid = spki.algorithm.oid;
-        if ![RSA_ENCRYPTION, OIW_SHA_WITH_RSA, OIW_SHA1_WITH_RSA].contains(&oid) {
-            return Err(CryptoError::UnsupportedKeyAlgorithm {
-                oid: oid.to_string(),
-            });
-        }
-        let key_der = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or(CryptoError::InvalidPublicKey(
-                "subjectPublicKey is not a whole number of bytes",
-            ))?;
-        let key = RsaPublicKeyRef::from_der(key_der).map_err(certificate)?;
-        Self::from_be_components(key.modulus.as_bytes(), key.public_exponent.as_bytes())
+        let (modulus, exponent) = x509_components(certificate_der)?;
+        Self::from_be_components(modulus, exponent)
     }
 
     /// Wraps an `rsa` public key, applying this module's size limits.
     pub fn from_rsa_public_key(key: PublicKey) -> Result<Self, CryptoError> {
         check_modulus_bits(modulus_bits(&key))?;
-        Ok(Self { key })
+        Ok(Self::wrap(key))
+    }
+
+    fn wrap(key: PublicKey) -> Self {
+        Self {
+            inner: Arc::new(PublicKeyInner {
+                key,
+                #[cfg(feature = "openssl")]
+                openssl: OnceLock::new(),
+            }),
+        }
     }
 
     fn from_be_components(modulus: &[u8], exponent: &[u8]) -> Result<Self, CryptoError> {
@@ -138,7 +147,7 @@ impl LicensingPublicKey {
         let n = BoxedUint::from_be_slice_vartime(modulus);
         let e = BoxedUint::from_be_slice_vartime(exponent);
         PublicKey::new_with_size_limits(n, e, RSA_SIZE_LIMITS)
-            .map(|key| Self { key })
+            .map(Self::wrap)
             .map_err(|error| match error {
                 ::rsa::Error::InvalidModulus => {
                     CryptoError::InvalidPublicKey("modulus is even or not above the exponent")
@@ -155,12 +164,12 @@ impl LicensingPublicKey {
 
     /// The modulus length in bytes (k in RFC 8017): 64 for a 512-bit key.
     pub fn modulus_len(&self) -> usize {
-        self.key.size()
+        self.key().size()
     }
 
     /// The modulus length in bits.
     pub fn modulus_bits(&self) -> usize {
-        modulus_bits(&self.key)
+        modulus_bits(self.key())
     }
 
     /// MS-RDPBCGR 5.3.4.1, as MS-RDPELE 5.1.1.1 uses it: the premaster secret read as a
@@ -215,11 +224,15 @@ impl LicensingPublicKey {
                 ))?;
             tail.copy_from_slice(secret);
             tail.reverse();
-            let mut out = super::rsa_backend::public_encrypt_raw(
-                &self.key.n_bytes(),
-                &self.key.e_bytes(),
-                &block,
-            )?;
+            let openssl = match self.inner.openssl.get() {
+                Some(key) => key,
+                None => {
+                    let built =
+                        OpenSslPublicKey::new(&self.key().n_bytes(), &self.key().e_bytes())?;
+                    self.inner.openssl.get_or_init(|| built)
+                }
+            };
+            let mut out = openssl.encrypt_raw(&block)?;
             out.reverse();
             out.resize(k.saturating_add(WIRE_PADDING_LEN), 0);
             return Ok(out);
@@ -227,9 +240,9 @@ impl LicensingPublicKey {
         if !backend.is_available() {
             return Err(CryptoError::RsaBackendUnavailable { backend });
         }
-        let m = BoxedUint::from_le_slice(secret, self.key.n_bits_precision())
+        let m = BoxedUint::from_le_slice(secret, self.key().n_bits_precision())
             .map_err(|_| CryptoError::InvalidPublicKey("modulus is smaller than the secret"))?;
-        let c = rsa_encrypt(&self.key, &m)
+        let c = rsa_encrypt(self.key(), &m)
             .map_err(|_| CryptoError::InvalidPublicKey("rejected by the RSA implementation"))?;
         let mut out = c.to_le_bytes().into_vec();
         // c < n < 2^(8k): the bytes beyond k are the integer's zero high-order limbs.
@@ -242,7 +255,7 @@ impl LicensingPublicKey {
     /// `datalen` = k − 1 and `keylen` = k + 8, as Windows and xrdp write them.
     pub fn to_rsa_public_key_blob(&self) -> Result<RsaPublicKeyBlob, CryptoError> {
         let k = self.modulus_len();
-        let exponent = self.key.e_bytes();
+        let exponent = self.key().e_bytes();
         let mut exponent_be = [0u8; 4];
         let offset = exponent_be
             .len()
@@ -260,7 +273,7 @@ impl LicensingPublicKey {
                 max: MAX_MODULUS_BITS,
             })?;
         let data_len = u32::try_from(k.saturating_sub(1)).unwrap_or(u32::MAX);
-        let mut modulus = self.key.n().to_le_bytes().into_vec();
+        let mut modulus = self.key().n().to_le_bytes().into_vec();
         modulus.resize(k, 0);
         modulus.resize(k.saturating_add(WIRE_PADDING_LEN), 0);
         Ok(RsaPublicKeyBlob {
@@ -274,7 +287,7 @@ impl LicensingPublicKey {
     /// Whether `signature` (big-endian, as X.509 carries it) is a PKCS#1 v1.5 RSA-SHA1 signature
     /// of `data` by this key: how a CAL's certificates are signed.
     pub fn verify_sha1(&self, data: &[u8], signature: &[u8]) -> bool {
-        self.key.pkcs1v15_verify::<Sha1>(data, signature).is_ok()
+        self.key().pkcs1v15_verify::<Sha1>(data, signature).is_ok()
     }
 
     /// The key identifier of RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT
@@ -284,7 +297,7 @@ impl LicensingPublicKey {
         use ::rsa::pkcs1::EncodeRsaPublicKey;
         use sha1::Digest;
         let der = self
-            .key
+            .key()
             .to_pkcs1_der()
             .map_err(|error| CryptoError::PublicKeyEncoding {
                 reason: error.to_string(),
@@ -294,7 +307,11 @@ impl LicensingPublicKey {
 
     /// The underlying `rsa` key, for building certificates.
     pub fn to_rsa_public_key(&self) -> &PublicKey {
-        &self.key
+        self.key()
+    }
+
+    fn key(&self) -> &PublicKey {
+        &self.inner.key
     }
 }
 
@@ -418,9 +435,7 @@ impl LicensingPrivateKey {
     }
 
     pub fn public_key(&self) -> LicensingPublicKey {
-        LicensingPublicKey {
-            key: self.key.to_public_key(),
-        }
+        LicensingPublicKey::wrap(self.key.to_public_key())
     }
 
     /// The modulus length in bytes.
@@ -548,6 +563,129 @@ impl LicensingPrivateKey {
     /// The underlying `rsa` key, for building certificates.
     pub fn to_rsa_private_key(&self) -> &PrivateKey {
         &self.key
+    }
+}
+
+/// The big-endian modulus and exponent of a proprietary certificate's key (read as
+/// [`LicensingPublicKey::from_proprietary`] says).
+fn proprietary_components(key: &RsaPublicKey<'_>) -> (Vec<u8>, [u8; 4]) {
+    let significant = key
+        .modulus
+        .iter()
+        .rposition(|byte| *byte != 0)
+        .map_or(0, |last| last.saturating_add(1));
+    let modulus_le = key.modulus.get(..significant).unwrap_or_default();
+    let modulus_be = modulus_le.iter().rev().copied().collect();
+    (modulus_be, key.public_exponent.to_be_bytes())
+}
+
+/// The big-endian modulus and exponent of a DER certificate's subject public key (see
+/// [`LicensingPublicKey::from_x509_der`] for which algorithms are accepted).
+fn x509_components(certificate_der: &[u8]) -> Result<(&[u8], &[u8]), CryptoError> {
+    let certificate = |error: der::Error| CryptoError::Certificate {
+        reason: error.to_string(),
+    };
+    let spki = subject_public_key_info(certificate_der).map_err(certificate)?;
+    let oid = spki.algorithm.oid;
+    if ![RSA_ENCRYPTION, OIW_SHA_WITH_RSA, OIW_SHA1_WITH_RSA].contains(&oid) {
+        return Err(CryptoError::UnsupportedKeyAlgorithm {
+            oid: oid.to_string(),
+        });
+    }
+    let key_der = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or(CryptoError::InvalidPublicKey(
+            "subjectPublicKey is not a whole number of bytes",
+        ))?;
+    let key = RsaPublicKeyRef::from_der(key_der).map_err(certificate)?;
+    Ok((key.modulus.as_bytes(), key.public_exponent.as_bytes()))
+}
+
+/// Public keys already built, found again by their modulus and exponent: a client that meets
+/// the same hosts over and over (a fleet, a benchmark) would otherwise pay for each connection
+/// the `rsa` crate's Montgomery precomputation and OpenSSL's, which cost more than the one
+/// encryption a connection needs. Building a key is a function of its two numbers alone, so a
+/// key found here is the key building would give. Holds the last [`PublicKeyCache::CAPACITY`]
+/// keys built; refused keys are not kept.
+#[derive(Default)]
+pub struct PublicKeyCache {
+    keys: Mutex<VecDeque<CachedPublicKey>>,
+}
+
+struct CachedPublicKey {
+    modulus: Box<[u8]>,
+    exponent: Box<[u8]>,
+    key: LicensingPublicKey,
+}
+
+impl PublicKeyCache {
+    /// Keys kept: more hosts than one emulated client process meets in any test or fleet.
+    pub const CAPACITY: usize = 16;
+
+    /// [`LicensingPublicKey::from_x509_der`], through the cache.
+    pub fn from_x509_der(&self, certificate_der: &[u8]) -> Result<LicensingPublicKey, CryptoError> {
+        let (modulus, exponent) = x509_components(certificate_der)?;
+        self.get_or_build(modulus, exponent)
+    }
+
+    /// [`LicensingPublicKey::from_proprietary`], through the cache.
+    pub fn from_proprietary(
+        &self,
+        key: &RsaPublicKey<'_>,
+    ) -> Result<LicensingPublicKey, CryptoError> {
+        let (modulus, exponent) = proprietary_components(key);
+        self.get_or_build(&modulus, &exponent)
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get_or_build(
+        &self,
+        modulus: &[u8],
+        exponent: &[u8],
+    ) -> Result<LicensingPublicKey, CryptoError> {
+        let modulus = trim_leading_zeros(modulus);
+        let exponent = trim_leading_zeros(exponent);
+        let found =
+            |cached: &CachedPublicKey| *cached.modulus == *modulus && *cached.exponent == *exponent;
+        if let Some(cached) = self.lock().iter().find(|cached| found(cached)) {
+            return Ok(cached.key.clone());
+        }
+        // Built outside the lock: two connections meeting a new key at once both build it,
+        // and the second to finish finds the first's entry and keeps only one.
+        let key = LicensingPublicKey::from_be_components(modulus, exponent)?;
+        let mut keys = self.lock();
+        if !keys.iter().any(found) {
+            keys.push_front(CachedPublicKey {
+                modulus: modulus.into(),
+                exponent: exponent.into(),
+                key: key.clone(),
+            });
+            keys.truncate(Self::CAPACITY);
+        }
+        Ok(key)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<CachedPublicKey>> {
+        // A panic while holding the lock cannot leave the list half-changed (each change is one
+        // VecDeque call), so a poisoned lock's list is still sound.
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl core::fmt::Debug for PublicKeyCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PublicKeyCache")
+            .field("keys", &self.len())
+            .finish()
     }
 }
 

@@ -240,15 +240,16 @@ fn emsa_pkcs1_v1_5(hash: SignatureHash, data: &[u8], k: usize) -> Option<Zeroizi
 }
 
 #[cfg(feature = "openssl")]
-pub(crate) use self::openssl_backend::{public_encrypt_raw, OpenSslKey};
+pub(crate) use self::openssl_backend::{OpenSslKey, OpenSslPublicKey};
 
 #[cfg(feature = "openssl")]
 mod openssl_backend {
     use ::rsa::pkcs1::EncodeRsaPrivateKey;
     use ::rsa::rand_core::CryptoRng;
     use ::rsa::PrivateKey;
+    use openssl::bn::BigNum;
     use openssl::hash::MessageDigest;
-    use openssl::pkey::{PKey, Private};
+    use openssl::pkey::{PKey, Private, Public};
     use openssl::rsa::{Padding, Rsa};
     use openssl::sign::Signer;
     use zeroize::Zeroizing;
@@ -281,26 +282,37 @@ mod openssl_backend {
         }
     }
 
-    /// RSAEP (RFC 8017 5.1.1) with OpenSSL: `block` (big-endian, the modulus' length) raised to
-    /// e mod n, big-endian in as many bytes.
-    pub(crate) fn public_encrypt_raw(
-        n_be: &[u8],
-        e_be: &[u8],
-        block: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        use openssl::bn::BigNum;
-        let rejected = || CryptoError::InvalidPublicKey("rejected by the RSA implementation");
-        let n = BigNum::from_slice(n_be).map_err(|_| rejected())?;
-        let e = BigNum::from_slice(e_be).map_err(|_| rejected())?;
-        let rsa = Rsa::from_public_components(n, e).map_err(|_| rejected())?;
-        let mut out = vec![0u8; block.len()];
-        let written = rsa
-            .public_encrypt(block, &mut out, Padding::NONE)
-            .map_err(|_| rejected())?;
-        if written != out.len() {
-            return Err(rejected());
+    /// A public key held by OpenSSL, for RSAEP (RFC 8017 5.1.1). OpenSSL computes the
+    /// modulus' Montgomery parameters at the first operation and keeps them in the key.
+    pub(crate) struct OpenSslPublicKey {
+        rsa: Rsa<Public>,
+    }
+
+    impl OpenSslPublicKey {
+        pub(crate) fn new(n_be: &[u8], e_be: &[u8]) -> Result<Self, CryptoError> {
+            let n = BigNum::from_slice(n_be).map_err(|_| rejected())?;
+            let e = BigNum::from_slice(e_be).map_err(|_| rejected())?;
+            let rsa = Rsa::from_public_components(n, e).map_err(|_| rejected())?;
+            Ok(Self { rsa })
         }
-        Ok(out)
+
+        /// `block` (big-endian, the modulus' length) raised to e mod n, big-endian in as many
+        /// bytes.
+        pub(crate) fn encrypt_raw(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            let mut out = vec![0u8; block.len()];
+            let written = self
+                .rsa
+                .public_encrypt(block, &mut out, Padding::NONE)
+                .map_err(|_| rejected())?;
+            if written != out.len() {
+                return Err(rejected());
+            }
+            Ok(out)
+        }
+    }
+
+    fn rejected() -> CryptoError {
+        CryptoError::InvalidPublicKey("rejected by the RSA implementation")
     }
 
     impl PrivateKeyOperations for OpenSslKey {

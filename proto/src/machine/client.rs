@@ -4,12 +4,13 @@
 
 use std::collections::VecDeque;
 use std::mem;
+use std::sync::Arc;
 
 use crate::crypto::rand_core::CryptoRng;
 
 use super::store::{LicenseStore, ProductKey};
 use super::{decrypt, encode, error_alert, mac_valid, seal, MachineError};
-use crate::crypto::{self, LicensingPublicKey, SessionKeys};
+use crate::crypto::{self, LicensingPublicKey, PublicKeyCache, SessionKeys};
 use crate::wire::{
     Ascii, BlobType, CertificateChain, ClientHardwareId, ClientLicenseInfo,
     ClientNewLicenseRequest, ClientPlatformChallengeResponse, ClientType, ErrorCode,
@@ -35,6 +36,9 @@ pub struct ClientConfig {
     /// The server certificate from the Server Security Data, used when the License Request's
     /// certificate blob is empty (MS-RDPBCGR 2.2.1.4.3).
     pub gcc_server_certificate: Option<Vec<u8>>,
+    /// Where the server's public key is looked up before it is built: share one between the
+    /// connections of a process that meets the same servers again.
+    pub public_keys: Arc<PublicKeyCache>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,11 +270,16 @@ impl ClientMachine {
                 {
                     return None;
                 }
-                LicensingPublicKey::from_proprietary(&cert.public_key).ok()
+                self.config
+                    .public_keys
+                    .from_proprietary(&cert.public_key)
+                    .ok()
             }
-            CertificateChain::X509(chain) => {
-                LicensingPublicKey::from_x509_der(chain.leaf()?.der).ok()
-            }
+            CertificateChain::X509(chain) => self
+                .config
+                .public_keys
+                .from_x509_der(chain.leaf()?.der)
+                .ok(),
         }
     }
 

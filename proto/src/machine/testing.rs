@@ -5,6 +5,7 @@
 //! its rules are the few a test needs to reach every protocol path.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand_chacha::rand_core::SeedableRng;
@@ -221,6 +222,7 @@ pub fn client_config(seed: u8, machine: &str, user: &str) -> ClientConfig {
         license_detail_level: LicenseDetailLevel::LICENSE_DETAIL_DETAIL,
         verify_server_certificate: true,
         gcc_server_certificate: None,
+        public_keys: Arc::default(),
     }
 }
 
