@@ -12,7 +12,8 @@
 //! capability exchange and finalization, then the host's Set Error Info and disconnect
 //! (`session_seconds = None`). Host and clients share one two-worker tokio runtime; the host
 //! drives the licensing state machine on each connection's task, and its embedded license
-//! server decides on its own thread (group commit) with CALs signed on the blocking pool.
+//! server decides on its own thread (group commit) with CALs signed on the blocking pool; a
+//! permanent CAL a client presents is assessed on the connection's task.
 //!
 //! Groups:
 //! - `serve_handshake/new_device/<concurrency>`: each connection is a device never seen before,

@@ -758,6 +758,28 @@ pub fn unavailable_answer(query: &LicenseQuery) -> LicenseAnswer {
     }
 }
 
+/// The answer [`LicenseServer::decide_queries`] gives an `AssessLicense` query for `host`'s
+/// client presenting `presented`, read on `store` at `now` without the server: a session host
+/// assesses on a store handle of its own instead of queueing behind decisions that wait for
+/// the write lock (an assessment writes nothing). `pool_exhausted` is the fault
+/// [`LicenseServer::set_pool_exhausted`] injects.
+pub fn assess_presented(
+    store: &Store,
+    now: SystemTime,
+    host: HostInfo,
+    presented: &PresentedLicense,
+    pool_exhausted: bool,
+) -> Result<Assessment, StoreError> {
+    let request = presented_request(host, presented);
+    // The generator only draws the lifetime of a CAL the decision would issue, which an
+    // assessment does not.
+    let mut rng = rand::rng();
+    let outcome = store.assess(&holder(&request), now, |snapshot| {
+        policy::decide(&request, &seen(snapshot, pool_exhausted), &mut rng).outcome
+    })?;
+    Ok(assessment(outcome))
+}
+
 /// The assessment a policy outcome amounts to before the challenge (MS-RDPELE 3.2.5.3).
 fn assessment(outcome: RequestOutcome) -> Assessment {
     match outcome {

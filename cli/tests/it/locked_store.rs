@@ -1,7 +1,8 @@
 // Test code: unwrap/expect/panic/indexing are fine here.
 //! `rdpele serve` while another process holds its store's write lock: a client whose licensing
 //! has to write to the store waits for the lock, and the other clients' connections go on
-//! meanwhile, however many runtime threads the host has.
+//! meanwhile, however many runtime threads the host has; a client presenting a valid CAL is
+//! licensed meanwhile.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use rdpele_license_server::store::DATABASE_FILE;
 use serde_json::Value;
 
-use crate::support::{admin, Host, RDPELE};
+use crate::support::{admin, provision, Host, RDPELE};
 
 /// How long the clients get to reach licensing while the lock is held: under the store's 30 s
 /// busy timeout, until which a host whose runtime threads wait for the lock gets nowhere (and
@@ -27,6 +28,9 @@ use crate::support::{admin, Host, RDPELE};
 const WHILE_LOCKED: Duration = Duration::from_secs(20);
 /// How long a raw connection gets for its X.224 Connection Confirm while the lock is held.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+/// How long a new device's connection gets to reach its decision before another client
+/// connects.
+const QUEUED_WITHIN: Duration = Duration::from_secs(3);
 /// Longest a client may take once the lock is released.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -215,4 +219,49 @@ fn a_client_waiting_for_the_store_write_lock_stalls_no_other_connection() {
     );
     let shown = admin(&data, &["server", "show"]);
     assert_ne!(shown["session_host"]["first_use"], Value::Null, "{shown}");
+}
+
+/// A new device's decision waits for the write lock on the embedded license server's thread;
+/// a device presenting a valid permanent CAL meanwhile is assessed on the connection's own
+/// read-only handle and licensed (STATUS_VALID_CLIENT) before the lock is released, instead of
+/// queueing behind that decision. The new device is licensed once it is.
+#[test]
+fn a_valid_cal_is_honoured_while_a_new_devices_decision_waits_for_the_write_lock() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    provision(&data, "per-device", "2022", "2022", 5);
+    let host = Host::start(&data, &[]);
+    for outcome in ["temporary", "permanent"] {
+        let report = licensed(spawn_client(root.path(), &host, "pc-valid"), &host);
+        assert_eq!(report["outcome"], outcome, "{report}\n{}", host.log());
+    }
+
+    let lock = WriteLock::hold(&data.join(DATABASE_FILE));
+    let mut new_device = spawn_client(root.path(), &host, "pc-new");
+    // Time for its connection to reach the decision (tens of milliseconds here), which the
+    // host does not log until it is made.
+    std::thread::sleep(QUEUED_WITHIN);
+    let valid = spawn_client(root.path(), &host, "pc-valid");
+    let started = Instant::now();
+    let report = licensed(valid, &host);
+    assert!(
+        started.elapsed() < WHILE_LOCKED,
+        "the valid CAL was honoured only after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report["outcome"], "valid", "{report}\n{}", host.log());
+    assert!(
+        new_device.try_wait().unwrap().is_none(),
+        "the new device was not waiting for its decision\n{}",
+        host.log()
+    );
+    assert!(
+        host.decisions().iter().all(|line| !line.contains("pc-new")),
+        "the new device was decided while the lock was held\n{}",
+        host.log()
+    );
+
+    drop(lock);
+    let report = licensed(new_device, &host);
+    assert_eq!(report["outcome"], "temporary", "{report}\n{}", host.log());
 }

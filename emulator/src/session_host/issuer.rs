@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rdpele_proto::cal::{parse_cal, Cal, CalError, CalKind};
-use rdpele_proto::machine::{Assessment, Decision, LicenseAnswer, LicenseQuery, Refusal};
+use rdpele_proto::machine::{
+    Assessment, Decision, LicenseAnswer, LicenseQuery, PresentedLicense, Refusal,
+};
 use tracing::{info, warn};
 
 use rdpele_license_server::clock::{format_instant, Clock, ClockError};
@@ -20,7 +22,7 @@ use rdpele_license_server::model::{HostInfo, RequestOutcome};
 use rdpele_license_server::policy::{admit_without_license_server, returns_old_license};
 use rdpele_license_server::remote::RemoteIssuer;
 use rdpele_license_server::server::{
-    presented_cal, refusal, unavailable, unavailable_answer, DecidedQuery,
+    assess_presented, presented_cal, refusal, unavailable, unavailable_answer, DecidedQuery,
 };
 use rdpele_license_server::store::{Store, StoreError};
 
@@ -35,14 +37,13 @@ pub enum Source {
 }
 
 /// What every connection's licensing shares. The host's own store is read and written on the
-/// blocking pool, except the settings read on a handle that never waits ([`HostSettings`]): a
-/// query can wait up to the store's busy timeout for another process's write lock, and a
-/// runtime thread waiting for it (or for a mutex held across it) stalls every other
-/// connection.
+/// blocking pool, except the reads on a handle that never waits ([`HostReads`]): a query can
+/// wait up to the store's busy timeout for another process's write lock, and a runtime thread
+/// waiting for it (or for a mutex held across it) stalls every other connection.
 pub struct Backend {
     pub source: Source,
-    /// The host's settings, read at each connection.
-    pub settings: HostSettings,
+    /// The host's settings, read at each connection, and assessments of presented CALs.
+    pub reads: HostReads,
     /// The same directory for the rules without a license server: the virtual clock and the
     /// grace period's first use, whose recording waits for the write lock while another
     /// holds it.
@@ -53,6 +54,9 @@ pub struct Backend {
     pub first_use_recorded: AtomicBool,
     /// Fault injection: act as if the license server could not be reached.
     pub unreachable: bool,
+    /// Fault injection: the embedded license server's packs are all taken (its own copy of the
+    /// flag decides; this one is for assessments read on [`HostReads`]).
+    pub pool_exhausted: bool,
 }
 
 /// Why the host's settings could not be read.
@@ -67,8 +71,9 @@ pub enum HostSettingsError {
 
 /// Each connection's read of the host's settings, on handles of their own so it never queues
 /// behind the grace period's write on [`Backend::grace_period`] (in WAL mode SQLite reads
-/// while another connection or process holds the write lock).
-pub struct HostSettings {
+/// while another connection or process holds the write lock); and the assessment of a CAL a
+/// client presents, which reads only.
+pub struct HostReads {
     /// Read on the connection's own task: it never waits for a lock (SQLITE_BUSY at once), and
     /// the settings' pages are in memory. Handing every read to the blocking pool cost ~6 % of
     /// the CPU of `serve_handshake/valid/16` in spawns and wake-ups (BENCHMARKS.md).
@@ -78,7 +83,7 @@ pub struct HostSettings {
     waiting: Arc<Mutex<Store>>,
 }
 
-impl HostSettings {
+impl HostReads {
     /// Two handles on the host's data directory.
     pub fn open(data: &std::path::Path) -> Result<Self, StoreError> {
         Ok(Self {
@@ -89,7 +94,7 @@ impl HostSettings {
 
     /// The host's settings as they are now (an `admin server set` while serving applies to the
     /// next connection).
-    pub async fn read(&self) -> Result<HostInfo, HostSettingsError> {
+    pub async fn settings(&self) -> Result<HostInfo, HostSettingsError> {
         if let Ok(store) = self.now.try_lock() {
             match store.session_host() {
                 Ok(host) => return Ok(host.info()),
@@ -104,6 +109,26 @@ impl HostSettings {
         })
         .await??;
         Ok(host)
+    }
+
+    /// The embedded license server's assessment of `presented` for `host`'s client (see
+    /// [`assess_presented`]), read on the connection's task on the handle that never waits.
+    /// `None` when that handle is in use, SQLite says busy or the read fails: the caller asks
+    /// the license server's thread, which decides in queue order and reports its own errors.
+    /// Answered here, a client with a valid CAL neither waits for a batch of decisions stuck
+    /// behind another process's write lock nor costs the thread hand-offs (BENCHMARKS.md).
+    /// It reads what is committed, so the caller leaves to that thread what depends on work
+    /// still in its queue.
+    pub fn assess(
+        &self,
+        clock: &Clock,
+        host: HostInfo,
+        presented: &PresentedLicense,
+        pool_exhausted: bool,
+    ) -> Option<Assessment> {
+        let store = self.now.try_lock().ok()?;
+        let now = clock.now(&store).ok()?;
+        assess_presented(&store, now, host, presented, pool_exhausted).ok()
     }
 }
 
@@ -249,7 +274,9 @@ impl HostIssuer {
 
     /// Answers `query` and logs the decision. The embedded license server decides on its own
     /// thread, in batches (group commit), at its own virtual now, and the CAL is signed on the
-    /// blocking pool while the batch commits; a remote one is asked on this task. When the
+    /// blocking pool while the batch commits; a permanent CAL a client presents is assessed on
+    /// this task when the store allows ([`HostReads::assess`]); a remote license server is
+    /// asked on this task. When the
     /// license server cannot be reached, the grace-period rules decide; when a remote one
     /// turns the host away (a wrong token, a URL that is not the API), the client is refused
     /// with ERR_NO_LICENSE_SERVER.
@@ -283,6 +310,29 @@ impl HostIssuer {
         }
         match &self.backend.source {
             Source::Embedded(decider) => {
+                // Only a permanent CAL: a temporary one's assessment depends on whether its
+                // sign-in was recorded, and that report waits in the license server's queue
+                // (Backend::validate), which answers in order.
+                let permanent = match query {
+                    LicenseQuery::AssessLicense(presented)
+                        if presented.cal.kind == CalKind::Permanent =>
+                    {
+                        Some(presented)
+                    }
+                    _ => None,
+                };
+                let backend = &self.backend;
+                let assessed = permanent.and_then(|presented| {
+                    backend.reads.assess(
+                        &backend.clock,
+                        self.host,
+                        presented,
+                        backend.pool_exhausted,
+                    )
+                });
+                if let Some(assessed) = assessed {
+                    return LicenseAnswer::Assessment(assessed);
+                }
                 let (decided_tx, decided) = tokio::sync::oneshot::channel();
                 let (committed_tx, committed) = tokio::sync::oneshot::channel();
                 decider.submit(
@@ -514,15 +564,15 @@ mod tests {
             HostInfo { version, mode }
         };
         let first = set(LicensingMode::PerDevice, WindowsVersion::V2019);
-        let settings = HostSettings::open(dir.path()).unwrap();
+        let reads = HostReads::open(dir.path()).unwrap();
         let runtime = runtime();
-        let read = || runtime.block_on(settings.read()).unwrap();
+        let read = || runtime.block_on(reads.settings()).unwrap();
         assert_eq!(read(), first);
 
         let inline = set(LicensingMode::PerUser, WindowsVersion::V2022);
         assert_eq!(read(), inline);
 
-        let held = settings.now.lock().unwrap();
+        let held = reads.now.lock().unwrap();
         let pooled = set(LicensingMode::PerDevice, WindowsVersion::V2025);
         assert_eq!(read(), pooled);
         drop(held);

@@ -58,7 +58,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S>,
     context: LicensingContext,
 ) -> Result<LicensingEnd, ConnError> {
-    let host = context.backend.settings.read().await?;
+    let host = context.backend.reads.settings().await?;
     let mut rng = context.rng;
     // An `admin server set --host-version` while serving changes what the next License Request
     // announces, as a Windows host's product version follows its installed release.

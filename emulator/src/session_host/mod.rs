@@ -33,7 +33,7 @@ use tracing::{info, warn};
 
 use config::{CertificateKind, HostConfig};
 pub use connection::ConnectionEnd;
-use issuer::{Backend, HostSettings, Source};
+use issuer::{Backend, HostReads, Source};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::decider::Decider;
 use rdpele_license_server::remote::RemoteIssuer;
@@ -248,12 +248,13 @@ impl Shared {
         };
         let backend = Arc::new(Backend {
             source,
-            settings: HostSettings::open(&options.data)
+            reads: HostReads::open(&options.data)
                 .map_err(|e| error("opening the data directory for reading", e))?,
             grace_period: Mutex::new(local),
             clock: Clock::system(),
             first_use_recorded: AtomicBool::new(first_use_recorded),
             unreachable: config.faults.license_server_unreachable,
+            pool_exhausted: config.faults.pool_exhausted,
         });
         Ok(Arc::new(Self {
             tls: tokio_rustls::TlsAcceptor::from(tls),

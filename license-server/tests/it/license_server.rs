@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use rdpele_license_server::clock::Clock;
 use rdpele_license_server::model::{HostInfo, LicensingMode, WindowsVersion};
 use rdpele_license_server::server::{
-    LicenseServer, DEFAULT_PRODUCT_ID, KEY_FILE, TEMPORARY_KEY_PACK_ID,
+    assess_presented, LicenseServer, DEFAULT_PRODUCT_ID, KEY_FILE, TEMPORARY_KEY_PACK_ID,
 };
 use rdpele_license_server::store::NewKeyPack;
 use rdpele_proto::cal::{self, CalKind};
@@ -636,6 +636,12 @@ fn a_valid_cal_is_assessed_while_another_connection_holds_the_write_lock() {
         server.assess_license(epoch() + DAY * 2, &presented),
         Assessment::Valid
     );
+    // A session host's read on a handle of its own gives the same answer meanwhile.
+    let reader = rdpele_license_server::store::Store::open(dir.path()).unwrap();
+    assert_eq!(
+        assess_presented(&reader, epoch() + DAY * 2, server.host(), &presented, false).unwrap(),
+        Assessment::Valid
+    );
     let query = LicenseQuery::AssessLicense(Box::new(presented));
     let host = server.host();
     let answers = server
@@ -652,4 +658,80 @@ fn a_valid_cal_is_assessed_while_another_connection_holds_the_write_lock() {
         ));
     }
     holder.execute_batch("ROLLBACK").unwrap();
+}
+
+/// A session host's assessment on its own store handle (`assess_presented`) answers as the
+/// license server does: a permanent CAL valid, due for renewal near its expiry, expired after
+/// it; a temporary CAL kept before its sign-in is recorded and due for upgrade after; and the
+/// same with the pool exhausted.
+#[test]
+fn an_assessment_on_the_hosts_own_handle_answers_as_the_license_server() {
+    use rdpele_license_server::store::Store;
+    use rdpele_proto::machine::{Assessment, LicenseIssuer, PresentedLicense};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 5);
+    let reader = Store::open(dir.path()).unwrap();
+    let presented = |store: &MemoryStore, seed: u8| {
+        let license_info = store.licenses.values().next().unwrap().clone();
+        let cal = cal::parse_cal(&license_info).unwrap();
+        let config = client_config(seed, &format!("WS-{seed:02}"), "alice");
+        PresentedLicense {
+            hwid: config.hwid,
+            platform_id: config.platform_id,
+            license_info,
+            cal,
+        }
+    };
+    let mut permanent_store = MemoryStore::default();
+    connect(&mut server, &mut permanent_store, 1, 7, epoch());
+    connect(&mut server, &mut permanent_store, 2, 7, epoch() + DAY);
+    let permanent = presented(&permanent_store, 7);
+    assert_eq!(permanent.cal.kind, CalKind::Permanent);
+    // Issued without the sign-in `connect` reports: validated in the loop below.
+    let mut temporary_store = MemoryStore::default();
+    Pair::seeded(3, client_config(8, "WS-08", "alice"), epoch() + DAY)
+        .unwrap()
+        .run(&mut server, &mut temporary_store)
+        .unwrap();
+    let temporary = presented(&temporary_store, 8);
+    assert_eq!(temporary.cal.kind, CalKind::Temporary);
+
+    let expiry = permanent.cal.client_license.not_after;
+    let instants = [
+        epoch() + DAY * 2,
+        expiry - DAY * 3,
+        expiry + DAY,
+        epoch() + DAY * 200,
+    ];
+    let mut seen = Vec::new();
+    for validated in [false, true] {
+        if validated {
+            let license_id = temporary.cal.client_license.serial().unwrap().license_id;
+            assert!(server
+                .record_validation(license_id, &temporary.hwid.to_bytes())
+                .unwrap());
+        }
+        for exhausted in [false, true] {
+            server.set_pool_exhausted(exhausted);
+            for presented in [&permanent, &temporary] {
+                for now in instants {
+                    let expected = server.assess_license(now, presented);
+                    assert_eq!(
+                        assess_presented(&reader, now, server.host(), presented, exhausted)
+                            .unwrap(),
+                        expected,
+                        "validated {validated}, exhausted {exhausted}, {:?}",
+                        presented.cal.kind
+                    );
+                    seen.push(expected);
+                }
+            }
+        }
+    }
+    assert!(seen.contains(&Assessment::Valid));
+    assert!(seen.contains(&Assessment::Upgrade));
+    assert!(seen
+        .iter()
+        .any(|assessed| matches!(assessed, Assessment::Refuse(_))));
 }
