@@ -276,10 +276,9 @@ impl HostIssuer {
     /// thread, in batches (group commit), at its own virtual now, and the CAL is signed on the
     /// blocking pool while the batch commits; a permanent CAL a client presents is assessed on
     /// this task when the store allows ([`HostReads::assess`]); a remote license server is
-    /// asked on this task. When the
-    /// license server cannot be reached, the grace-period rules decide; when a remote one
-    /// turns the host away (a wrong token, a URL that is not the API), the client is refused
-    /// with ERR_NO_LICENSE_SERVER.
+    /// asked on this task. When the license server cannot be reached, the grace-period rules
+    /// decide; when a remote one turns the host away (a wrong token, a URL that is not the
+    /// API), the client is refused with ERR_NO_LICENSE_SERVER.
     ///
     /// Also returns the temporary CAL the client holds after this answer, if any (a temporary
     /// CAL issued to it, or the one it presented when that is admitted as it is): the one its
