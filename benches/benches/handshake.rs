@@ -82,21 +82,6 @@ fn host_config(bits: usize) -> ServerConfig {
     config
 }
 
-/// `ServerConfig` is not `Clone`; each connection needs its own.
-fn clone_config(config: &ServerConfig) -> ServerConfig {
-    ServerConfig {
-        preamble_flags: config.preamble_flags,
-        product_version: config.product_version,
-        company_name: config.company_name.clone(),
-        product_id: config.product_id.clone(),
-        scopes: config.scopes.clone(),
-        certificate: config.certificate.clone(),
-        private_key: config.private_key.clone(),
-        challenge_check: config.challenge_check,
-        challenge: config.challenge,
-    }
-}
-
 /// Runs a real exchange between a fresh server (RNG seeded with [`SERVER_SEED`]) and a fresh
 /// client; returns the client's PDUs, in order. The client's license events go to `store`.
 fn record(
@@ -105,7 +90,7 @@ fn record(
     issuer: &mut RuleIssuer,
     store: &mut MemoryStore,
 ) -> Vec<Vec<u8>> {
-    let mut server = ServerMachine::new(clone_config(config));
+    let mut server = ServerMachine::new(config.clone());
     let mut client = ClientMachine::new(client());
     let mut server_rng = ChaCha20Rng::seed_from_u64(SERVER_SEED);
     let mut client_rng = ChaCha20Rng::seed_from_u64(CLIENT_SEED);
@@ -143,7 +128,7 @@ fn replay(
     issuer: &mut impl LicenseIssuer,
 ) -> ServerMachine {
     let mut rng = ChaCha20Rng::seed_from_u64(SERVER_SEED);
-    let mut server = ServerMachine::new(clone_config(config));
+    let mut server = ServerMachine::new(config.clone());
     server.start(&mut rng);
     for pdu in client_pdus {
         server
@@ -358,7 +343,7 @@ fn handshakes(c: &mut Criterion) {
     });
     for host in &hosts {
         group.bench_function(BenchmarkId::new("clone_config", host.bits), |b| {
-            b.iter(|| clone_config(black_box(&host.config)))
+            b.iter(|| black_box(&host.config).clone())
         });
     }
     group.finish();

@@ -62,7 +62,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut rng = context.rng;
     // An `admin server set --host-version` while serving changes what the next License Request
     // announces, as a Windows host's product version follows its installed release.
-    let mut machine_config = context.machine_config.clone();
+    let mut machine_config = context.machine_config;
     machine_config.product_version = context
         .product_version
         .unwrap_or_else(|| product_version(host.version).as_dword());

@@ -332,7 +332,10 @@ impl core::fmt::Debug for LicensingPublicKey {
 /// `crypto/rsa_backend.rs` for how and why).
 #[derive(Clone)]
 pub struct LicensingPrivateKey {
-    key: PrivateKey,
+    /// Shared by clones: a session host hands each connection's state machine a copy of its
+    /// configuration, and copying the key's numbers (the CRT and Montgomery values) showed in
+    /// profiles.
+    key: Arc<PrivateKey>,
     backend: Backend,
 }
 
@@ -347,7 +350,7 @@ enum Backend {
 impl core::fmt::Debug for LicensingPrivateKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LicensingPrivateKey")
-            .field("modulus_bits", &modulus_bits(&self.key))
+            .field("modulus_bits", &modulus_bits(&*self.key))
             .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
@@ -392,7 +395,7 @@ impl LicensingPrivateKey {
     pub fn from_rsa_private_key(key: PrivateKey) -> Result<Self, CryptoError> {
         check_modulus_bits(modulus_bits(&key))?;
         Self {
-            key,
+            key: Arc::new(key),
             backend: Backend::Rust,
         }
         .with_backend(RsaBackend::default())
@@ -550,11 +553,11 @@ impl LicensingPrivateKey {
 
     fn sign(&self, hash: SignatureHash, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if self.modulus_len() < hash.min_modulus_len() {
-            return Err(hash.too_small(modulus_bits(&self.key)));
+            return Err(hash.too_small(modulus_bits(&*self.key)));
         }
         match &self.backend {
             // Through the trait: `rsa::PrivateKey` has an inherent `sign` of its own.
-            Backend::Rust => PrivateKeyOperations::sign(&self.key, hash, data),
+            Backend::Rust => PrivateKeyOperations::sign(&*self.key, hash, data),
             #[cfg(feature = "openssl")]
             Backend::OpenSsl(native) => native.sign(hash, data),
         }
