@@ -548,11 +548,13 @@ impl LicenseServer {
         request: &LicenseRequest,
         now: SystemTime,
     ) -> Result<RequestOutcome, ServerError> {
-        let rng = &mut self.rng;
-        let exhausted = self.pool_exhausted;
-        let outcome = self.store.assess(&holder(request), now, |snapshot| {
-            policy::decide(request, &seen(snapshot, exhausted), rng).outcome
-        })?;
+        let outcome = assess_on(
+            &self.store,
+            request,
+            now,
+            self.pool_exhausted,
+            &mut self.rng,
+        )?;
         Ok(outcome)
     }
 
@@ -773,11 +775,22 @@ pub fn assess_presented(
     let request = presented_request(host, presented);
     // The generator only draws the lifetime of a CAL the decision would issue, which an
     // assessment does not.
-    let mut rng = rand::rng();
-    let outcome = store.assess(&holder(&request), now, |snapshot| {
-        policy::decide(&request, &seen(snapshot, pool_exhausted), &mut rng).outcome
-    })?;
+    let outcome = assess_on(store, &request, now, pool_exhausted, &mut rand::rng())?;
     Ok(assessment(outcome))
+}
+
+/// The policy's outcome for `request` on a snapshot read in a read transaction on `store`,
+/// with nothing written.
+fn assess_on(
+    store: &Store,
+    request: &LicenseRequest,
+    now: SystemTime,
+    pool_exhausted: bool,
+    rng: &mut (impl rand::Rng + ?Sized),
+) -> Result<RequestOutcome, StoreError> {
+    store.assess(&holder(request), now, |snapshot| {
+        policy::decide(request, &seen(snapshot, pool_exhausted), rng).outcome
+    })
 }
 
 /// The assessment a policy outcome amounts to before the challenge (MS-RDPELE 3.2.5.3).

@@ -54,9 +54,6 @@ pub struct Backend {
     pub first_use_recorded: AtomicBool,
     /// Fault injection: act as if the license server could not be reached.
     pub unreachable: bool,
-    /// Fault injection: the embedded license server's packs are all taken (its own copy of the
-    /// flag decides; this one is for assessments read on [`HostReads`]).
-    pub pool_exhausted: bool,
 }
 
 /// Why the host's settings could not be read.
@@ -81,14 +78,25 @@ pub struct HostReads {
     /// For when that handle is in use by another connection or SQLite says busy: read on the
     /// blocking pool, where it may wait up to the busy timeout.
     waiting: Arc<Mutex<Store>>,
+    /// The embedded license server's clock, for assessments.
+    clock: Clock,
+    /// Fault injection: the embedded license server's packs are all taken (the server holds
+    /// its own copy of the flag; this one is for assessments read here).
+    pool_exhausted: bool,
 }
 
 impl HostReads {
-    /// Two handles on the host's data directory.
-    pub fn open(data: &std::path::Path) -> Result<Self, StoreError> {
+    /// Two handles on the host's data directory, whose license server keeps time with `clock`.
+    pub fn open(
+        data: &std::path::Path,
+        clock: Clock,
+        pool_exhausted: bool,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             now: Mutex::new(Store::open(data)?.without_waiting()?),
             waiting: Arc::new(Mutex::new(Store::open(data)?)),
+            clock,
+            pool_exhausted,
         })
     }
 
@@ -119,16 +127,10 @@ impl HostReads {
     /// behind another process's write lock nor costs the thread hand-offs (BENCHMARKS.md).
     /// It reads what is committed, so the caller leaves to that thread what depends on work
     /// still in its queue.
-    pub fn assess(
-        &self,
-        clock: &Clock,
-        host: HostInfo,
-        presented: &PresentedLicense,
-        pool_exhausted: bool,
-    ) -> Option<Assessment> {
+    pub fn assess(&self, host: HostInfo, presented: &PresentedLicense) -> Option<Assessment> {
         let store = self.now.try_lock().ok()?;
-        let now = clock.now(&store).ok()?;
-        assess_presented(&store, now, host, presented, pool_exhausted).ok()
+        let now = self.clock.now(&store).ok()?;
+        assess_presented(&store, now, host, presented, self.pool_exhausted).ok()
     }
 }
 
@@ -312,25 +314,12 @@ impl HostIssuer {
                 // Only a permanent CAL: a temporary one's assessment depends on whether its
                 // sign-in was recorded, and that report waits in the license server's queue
                 // (Backend::validate), which answers in order.
-                let permanent = match query {
-                    LicenseQuery::AssessLicense(presented)
-                        if presented.cal.kind == CalKind::Permanent =>
-                    {
-                        Some(presented)
+                if let LicenseQuery::AssessLicense(presented) = query {
+                    if presented.cal.kind == CalKind::Permanent {
+                        if let Some(assessed) = self.backend.reads.assess(self.host, presented) {
+                            return LicenseAnswer::Assessment(assessed);
+                        }
                     }
-                    _ => None,
-                };
-                let backend = &self.backend;
-                let assessed = permanent.and_then(|presented| {
-                    backend.reads.assess(
-                        &backend.clock,
-                        self.host,
-                        presented,
-                        backend.pool_exhausted,
-                    )
-                });
-                if let Some(assessed) = assessed {
-                    return LicenseAnswer::Assessment(assessed);
                 }
                 let (decided_tx, decided) = tokio::sync::oneshot::channel();
                 let (committed_tx, committed) = tokio::sync::oneshot::channel();
@@ -563,7 +552,7 @@ mod tests {
             HostInfo { version, mode }
         };
         let first = set(LicensingMode::PerDevice, WindowsVersion::V2019);
-        let reads = HostReads::open(dir.path()).unwrap();
+        let reads = HostReads::open(dir.path(), Clock::system(), false).unwrap();
         let runtime = runtime();
         let read = || runtime.block_on(reads.settings()).unwrap();
         assert_eq!(read(), first);

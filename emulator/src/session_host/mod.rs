@@ -248,13 +248,12 @@ impl Shared {
         };
         let backend = Arc::new(Backend {
             source,
-            reads: HostReads::open(&options.data)
+            reads: HostReads::open(&options.data, Clock::system(), config.faults.pool_exhausted)
                 .map_err(|e| error("opening the data directory for reading", e))?,
             grace_period: Mutex::new(local),
             clock: Clock::system(),
             first_use_recorded: AtomicBool::new(first_use_recorded),
             unreachable: config.faults.license_server_unreachable,
-            pool_exhausted: config.faults.pool_exhausted,
         });
         Ok(Arc::new(Self {
             tls: tokio_rustls::TlsAcceptor::from(tls),

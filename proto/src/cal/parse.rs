@@ -1,6 +1,7 @@
 //! Reading a CAL: the envelope with [`super::pkcs7`], each certificate with x509-parser, the
 //! licensing extensions with [`super::extensions`].
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_parser::certificate::{X509Certificate, X509CertificateParser};
@@ -235,8 +236,8 @@ pub(crate) fn render_name(name: &X509Name<'_>) -> String {
                 Err(_) => {
                     text.push('#');
                     for byte in attribute.attr_value().data {
-                        text.push(hex_digit(byte >> 4));
-                        text.push(hex_digit(byte & 0x0f));
+                        // Writing into a String cannot fail.
+                        let _ = write!(text, "{byte:02x}");
                     }
                 }
             }
@@ -257,10 +258,6 @@ fn attribute_label(oid: &[u8]) -> Option<&'static str> {
         [0x55, 0x04, 11] => Some("OU"),
         _ => None,
     }
-}
-
-fn hex_digit(nibble: u8) -> char {
-    char::from_digit(u32::from(nibble), 16).unwrap_or('?')
 }
 
 /// `seconds` since the Unix epoch (negative: before it) as a `SystemTime`.
