@@ -13,6 +13,9 @@
 //! Groups, one benchmark per size (`1000`, `1000000`; `--test` runs only `1000`):
 //! - `store_decision/valid`: a device presenting its valid permanent CAL: the snapshot (settings,
 //!   pack usage, the device's rows, next id) and a commit with nothing to write.
+//! - `store_decision/assess_valid`: the same device's assessment (`Store::assess`, a read
+//!   transaction, as the host's and the license server's answers to a presented CAL run it):
+//!   the snapshot without the packs, which a valid CAL's answer does not ask for.
 //! - `store_decision/temporary`: a new device: the snapshot, one insert (plus its event row),
 //!   the over-allocation guard and a durable commit (`synchronous = FULL`: an fsync of the WAL).
 //! - `store_decision/reissue`: a permanent CAL given back and issued again: the holder's CAL
@@ -321,6 +324,13 @@ fn store_decision(c: &mut Criterion) {
                 device = (device + 1) % u64::from(PER_DEVICE_IN_USE);
                 let holder = Holder::HardwareId(hwid(device));
                 black_box(store.decide(&holder, now(), valid).unwrap())
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("assess_valid", n), &n, |b, _| {
+            b.iter(|| {
+                device = (device + 1) % u64::from(PER_DEVICE_IN_USE);
+                let holder = Holder::HardwareId(hwid(device));
+                black_box(store.assess(&holder, now(), valid).unwrap())
             })
         });
         let mut device = NEW_DEVICES;

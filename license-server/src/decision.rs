@@ -6,6 +6,7 @@
 //! applies the changes, two session hosts deciding at once are serialised by SQLite and a pack
 //! is never over-allocated.
 
+use std::cell::Cell;
 use std::time::SystemTime;
 
 use super::model::{IssuedLicense, KeyPack, LicenseStatus, RequestOutcome, ServerSettings};
@@ -24,12 +25,67 @@ impl PackUsage {
     }
 }
 
+/// The installed packs with their licenses in use, or not read at all.
+///
+/// Counting a pack's licenses in use walks the index entries of every active one (SQLite has no
+/// range count in O(log n)), so it grows with the pool; and an assessment of a CAL inside its
+/// validity never looks at the pool. So the store reads an assessment's snapshot without the
+/// packs, lets the policy decide, and reads them and lets it decide again only if it asked for
+/// them ([`Packs::asked_unread`]). A decision that writes always has them read: its changes are
+/// checked against them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Packs {
+    usage: Option<Vec<PackUsage>>,
+    /// Set by [`Packs::usage`] on unread packs. A clone notes its own asks, not the original's.
+    asked_unread: Cell<bool>,
+}
+
+impl Packs {
+    pub fn read(usage: Vec<PackUsage>) -> Packs {
+        Packs {
+            usage: Some(usage),
+            asked_unread: Cell::new(false),
+        }
+    }
+
+    pub fn unread() -> Packs {
+        Packs::default()
+    }
+
+    /// The packs as read. Unread packs show none, and note that they were asked for: an answer
+    /// given on them may be wrong, and [`Packs::asked_unread`] says so.
+    pub fn usage(&self) -> &[PackUsage] {
+        match &self.usage {
+            Some(usage) => usage,
+            None => {
+                self.asked_unread.set(true);
+                &[]
+            }
+        }
+    }
+
+    /// The packs as read, to change; `None` when not read.
+    pub fn usage_mut(&mut self) -> Option<&mut Vec<PackUsage>> {
+        self.usage.as_mut()
+    }
+
+    pub fn is_read(&self) -> bool {
+        self.usage.is_some()
+    }
+
+    /// Whether a decision asked for these packs while they were not read: its answer holds only
+    /// if decided again on read packs.
+    pub fn asked_unread(&self) -> bool {
+        self.asked_unread.get()
+    }
+}
+
 /// Everything one decision reads, loaded inside the deciding transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub now: SystemTime,
     pub settings: ServerSettings,
-    pub packs: Vec<PackUsage>,
+    pub packs: Packs,
     /// Every license ever issued to this holder: per device, by hardware id; per user, by user
     /// name (any status, newest first).
     pub holder: Vec<IssuedLicense>,

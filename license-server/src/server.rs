@@ -617,13 +617,14 @@ fn query_request(host: HostInfo, query: &LicenseQuery) -> Option<LicenseRequest>
 }
 
 /// The snapshot a decision sees: as loaded, or with every pack full when the pool is made
-/// exhausted.
+/// exhausted. Unread packs are seen as they are, so that an ask for them is noted on the
+/// store's snapshot, not on a copy.
 fn seen(snapshot: &Snapshot, exhausted: bool) -> Cow<'_, Snapshot> {
-    if !exhausted {
+    if !exhausted || !snapshot.packs.is_read() {
         return Cow::Borrowed(snapshot);
     }
     let mut full = snapshot.clone();
-    for usage in &mut full.packs {
+    for usage in full.packs.usage_mut().into_iter().flatten() {
         usage.in_use = usage.in_use.max(usage.pack.total_licenses);
     }
     Cow::Owned(full)

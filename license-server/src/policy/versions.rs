@@ -123,6 +123,7 @@ pub(super) fn choose_pack(
     }
     let mut candidates: Vec<&KeyPack> = snapshot
         .packs
+        .usage()
         .iter()
         .filter(|usage| {
             usage.pack.key_pack_type == mode

@@ -118,7 +118,7 @@ use self::snapshot::{
     load_holder, load_packs, load_settings, next_license_id, query_licenses, SELECT_BY_COMPUTER,
     SELECT_BY_HARDWARE_ID, SELECT_REVOKED,
 };
-use super::decision::{Change, PackUsage, PolicyDecision, Snapshot};
+use super::decision::{Change, PackUsage, Packs, PolicyDecision, Snapshot};
 use super::model::{IssuedLicense, KeyPack, LicensingMode, ServerSettings, WindowsVersion};
 
 /// The schema version this build creates and expects (`PRAGMA user_version`): the number of
@@ -394,15 +394,16 @@ impl Store {
     }
 
     /// One decision that takes nothing, on a [`Snapshot`] read in a read transaction (see
-    /// [`Store::assess_many_then`]).
+    /// [`Store::assess_many_then`]), its packs read only if `decide` asks for them ([`Packs`]):
+    /// `decide` is then called a second time.
     pub fn assess<R>(
         &self,
         holder: &Holder,
         now: SystemTime,
-        decide: impl FnOnce(&Snapshot) -> R,
+        mut decide: impl FnMut(&Snapshot) -> R,
     ) -> Result<R, StoreError> {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
-        let answer = decide(&snapshot_in(&tx, holder, now)?);
+        let answer = assess_in(&tx, holder, now, &mut decide)?;
         tx.commit()?;
         Ok(answer)
     }
@@ -422,8 +423,7 @@ impl Store {
         let decided = requests
             .iter()
             .map(|(holder, now, request)| {
-                let snapshot = snapshot_in(&tx, holder, *now)?;
-                Ok(decide(request, &snapshot))
+                assess_in(&tx, holder, *now, &mut |snapshot| decide(request, snapshot))
             })
             .collect();
         let handed_over = before_commit(decided);
@@ -617,14 +617,32 @@ fn snapshot_in(
     conn: &Connection,
     holder: &Holder,
     now: SystemTime,
+    packs: Packs,
 ) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         now: whole_seconds(now)?,
         settings: load_settings(conn)?,
-        packs: load_packs(conn, unix_seconds(now)?)?,
+        packs,
         holder: load_holder(conn, holder)?,
         next_license_id: next_license_id(conn)?,
     })
+}
+
+/// What `decide` answers on a snapshot read in `conn`'s transaction: first without the packs,
+/// then, only if it asked for them, again with them read (see [`Packs`]).
+fn assess_in<R>(
+    conn: &Connection,
+    holder: &Holder,
+    now: SystemTime,
+    decide: &mut impl FnMut(&Snapshot) -> R,
+) -> Result<R, StoreError> {
+    let mut snapshot = snapshot_in(conn, holder, now, Packs::unread())?;
+    let answer = decide(&snapshot);
+    if !snapshot.packs.asked_unread() {
+        return Ok(answer);
+    }
+    snapshot.packs = Packs::read(load_packs(conn, unix_seconds(now)?)?);
+    Ok(decide(&snapshot))
 }
 
 /// Reads the [`Snapshot`] for `holder` at `now` in `conn`'s transaction, lets `decide` decide
@@ -636,11 +654,12 @@ fn decide_in(
     decide: impl FnOnce(&Snapshot) -> PolicyDecision,
 ) -> Result<PolicyDecision, StoreError> {
     let now_seconds = unix_seconds(now)?;
-    let snapshot = snapshot_in(conn, holder, now)?;
+    let packs = Packs::read(load_packs(conn, now_seconds)?);
+    let snapshot = snapshot_in(conn, holder, now, packs)?;
     let decision = decide(&snapshot);
     apply(
         conn,
-        &snapshot.packs,
+        snapshot.packs.usage(),
         snapshot.next_license_id,
         now_seconds,
         &decision.changes,

@@ -735,3 +735,67 @@ fn an_assessment_on_the_hosts_own_handle_answers_as_the_license_server() {
         .iter()
         .any(|assessed| matches!(assessed, Assessment::Refuse(_))));
 }
+
+/// The store reads an assessment's snapshot without the pool and reads the pool only when the
+/// policy asks for it (`Packs`). A permanent CAL inside its validity is valid whatever the pool
+/// holds; in its renewal window it is renewed, from its own slot even when every license is
+/// taken; after its expiry it is replaced if a license is free, else refused (the per-device
+/// rules in `policy::per_device`). Answered without the pool, the renewal and the replacement
+/// would be Valid and a refusal.
+#[test]
+fn an_assessment_reads_the_pool_where_its_answer_depends_on_it() {
+    use rdpele_license_server::model::LicenseRefusal;
+    use rdpele_license_server::server::refusal;
+    use rdpele_license_server::store::Store;
+    use rdpele_proto::machine::{Assessment, LicenseIssuer, PresentedLicense};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server(dir.path(), true, 5);
+    let reader = Store::open(dir.path()).unwrap();
+    let mut store = MemoryStore::default();
+    connect(&mut server, &mut store, 1, 7, epoch());
+    connect(&mut server, &mut store, 2, 7, epoch() + DAY);
+    let license_info = store.licenses.values().next().unwrap().clone();
+    let cal = cal::parse_cal(&license_info).unwrap();
+    assert_eq!(cal.kind, CalKind::Permanent);
+    let config = client_config(7, "WS-07", "alice");
+    let permanent = PresentedLicense {
+        hwid: config.hwid,
+        platform_id: config.platform_id,
+        license_info,
+        cal,
+    };
+    let expiry = permanent.cal.client_license.not_after;
+    let expired = Assessment::Refuse(refusal(LicenseRefusal::Expired));
+    let cases = [
+        ("valid", epoch() + DAY * 2, false, Assessment::Valid),
+        ("valid", epoch() + DAY * 2, true, Assessment::Valid),
+        (
+            "renewal window",
+            expiry - DAY * 3,
+            false,
+            Assessment::Upgrade,
+        ),
+        (
+            "renewal window",
+            expiry - DAY * 3,
+            true,
+            Assessment::Upgrade,
+        ),
+        ("expired", expiry + DAY, false, Assessment::Upgrade),
+        ("expired", expiry + DAY, true, expired),
+    ];
+    for (case, now, exhausted, expected) in cases {
+        server.set_pool_exhausted(exhausted);
+        assert_eq!(
+            assess_presented(&reader, now, server.host(), &permanent, exhausted).unwrap(),
+            expected,
+            "{case}, pool exhausted {exhausted}: on the host's handle"
+        );
+        assert_eq!(
+            server.assess_license(now, &permanent),
+            expected,
+            "{case}, pool exhausted {exhausted}: on the license server's"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rdpele_license_server::decision::{Change, PackUsage, PolicyDecision, Snapshot};
+use rdpele_license_server::decision::{Change, PackUsage, Packs, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
     HostInfo, IssuedLicense, KeyPack, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
     PresentedCal, RequestOutcome, ServerSettings, WindowsVersion,
@@ -76,7 +76,7 @@ fn snap(
     Snapshot {
         now,
         settings: settings(V2025, activated),
-        packs,
+        packs: Packs::read(packs),
         holder,
         next_license_id: NEXT_ID,
     }
@@ -606,6 +606,7 @@ fn per_device_cals_cannot_be_over_allocated() {
                 assert_eq!(license.key_pack_id, Some(id), "{case}");
                 let chosen = snapshot
                     .packs
+                    .usage()
                     .iter()
                     .find(|usage| usage.pack.key_pack_id == id)
                     .unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use rdpele_license_server::decision::{Change, PackUsage, PolicyDecision, Snapshot};
+use rdpele_license_server::decision::{Change, PackUsage, Packs, PolicyDecision, Snapshot};
 use rdpele_license_server::model::{
     HostInfo, IssuedLicense, KeyPack, LicenseRefusal, LicenseRequest, LicenseStatus, LicensingMode,
     PresentedCal, RequestOutcome, ServerSettings, WindowsVersion,
@@ -87,13 +87,15 @@ impl MemoryStore {
 
     fn snapshot(&mut self, now: SystemTime, hardware_id: &[u8; 20]) -> Snapshot {
         let packs: Vec<KeyPack> = self.packs.clone();
-        let packs = packs
-            .into_iter()
-            .map(|pack| {
-                let in_use = self.in_use(pack.key_pack_id, now);
-                PackUsage { pack, in_use }
-            })
-            .collect();
+        let packs = Packs::read(
+            packs
+                .into_iter()
+                .map(|pack| {
+                    let in_use = self.in_use(pack.key_pack_id, now);
+                    PackUsage { pack, in_use }
+                })
+                .collect(),
+        );
         let mut holder: Vec<IssuedLicense> = self
             .by_hwid
             .get(hardware_id)
@@ -242,6 +244,9 @@ struct Totals {
     peak_in_use: u32,
     peak_holders: usize,
     refused_while_free: u64,
+    /// Decisions made again without the packs read that did not ask for them / that did.
+    decided_without_packs: u64,
+    asked_for_packs: u64,
 }
 
 #[test]
@@ -387,6 +392,12 @@ fn a_year_of_1000_devices_on_300_cals_keeps_every_invariant() {
         totals.peak_holders
     );
     assert!(totals.revoked >= 60 && totals.revocations_refused > 0);
+    assert!(
+        totals.decided_without_packs > 10_000 && totals.asked_for_packs > 1_000,
+        "both kinds of decision occur: {} without the packs, {} asking for them",
+        totals.decided_without_packs,
+        totals.asked_for_packs
+    );
 }
 
 /// One connection: the policy decides over a snapshot, the store applies, the client stores
@@ -411,8 +422,25 @@ fn connect(
             && cal.not_after > now
     });
     let snapshot = store.snapshot(now, &device.hardware_id);
+    let unread = Snapshot {
+        packs: Packs::unread(),
+        ..snapshot.clone()
+    };
+    // Another generator: an answer that drew from it would not match.
+    let without_packs = policy::decide(&request, &unread, &mut StdRng::seed_from_u64(0));
     let decision: PolicyDecision = policy::decide(&request, &snapshot, rng);
     totals.connections += 1;
+    // What lets the store skip counting the pool for an assessment (`Packs`): an answer for
+    // which the policy did not ask for the packs is the answer it gives with them.
+    if unread.packs.asked_unread() {
+        totals.asked_for_packs += 1;
+    } else {
+        totals.decided_without_packs += 1;
+        assert_eq!(
+            without_packs, decision,
+            "decided without asking for the packs"
+        );
+    }
     store.apply(&decision.changes, now);
 
     let issued = decision.changes.iter().find_map(|change| match change {
@@ -482,6 +510,7 @@ fn connect(
             ) {
                 let free = snapshot
                     .packs
+                    .usage()
                     .iter()
                     .filter(|usage| usage.pack.product_version >= HOST.version)
                     .any(|usage| usage.available() > 0);

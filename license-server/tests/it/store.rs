@@ -75,7 +75,12 @@ fn license(
 
 /// The tests' own little policy: a free permanent license if any pack has one, else refusal.
 fn take_free_or_refuse(snapshot: &Snapshot, hardware_id: [u8; 20]) -> PolicyDecision {
-    let Some(free) = snapshot.packs.iter().find(|usage| usage.available() > 0) else {
+    let Some(free) = snapshot
+        .packs
+        .usage()
+        .iter()
+        .find(|usage| usage.available() > 0)
+    else {
         return PolicyDecision {
             outcome: RequestOutcome::Refused {
                 reason: LicenseRefusal::TemporaryExpiredNoneFree,
@@ -204,6 +209,86 @@ fn a_database_from_elsewhere_or_from_the_future_is_refused() {
     );
 }
 
+/// An assessment's snapshot comes without the packs (counting them walks the pool); a decision
+/// that asks for them is made again on a snapshot with them read, in the same transaction, and
+/// only its second answer counts. A decision that writes always sees them read.
+#[test]
+fn an_assessment_reads_the_packs_only_for_a_decision_that_asks_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    per_device_pack(&store, 5);
+    for n in 0..3 {
+        store
+            .decide(&Holder::HardwareId(hwid(n)), day0(), |snapshot| {
+                assert!(snapshot.packs.is_read());
+                take_free_or_refuse(snapshot, hwid(n))
+            })
+            .unwrap();
+    }
+    let holder = Holder::HardwareId(hwid(1));
+
+    let mut calls = Vec::new();
+    let answer = store
+        .assess(&holder, day0() + DAY, |snapshot| {
+            calls.push(snapshot.packs.is_read());
+            snapshot.holder.len()
+        })
+        .unwrap();
+    assert_eq!((answer, calls), (1, vec![false]), "not asked: decided once");
+
+    let mut calls = Vec::new();
+    let answer = store
+        .assess(&holder, day0() + DAY, |snapshot| {
+            calls.push(snapshot.packs.is_read());
+            snapshot.packs.usage().first().map(|usage| usage.in_use)
+        })
+        .unwrap();
+    assert_eq!(
+        (answer, calls),
+        (Some(3), vec![false, true]),
+        "asked: decided again with the pool counted"
+    );
+
+    let requests = [
+        (holder.clone(), day0() + DAY, false),
+        (holder, day0() + DAY, true),
+    ];
+    let answers = store
+        .assess_many_then(
+            &requests,
+            |&asks, snapshot| {
+                if asks {
+                    take_free_or_refuse(snapshot, hwid(1))
+                } else {
+                    PolicyDecision {
+                        outcome: RequestOutcome::Valid {
+                            expires_at: snapshot.holder[0].expiration_date,
+                        },
+                        changes: vec![],
+                    }
+                }
+            },
+            |decided| {
+                decided
+                    .into_iter()
+                    .map(|decision| decision.unwrap().outcome)
+                    .collect::<Vec<_>>()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        answers[0],
+        RequestOutcome::Valid {
+            expires_at: day0() + 60 * DAY
+        }
+    );
+    assert!(
+        matches!(answers[1], RequestOutcome::Permanent { .. }),
+        "two licenses still free: {:?}",
+        answers[1]
+    );
+}
+
 #[test]
 fn a_decision_round_trips_through_the_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,7 +303,7 @@ fn a_decision_round_trips_through_the_store() {
             assert_eq!(snapshot.now, day0() + Duration::from_secs(1));
             assert_eq!(snapshot.next_license_id, 1);
             assert!(snapshot.holder.is_empty());
-            assert_eq!(snapshot.packs[0].in_use, 0);
+            assert_eq!(snapshot.packs.usage()[0].in_use, 0);
             let temporary = license(
                 snapshot,
                 1,

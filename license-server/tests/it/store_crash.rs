@@ -79,6 +79,7 @@ fn decide(snapshot: &Snapshot, device: u32) -> PolicyDecision {
         Some(l) if l.status == LicenseStatus::Active => l.key_pack_id,
         _ => snapshot
             .packs
+            .usage()
             .iter()
             .find(|p| p.available() > 0)
             .map(|p| p.pack.key_pack_id),
