@@ -9,11 +9,14 @@
     clippy::indexing_slicing
 )]
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use rdpele_proto::cal::{self, CalKind};
 use rdpele_proto::machine::testing::{
-    client_config, Direction, MemoryStore, Pair, RuleIssuer, DAY,
+    client_config, server_config, Direction, MemoryStore, Pair, RuleIssuer, DAY,
 };
 use rdpele_proto::machine::{ClientEvent, LicensedOutcome, Refusal, RefusalReason, ServerEvent};
 use rdpele_proto::wire::{ErrorCode, LicensingMessage, LicensingPdu, StateTransition, Wire};
@@ -386,6 +389,45 @@ fn a_license_presented_by_another_hardware_id_is_refused() {
         )
     );
     assert_eq!(refused(&pair).1, RefusalReason::HwidMismatch);
+}
+
+/// A host's connections share its configuration's `CalCache`: a CAL presented again is the
+/// parse kept from its first presentation, and answered the same.
+#[test]
+fn a_cal_presented_again_is_parsed_once_per_host() {
+    let config = server_config(&mut ChaCha20Rng::seed_from_u64(1)).unwrap();
+    let mut issuer = RuleIssuer::new(epoch()).unwrap();
+    let mut store = MemoryStore::default();
+    let mut connect_at = |seed: u64, now: SystemTime| {
+        let client = client_config(7, "WS-01", "alice");
+        let rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut pair = Pair::new(config.clone(), client, rng, now);
+        pair.run(&mut issuer, &mut store).unwrap();
+        let presented = store.licenses.values().next().unwrap().clone();
+        (pair, presented)
+    };
+    connect_at(1, epoch());
+    assert!(
+        config.cals.is_empty(),
+        "nothing presented at the first logon"
+    );
+    let (_, permanent) = connect_at(2, epoch() + DAY);
+    assert_eq!(config.cals.len(), 1, "the temporary CAL");
+    let mut answers = Vec::new();
+    for (seed, day) in [(3, 10), (4, 11)] {
+        let (pair, _) = connect_at(seed, epoch() + DAY * day);
+        answers.push(server_alert(&pair));
+        assert_eq!(config.cals.len(), 2, "the permanent CAL, kept once");
+    }
+    let valid = (
+        ErrorCode::STATUS_VALID_CLIENT,
+        StateTransition::ST_NO_TRANSITION,
+    );
+    assert_eq!(answers, [valid, valid]);
+    let kept = config.cals.parse(&permanent).unwrap();
+    assert_eq!(*kept, cal::parse_cal(&permanent).unwrap());
+    assert!(Arc::ptr_eq(&kept, &config.cals.parse(&permanent).unwrap()));
+    assert_eq!(config.cals.len(), 2, "the permanent CAL was the one kept");
 }
 
 #[test]

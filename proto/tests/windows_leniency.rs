@@ -104,6 +104,7 @@ fn host(challenge_check: ChallengeCheck) -> (ServerMachine, Replay) {
         private_key,
         challenge_check,
         challenge: ChallengeSource::Windows,
+        cals: Default::default(),
     };
     let mut rng = Replay {
         prefix: recorded_server_random().to_vec(),

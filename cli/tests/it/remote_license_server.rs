@@ -243,7 +243,7 @@ fn presented(license_info: &[u8]) -> PresentedLicense {
         hwid: cal.client_license.hwid,
         platform_id: cal.client_license.hwid.platform_id,
         license_info: license_info.to_vec(),
-        cal,
+        cal: cal.into(),
     }
 }
 

@@ -217,6 +217,7 @@ impl Shared {
             private_key: key,
             challenge_check: config.challenge_check,
             challenge: config.challenge,
+            cals: Arc::default(),
         };
 
         let source = match &options.license_server {

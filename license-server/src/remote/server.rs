@@ -718,7 +718,7 @@ fn parse_presented(body: &Value) -> Parsed<PresentedLicense> {
             hwid,
             platform_id,
             license_info,
-            cal,
+            cal: Arc::new(cal),
         },
     ))
 }

@@ -512,7 +512,7 @@ fn the_decider_records_a_validation_before_the_query_queued_after_it() {
         hwid,
         platform_id: hwid.platform_id,
         license_info,
-        cal: temporary,
+        cal: temporary.into(),
     }));
     let decider = Decider::spawn(server).unwrap();
 
@@ -625,7 +625,7 @@ fn a_valid_cal_is_assessed_while_another_connection_holds_the_write_lock() {
         hwid: config.hwid,
         platform_id: config.platform_id,
         license_info,
-        cal,
+        cal: cal.into(),
     };
 
     let holder = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
@@ -680,7 +680,7 @@ fn an_assessment_on_the_hosts_own_handle_answers_as_the_license_server() {
             hwid: config.hwid,
             platform_id: config.platform_id,
             license_info,
-            cal,
+            cal: cal.into(),
         }
     };
     let mut permanent_store = MemoryStore::default();
@@ -763,7 +763,7 @@ fn an_assessment_reads_the_pool_where_its_answer_depends_on_it() {
         hwid: config.hwid,
         platform_id: config.platform_id,
         license_info,
-        cal,
+        cal: cal.into(),
     };
     let expiry = permanent.cal.client_license.not_after;
     let expired = Assessment::Refuse(refusal(LicenseRefusal::Expired));

@@ -174,6 +174,7 @@
 //! names, URLs or serials (see [`clearinghouse`]).
 
 mod build;
+mod cache;
 mod certificate;
 pub mod clearinghouse;
 mod der_reader;
@@ -186,6 +187,7 @@ mod pkcs7;
 use std::time::SystemTime;
 
 pub use build::{build_cal, CalRequest, LicenseSerial, LicenseServerIdentity, ACTIVATED_MS_18_9};
+pub use cache::CalCache;
 pub use certificate::oid;
 pub use error::{CalError, MalformedKind};
 pub use extensions::{

@@ -1,6 +1,7 @@
 //! What the server state machine asks of a license server (MS-RDPELE 3.2.5.2–3.2.5.5): the
 //! decisions are the license server's, the protocol is the machine's.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::cal::Cal;
@@ -16,14 +17,14 @@ pub struct ClientInfo {
 }
 
 /// A CAL presented in a License Info, with the HWID the client proved (MAC-checked) and the
-/// CAL already parsed and matched against that HWID.
+/// CAL already parsed and matched against that HWID (shared with the host's [`crate::cal::CalCache`]).
 #[derive(Clone, Debug)]
 pub struct PresentedLicense {
     pub hwid: ClientHardwareId,
     pub platform_id: u32,
     /// The CAL exactly as presented (pbLicenseInfo).
     pub license_info: Vec<u8>,
-    pub cal: Cal,
+    pub cal: Arc<Cal>,
 }
 
 /// How a presented license fares before any challenge (MS-RDPELE 3.2.5.3).

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::mem;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::crypto::rand_core::CryptoRng;
@@ -64,6 +65,9 @@ pub struct ServerConfig {
     pub challenge_check: ChallengeCheck,
     /// What the Platform Challenge carries.
     pub challenge: ChallengeSource,
+    /// Presented CALs parsed before, shared by the clones of this configuration: a host's
+    /// connections parse each distinct CAL once.
+    pub cals: Arc<cal::CalCache>,
 }
 
 /// MS-RDPELE 3.2.5.5 requires a server to verify the response's MAC; it does not say that
@@ -410,7 +414,7 @@ impl ServerMachine {
                         RefusalReason::MalformedMessage,
                     );
                 };
-                let Ok(parsed) = cal::parse_cal(m.license_info.data) else {
+                let Ok(parsed) = self.config.cals.parse(m.license_info.data) else {
                     return self.refuse(
                         Refusal::abort(ErrorCode::ERR_INVALID_CLIENT),
                         RefusalReason::CorruptCal,

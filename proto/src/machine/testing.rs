@@ -204,6 +204,7 @@ pub fn server_config(rng: &mut ChaCha20Rng) -> Result<ServerConfig, crate::crypt
         challenge_check: ChallengeCheck::Strict,
         // Random: the tests' seeded transcripts draw the challenge from the RNG.
         challenge: ChallengeSource::Random,
+        cals: Arc::default(),
     })
 }
 
