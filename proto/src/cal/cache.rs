@@ -10,14 +10,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{parse_cal, Cal, CalError};
 
-/// Parsed CALs by their DER bytes: at most a capacity ([`CalCache::CAPACITY`] unless told),
-/// the oldest dropped first.
+/// Parsed CALs by their DER bytes: at most a number of CALs and of DER bytes
+/// ([`CalCache::CAPACITY`] and [`CalCache::MAX_BYTES`] unless told), the oldest dropped first.
+/// A client chooses what it presents (a CAL may be up to [`super::MAX_CAL_LEN`]), so the bytes
+/// are bounded, not only the count; a CAL larger than the whole budget is not kept.
 ///
 /// Only CALs that parse are kept; a CAL that does not is parsed (and refused) each time. The
 /// map hashes with std's randomly keyed SipHash, so bytes a client chooses cannot pile entries
 /// on one bucket.
 pub struct CalCache {
     capacity: usize,
+    max_bytes: usize,
     entries: Mutex<Entries>,
 }
 
@@ -26,21 +29,27 @@ struct Entries {
     by_der: HashMap<Arc<[u8]>, Arc<Cal>>,
     /// Insertion order, for dropping the oldest.
     order: VecDeque<Arc<[u8]>>,
+    /// The DER bytes of the CALs kept.
+    bytes: usize,
 }
 
 impl CalCache {
-    /// Distinct CALs kept: a few MB at most (a CAL is 2–5 KB of DER, its parsed form about
-    /// 1 KB), enough for the devices of a busy host between two renewals of each.
+    /// Distinct CALs kept: the devices that log on to a busy host between two renewals.
     pub const CAPACITY: usize = 1024;
+    /// DER bytes kept: 4 MiB, room for [`CalCache::CAPACITY`] CALs of Windows' 2–5 KB. Beside
+    /// them, each parsed form holds what was rendered from its bytes (names as text, fields,
+    /// serial numbers; no keys or signatures).
+    pub const MAX_BYTES: usize = 4 << 20;
 
     pub fn new() -> CalCache {
-        CalCache::with_capacity(Self::CAPACITY)
+        CalCache::with_limits(Self::CAPACITY, Self::MAX_BYTES)
     }
 
-    /// A cache of at most `capacity` CALs (at least one).
-    pub fn with_capacity(capacity: usize) -> CalCache {
+    /// A cache of at most `capacity` CALs (at least one) and `max_bytes` of their DER.
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> CalCache {
         CalCache {
             capacity: capacity.max(1),
+            max_bytes,
             entries: Mutex::default(),
         }
     }
@@ -52,16 +61,22 @@ impl CalCache {
         }
         // Parsed without the lock: another connection's lookup need not wait for it.
         let cal = Arc::new(parse_cal(der)?);
-        let mut entries = self.lock();
-        let key: Arc<[u8]> = Arc::from(der);
-        if entries.by_der.contains_key(&key) {
+        if der.len() > self.max_bytes {
             return Ok(cal);
         }
-        if entries.order.len() >= self.capacity {
-            if let Some(oldest) = entries.order.pop_front() {
-                entries.by_der.remove(&oldest);
-            }
+        let mut entries = self.lock();
+        if entries.by_der.contains_key(der) {
+            return Ok(cal);
         }
+        while entries.order.len() >= self.capacity || entries.bytes + der.len() > self.max_bytes {
+            let Some(oldest) = entries.order.pop_front() else {
+                break;
+            };
+            entries.bytes -= oldest.len();
+            entries.by_der.remove(&oldest);
+        }
+        let key: Arc<[u8]> = Arc::from(der);
+        entries.bytes += key.len();
         entries.order.push_back(Arc::clone(&key));
         entries.by_der.insert(key, Arc::clone(&cal));
         Ok(cal)
@@ -93,6 +108,7 @@ impl core::fmt::Debug for CalCache {
         f.debug_struct("CalCache")
             .field("len", &self.len())
             .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -143,7 +159,7 @@ mod tests {
 
     #[test]
     fn the_oldest_cal_goes_when_the_cache_is_full() {
-        let cache = CalCache::with_capacity(2);
+        let cache = CalCache::with_limits(2, CalCache::MAX_BYTES);
         let resigned = resigned_2008();
         let first_2008 = cache.parse(CAL_2008).unwrap();
         cache.parse(CAL_2019).unwrap();
@@ -161,5 +177,26 @@ mod tests {
             "the oldest, the 2008 CAL, was dropped and parsed anew"
         );
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn the_oldest_cals_go_when_their_bytes_would_pass_the_budget() {
+        // The 2019 CAL is 5,112 bytes, the 2008 one 1,945.
+        let cache = CalCache::with_limits(16, 6_000);
+        let first_2019 = cache.parse(CAL_2019).unwrap();
+        cache.parse(CAL_2008).unwrap();
+        assert_eq!(cache.len(), 1, "7,057 bytes do not fit: the 2019 CAL went");
+        assert!(!Arc::ptr_eq(&first_2019, &cache.parse(CAL_2019).unwrap()));
+        assert_eq!(cache.len(), 1, "and now the 2008 one");
+
+        let small = CalCache::with_limits(16, 4_000);
+        assert_eq!(
+            *small.parse(CAL_2019).unwrap(),
+            parse_cal(CAL_2019).unwrap()
+        );
+        assert!(
+            small.is_empty(),
+            "a CAL larger than the budget is parsed, not kept"
+        );
     }
 }
