@@ -244,7 +244,8 @@ struct Totals {
     peak_in_use: u32,
     peak_holders: usize,
     refused_while_free: u64,
-    /// Decisions made again without the packs read that did not ask for them / that did.
+    /// The decisions made again on the snapshot without its packs that did not ask for them,
+    /// and those that did.
     decided_without_packs: u64,
     asked_for_packs: u64,
 }
