@@ -624,8 +624,10 @@ fn seen(snapshot: &Snapshot, exhausted: bool) -> Cow<'_, Snapshot> {
         return Cow::Borrowed(snapshot);
     }
     let mut full = snapshot.clone();
-    for usage in full.packs.usage_mut().into_iter().flatten() {
-        usage.in_use = usage.in_use.max(usage.pack.total_licenses);
+    if let Some(usages) = full.packs.usage_mut() {
+        for usage in usages {
+            usage.in_use = usage.in_use.max(usage.pack.total_licenses);
+        }
     }
     Cow::Owned(full)
 }

@@ -20,7 +20,7 @@ use rdpele_license_server::server::{
 use rdpele_license_server::store::NewKeyPack;
 use rdpele_proto::cal::{self, CalKind};
 use rdpele_proto::machine::testing::{client_config, MemoryStore, Pair, DAY};
-use rdpele_proto::machine::{ClientEvent, ServerEvent};
+use rdpele_proto::machine::{ClientEvent, PresentedLicense, ServerEvent};
 use rdpele_proto::wire::ErrorCode;
 
 const TEST_KEY: &str = include_str!("../../../proto/src/cal/testdata/license_server_test_key.pem");
@@ -94,6 +94,28 @@ fn connect(
 
 fn cal_of(store: &MemoryStore) -> cal::Cal {
     cal::parse_cal(store.licenses.values().next().unwrap()).unwrap()
+}
+
+/// The CAL `store` holds, as device `hwid` (of [`connect`]) presents it.
+fn presented(store: &MemoryStore, hwid: u8) -> PresentedLicense {
+    let config = client_config(hwid, &format!("WS-{hwid:02}"), "alice");
+    let license_info = store.licenses.values().next().unwrap().clone();
+    PresentedLicense {
+        hwid: config.hwid,
+        platform_id: config.platform_id,
+        cal: cal_of(store).into(),
+        license_info,
+    }
+}
+
+/// Device `hwid`'s permanent CAL: licensed at `epoch()`, upgraded a day later.
+fn permanent_cal(server: &mut LicenseServer, hwid: u8) -> PresentedLicense {
+    let mut store = MemoryStore::default();
+    connect(server, &mut store, 1, hwid, epoch());
+    connect(server, &mut store, 2, hwid, epoch() + DAY);
+    let permanent = presented(&store, hwid);
+    assert_eq!(permanent.cal.kind, CalKind::Permanent);
+    permanent
 }
 
 #[test]
@@ -495,7 +517,7 @@ fn the_decider_records_a_validation_before_the_query_queued_after_it() {
 
     use rdpele_license_server::decider::{Decider, Reply};
     use rdpele_license_server::server::DecidedQuery;
-    use rdpele_proto::machine::{Assessment, LicenseAnswer, LicenseQuery, PresentedLicense};
+    use rdpele_proto::machine::{Assessment, LicenseAnswer, LicenseQuery};
 
     let dir = tempfile::tempdir().unwrap();
     let mut server = server(dir.path(), true, 5);
@@ -609,24 +631,11 @@ fn hosts_starting_at_once_on_a_fresh_directory_share_one_private_key() {
 #[test]
 fn a_valid_cal_is_assessed_while_another_connection_holds_the_write_lock() {
     use rdpele_license_server::store::DATABASE_FILE;
-    use rdpele_proto::machine::PresentedLicense;
     use rdpele_proto::machine::{Assessment, LicenseAnswer, LicenseIssuer, LicenseQuery};
 
     let dir = tempfile::tempdir().unwrap();
     let mut server = server(dir.path(), true, 5);
-    let mut store = MemoryStore::default();
-    connect(&mut server, &mut store, 1, 7, epoch());
-    connect(&mut server, &mut store, 2, 7, epoch() + DAY);
-    let license_info = store.licenses.values().next().unwrap().clone();
-    let cal = cal::parse_cal(&license_info).unwrap();
-    assert_eq!(cal.kind, CalKind::Permanent);
-    let config = client_config(7, "WS-07", "alice");
-    let presented = PresentedLicense {
-        hwid: config.hwid,
-        platform_id: config.platform_id,
-        license_info,
-        cal: cal.into(),
-    };
+    let presented = permanent_cal(&mut server, 7);
 
     let holder = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -667,27 +676,12 @@ fn a_valid_cal_is_assessed_while_another_connection_holds_the_write_lock() {
 #[test]
 fn an_assessment_on_the_hosts_own_handle_answers_as_the_license_server() {
     use rdpele_license_server::store::Store;
-    use rdpele_proto::machine::{Assessment, LicenseIssuer, PresentedLicense};
+    use rdpele_proto::machine::{Assessment, LicenseIssuer};
 
     let dir = tempfile::tempdir().unwrap();
     let mut server = server(dir.path(), true, 5);
     let reader = Store::open(dir.path()).unwrap();
-    let presented = |store: &MemoryStore, seed: u8| {
-        let license_info = store.licenses.values().next().unwrap().clone();
-        let cal = cal::parse_cal(&license_info).unwrap();
-        let config = client_config(seed, &format!("WS-{seed:02}"), "alice");
-        PresentedLicense {
-            hwid: config.hwid,
-            platform_id: config.platform_id,
-            license_info,
-            cal: cal.into(),
-        }
-    };
-    let mut permanent_store = MemoryStore::default();
-    connect(&mut server, &mut permanent_store, 1, 7, epoch());
-    connect(&mut server, &mut permanent_store, 2, 7, epoch() + DAY);
-    let permanent = presented(&permanent_store, 7);
-    assert_eq!(permanent.cal.kind, CalKind::Permanent);
+    let permanent = permanent_cal(&mut server, 7);
     // Issued without the sign-in `connect` reports: validated in the loop below.
     let mut temporary_store = MemoryStore::default();
     Pair::seeded(3, client_config(8, "WS-08", "alice"), epoch() + DAY)
@@ -747,24 +741,12 @@ fn an_assessment_reads_the_pool_where_its_answer_depends_on_it() {
     use rdpele_license_server::model::LicenseRefusal;
     use rdpele_license_server::server::refusal;
     use rdpele_license_server::store::Store;
-    use rdpele_proto::machine::{Assessment, LicenseIssuer, PresentedLicense};
+    use rdpele_proto::machine::{Assessment, LicenseIssuer};
 
     let dir = tempfile::tempdir().unwrap();
     let mut server = server(dir.path(), true, 5);
     let reader = Store::open(dir.path()).unwrap();
-    let mut store = MemoryStore::default();
-    connect(&mut server, &mut store, 1, 7, epoch());
-    connect(&mut server, &mut store, 2, 7, epoch() + DAY);
-    let license_info = store.licenses.values().next().unwrap().clone();
-    let cal = cal::parse_cal(&license_info).unwrap();
-    assert_eq!(cal.kind, CalKind::Permanent);
-    let config = client_config(7, "WS-07", "alice");
-    let permanent = PresentedLicense {
-        hwid: config.hwid,
-        platform_id: config.platform_id,
-        license_info,
-        cal: cal.into(),
-    };
+    let permanent = permanent_cal(&mut server, 7);
     let expiry = permanent.cal.client_license.not_after;
     let expired = Assessment::Refuse(refusal(LicenseRefusal::Expired));
     let cases = [

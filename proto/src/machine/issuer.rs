@@ -17,7 +17,8 @@ pub struct ClientInfo {
 }
 
 /// A CAL presented in a License Info, with the HWID the client proved (MAC-checked) and the
-/// CAL already parsed and matched against that HWID (shared with the host's [`crate::cal::CalCache`]).
+/// CAL already parsed and matched against that HWID (the parse shared with the host's
+/// [`crate::cal::CalCache`]).
 #[derive(Clone, Debug)]
 pub struct PresentedLicense {
     pub hwid: ClientHardwareId,
